@@ -1,0 +1,66 @@
+// swift-tools-version: 6.1
+//
+// MuxRPC: multiplexed RPC for Swift, wire-compatible with HashiCorp's
+// yamux + net/rpc + msgpack stack. See README.md and Docs/.
+
+import PackageDescription
+
+/// Settings every target shares: Swift 6 language mode (strict concurrency)
+/// plus the upcoming features that keep API surfaces honest.
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "MuxRPC",
+    products: [
+        .library(name: "MessagePack", targets: ["MessagePack"]),
+        .executable(name: "muxrpc-codec-demo", targets: ["MuxRPCCodecDemo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+    ],
+    targets: [
+        // Layer 1: the MessagePack codec. Depends on NIOCore only (ByteBuffer).
+        .target(
+            name: "MessagePack",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // A small program that shows the codec at work on a Go-shaped RPC request.
+        .executableTarget(
+            name: "MuxRPCCodecDemo",
+            dependencies: [
+                "MessagePack",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Sources/muxrpc-codec-demo",
+            swiftSettings: strictSettings
+        ),
+
+        // msgpack-c (Debian's libmsgpack-dev), the reference implementation the
+        // codec tests compare against byte for byte. Test-only: the library
+        // itself has no C dependency.
+        .systemLibrary(
+            name: "CMsgpack",
+            path: "Tests/CMsgpack",
+            pkgConfig: "msgpack",
+            providers: [.apt(["libmsgpack-dev"])]
+        ),
+        .testTarget(
+            name: "MessagePackTests",
+            dependencies: [
+                "MessagePack",
+                "CMsgpack",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

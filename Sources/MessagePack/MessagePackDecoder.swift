@@ -1,0 +1,88 @@
+public import NIOCore
+
+/// Decodes `Decodable` values from MessagePack.
+///
+/// Reads what ``MessagePackEncoder`` and Go's go-msgpack write: maps into
+/// structs by coding key (unknown keys are skipped, as Go does), any
+/// integer encoding into any integer type that holds the value, str or bin
+/// into `Data` and `[UInt8]`, and a `Date` from either the timestamp
+/// extension or Go's `time.Time` bytes.
+///
+/// Before decoding, the whole value is checked against ``limits`` without
+/// allocating, so hostile input fails fast and cheaply. Errors are
+/// `DecodingError`s whose context names the coding path and, through the
+/// underlying ``MessagePackError``, the byte offset.
+public struct MessagePackDecoder: Sendable {
+    /// Bounds on depth, lengths, counts and total size.
+    public var limits: MessagePackLimits
+    /// Go's zero values: when true (the default), nil decodes as an empty
+    /// array, map, string or byte string, since Go writes a nil slice, map
+    /// or pointer-free empty value as nil.
+    public var decodesNilAsEmpty: Bool
+    /// Handed to `init(from:)` implementations as `decoder.userInfo`.
+    public var userInfo: [CodingUserInfoKey: any Sendable]
+
+    public init(
+        limits: MessagePackLimits = .default,
+        decodesNilAsEmpty: Bool = true,
+        userInfo: [CodingUserInfoKey: any Sendable] = [:]
+    ) {
+        self.limits = limits
+        self.decodesNilAsEmpty = decodesNilAsEmpty
+        self.userInfo = userInfo
+    }
+
+    /// Decodes the one value that fills `buffer`'s readable bytes. Bytes
+    /// after the value are an error.
+    public func decode<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
+        var scanner = MessagePackValueScanner(limits: limits)
+        let length: Int?
+        do {
+            length = try scanner.scan(buffer)
+        } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
+        }
+        guard let length else {
+            let error = MessagePackError(.truncated(needed: buffer.readableBytes + 1, available: buffer.readableBytes), offset: buffer.readableBytes)
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
+        }
+        guard length == buffer.readableBytes else {
+            let error = MessagePackError(.trailingBytes(count: buffer.readableBytes - length), offset: length)
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
+        }
+        return try decodeChecked(type, from: buffer)
+    }
+
+    /// Decodes the value at the start of `buffer`'s readable bytes and
+    /// consumes it, or returns `nil` (consuming nothing) when the value has
+    /// not fully arrived. Bytes after the value are left for the next call.
+    public func decode<Value: Decodable>(_ type: Value.Type, from buffer: inout ByteBuffer) throws -> Value? {
+        var scanner = MessagePackValueScanner(limits: limits)
+        let length: Int?
+        do {
+            length = try scanner.scan(buffer)
+        } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
+        }
+        guard let length else { return nil }
+        let value = try decodeChecked(type, from: buffer.getSlice(at: buffer.readerIndex, length: length)!)
+        buffer.moveReaderIndex(forwardBy: length)
+        return value
+    }
+
+    /// Decodes from a buffer holding exactly one value that the scanner has
+    /// already checked against the limits. For stream parsers that keep
+    /// their own ``MessagePackValueScanner``.
+    public func decode<Value: Decodable>(_ type: Value.Type, fromScanned buffer: ByteBuffer) throws -> Value {
+        try decodeChecked(type, from: buffer)
+    }
+
+    private func decodeChecked<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
+        let decoding = MessagePackDecoding(
+            reader: MessagePackReader(buffer, limits: limits),
+            decodesNilAsEmpty: decodesNilAsEmpty,
+            userInfo: userInfo
+        )
+        return try decoding.decode(type, at: 0)
+    }
+}

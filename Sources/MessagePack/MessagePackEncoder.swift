@@ -1,0 +1,49 @@
+public import NIOCore
+
+/// Encodes `Encodable` values as MessagePack, straight into a `ByteBuffer`.
+///
+/// Structs become maps keyed by their coding keys (so `CodingKeys` can
+/// spell a Go struct's field names), arrays become arrays, dictionaries
+/// maps. `Data` and `[UInt8]` are bytes, written as ``MessagePackWriteOptions/bytes``
+/// says; `Date` as ``MessagePackWriteOptions/dates`` says;
+/// ``MessagePackValue`` and ``MessagePackTimestamp`` as themselves.
+///
+/// The encoder writes as it goes and fixes each container's header when
+/// the container is done, so it allocates almost nothing. In exchange, a
+/// type must finish one nested container before writing to its parent
+/// again (as every synthesized and almost every hand-written `encode(to:)`
+/// does); going back to a finished container throws.
+public struct MessagePackEncoder: Sendable {
+    /// How strings, bytes and dates are written. Default: ``MessagePackWriteOptions/goCompatible``.
+    public var options: MessagePackWriteOptions
+    /// Handed to `encode(to:)` implementations as `encoder.userInfo`.
+    public var userInfo: [CodingUserInfoKey: any Sendable]
+
+    public init(options: MessagePackWriteOptions = .goCompatible, userInfo: [CodingUserInfoKey: any Sendable] = [:]) {
+        self.options = options
+        self.userInfo = userInfo
+    }
+
+    /// Encodes `value` into a new buffer.
+    public func encode<Value: Encodable>(_ value: Value, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 64)
+        try encode(value, into: &buffer)
+        return buffer
+    }
+
+    /// Appends the encoding of `value` to `buffer`. On error, `buffer` is
+    /// left as it was.
+    public func encode<Value: Encodable>(_ value: Value, into buffer: inout ByteBuffer) throws {
+        let writerIndex = buffer.writerIndex
+        let encoding = MessagePackEncoding(buffer: buffer, options: options, userInfo: userInfo)
+        // Hand the storage to the encoding so appending does not copy it.
+        buffer = ByteBuffer()
+        defer { buffer = encoding.takeBuffer() }
+        do {
+            try encoding.encodeTopLevel(value)
+        } catch {
+            encoding.truncate(to: writerIndex)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,496 @@
+import FoundationEssentials
+import NIOCore
+
+/// The state of one `MessagePackEncoder.encode` call: the buffer being
+/// written and the stack of containers still open in it.
+///
+/// A container reserves one header byte where it starts (enough for up to
+/// 15 elements, which covers nearly every struct) and counts its elements
+/// as they are written. When it closes, the real header goes in; a larger
+/// header shifts the container's bytes right, once.
+///
+/// A container closes when its value's `encode(to:)` returns, or when its
+/// parent is written to again (a nested container is done by then).
+final class MessagePackEncoding: Encoder {
+    struct OpenContainer {
+        /// Identifies this container so a stale handle can be detected.
+        var id: Int
+        /// Absolute writer index of the reserved header byte.
+        var headerIndex: Int
+        var count: Int
+        var isMap: Bool
+    }
+
+    private var buffer: ByteBuffer
+    let options: MessagePackWriteOptions
+    let sendableUserInfo: [CodingUserInfoKey: any Sendable]
+    var codingPath: [any CodingKey] = []
+    var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
+
+    private var open: [OpenContainer] = []
+    private var nextContainerID = 0
+
+    /// The value now being encoded through `encode(to:)`: how deep the
+    /// container stack was when it started, where its bytes start, and the
+    /// container it asked for, if any (asked again, the same one is returned).
+    private var valueDepth = 0
+    private var valueStart = 0
+    private var valueContainerID: Int?
+
+    init(buffer: ByteBuffer, options: MessagePackWriteOptions, userInfo: [CodingUserInfoKey: any Sendable]) {
+        self.buffer = buffer
+        self.options = options
+        self.sendableUserInfo = userInfo
+    }
+
+    func takeBuffer() -> ByteBuffer {
+        let result = buffer
+        buffer = ByteBuffer()
+        return result
+    }
+
+    func truncate(to writerIndex: Int) {
+        buffer.moveWriterIndex(to: writerIndex)
+    }
+
+    /// The first misuse found where the protocol gives no way to throw
+    /// (nested containers, super encoders); thrown at the end.
+    private var deferredError: (any Error)?
+
+    func deferError(_ error: any Error) {
+        if deferredError == nil { deferredError = error }
+    }
+
+    func encodeTopLevel<Value: Encodable>(_ value: Value) throws {
+        try encode(value)
+        if let deferredError { throw deferredError }
+        precondition(open.isEmpty, "every container is closed when its value is done")
+    }
+
+    // MARK: - Encoder
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        KeyedEncodingContainer(MessagePackKeyedEncodingContainer<Key>(encoding: self, handle: valueContainer(isMap: true)))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        MessagePackUnkeyedEncodingContainer(encoding: self, handle: valueContainer(isMap: false))
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        MessagePackSingleValueEncodingContainer(encoding: self, start: valueStart, depth: valueDepth)
+    }
+
+    /// The container for the value being encoded: the one it already asked
+    /// for, or a new one.
+    private func valueContainer(isMap: Bool) -> ContainerHandle {
+        if let id = valueContainerID, let depth = open.firstIndex(where: { $0.id == id }), open[depth].isMap == isMap {
+            return ContainerHandle(id: id, depth: depth)
+        }
+        let handle = openContainer(isMap: isMap)
+        valueContainerID = handle.id
+        return handle
+    }
+
+    // MARK: - Containers
+
+    struct ContainerHandle {
+        var id: Int
+        var depth: Int
+    }
+
+    /// Starts a container at the current end of the buffer.
+    func openContainer(isMap: Bool) -> ContainerHandle {
+        let id = nextContainerID
+        nextContainerID += 1
+        open.append(OpenContainer(id: id, headerIndex: buffer.writerIndex, count: 0, isMap: isMap))
+        buffer.writeInteger(UInt8(0))  // the reserved header byte
+        return ContainerHandle(id: id, depth: open.count - 1)
+    }
+
+    /// Makes `handle` the innermost open container, closing the nested ones
+    /// its last element left open, and counts one more element in it.
+    func prepareElement(in handle: ContainerHandle, path: @autoclosure () -> [any CodingKey]) throws {
+        while open.count > handle.depth + 1 {
+            try closeInnermost()
+        }
+        guard open.count == handle.depth + 1, open[handle.depth].id == handle.id else {
+            throw EncodingError.invalidValue(
+                (),
+                EncodingError.Context(
+                    codingPath: path(),
+                    debugDescription: "MessagePackEncoder writes containers in order: this container was written to after a later sibling or its parent; finish a nested container before writing to its parent again"
+                )
+            )
+        }
+        open[handle.depth].count += 1
+    }
+
+    private func closeInnermost() throws {
+        let container = open.removeLast()
+        let count = container.count
+        guard count <= MessagePackRawWriter.maxEncodableLength else {
+            throw EncodingError.invalidValue(
+                count,
+                EncodingError.Context(codingPath: codingPath, debugDescription: MessagePackError(.lengthNotEncodable(count), offset: nil).description)
+            )
+        }
+        let headerSize = MessagePackRawWriter.containerHeaderSize(count: count)
+        let contentStart = container.headerIndex + 1
+        let contentLength = buffer.writerIndex - contentStart
+        if headerSize > 1 {
+            // Make room: grow the buffer, then move the content right.
+            buffer.writeRepeatingByte(0, count: headerSize - 1)
+        }
+        let readerIndex = buffer.readerIndex
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            let header = bytes.baseAddress! + (container.headerIndex - readerIndex)
+            if headerSize > 1, contentLength > 0 {
+                (header + headerSize).copyMemory(from: header + 1, byteCount: contentLength)
+            }
+            _ = MessagePackRawWriter.writeContainerHeader(count: count, isMap: container.isMap, to: header)
+        }
+    }
+
+    // MARK: - Values
+
+    /// Encodes a key of a map.
+    func encodeKey(_ key: some CodingKey) throws {
+        // Integer keys (as `Dictionary<Int, _>` produces) go out as integers,
+        // like a Go map[int]T; everything else by its string value.
+        if let int = key.intValue, key.stringValue == String(int) {
+            buffer.writeMessagePackInteger(int)
+        } else {
+            try writeString(key.stringValue)
+        }
+    }
+
+    func writeNil() { buffer.writeMessagePackNil() }
+    func writeBool(_ value: Bool) { buffer.writeMessagePackBool(value) }
+    func writeInteger<Integer: FixedWidthInteger>(_ value: Integer) { buffer.writeMessagePackInteger(value) }
+    func writeFloat(_ value: Float) { buffer.writeMessagePackFloat(value) }
+    func writeDouble(_ value: Double) { buffer.writeMessagePackDouble(value) }
+
+    func writeString(_ value: String) throws {
+        do {
+            try buffer.writeMessagePackString(value, headers: options.stringHeaders)
+        } catch {
+            throw EncodingError.invalidValue(value, EncodingError.Context(codingPath: codingPath, debugDescription: error.description, underlyingError: error))
+        }
+    }
+
+    func writeBytes(_ bytes: UnsafeRawBufferPointer) throws {
+        do {
+            switch options.bytes {
+            case .string: try buffer.writeMessagePackStringBytes(bytes, headers: options.stringHeaders)
+            case .binary: try buffer.writeMessagePackBinary(bytes)
+            }
+        } catch {
+            throw EncodingError.invalidValue(bytes.count, EncodingError.Context(codingPath: codingPath, debugDescription: error.description, underlyingError: error))
+        }
+    }
+
+    /// Encodes any value: the types MessagePack has a form for directly,
+    /// or else through the value's own `encode(to:)`.
+    func encode<Value: Encodable>(_ value: Value) throws {
+        // Exact type checks, not `as?` casts: an empty `[String]` casts to
+        // `[UInt8]` successfully, and must still encode as an array.
+        if Value.self == Data.self {
+            try (value as! Data).withUnsafeBytes { try writeBytes($0) }
+        } else if Value.self == [UInt8].self {
+            try (value as! [UInt8]).withUnsafeBytes { try writeBytes($0) }
+        } else if Value.self == Date.self {
+            try encodeDate(value as! Date)
+        } else if Value.self == MessagePackTimestamp.self {
+            buffer.writeMessagePackTimestamp(value as! MessagePackTimestamp)
+        } else if Value.self == MessagePackValue.self {
+            let dynamic = value as! MessagePackValue
+            do {
+                try buffer.writeMessagePackValue(dynamic, options: options)
+            } catch {
+                throw EncodingError.invalidValue(dynamic, EncodingError.Context(codingPath: codingPath, debugDescription: error.description, underlyingError: error))
+            }
+        } else {
+            try encodeThroughEncodable(value)
+        }
+    }
+
+    private func encodeDate(_ date: Date) throws {
+        switch options.dates {
+        case .goTime:
+            let bytes = GoTime(date).marshalBinary()
+            try bytes.withUnsafeBytes { try writeBytes($0) }
+        case .timestampExtension:
+            buffer.writeMessagePackTimestamp(MessagePackTimestamp(date))
+        }
+    }
+
+    private func encodeThroughEncodable<Value: Encodable>(_ value: Value) throws {
+        let saved = (valueDepth, valueStart, valueContainerID)
+        valueDepth = open.count
+        valueStart = buffer.writerIndex
+        valueContainerID = nil
+        defer { (valueDepth, valueStart, valueContainerID) = saved }
+
+        try value.encode(to: self)
+
+        // The value is done: close what it opened.
+        while open.count > valueDepth {
+            try closeInnermost()
+        }
+        // A value that wrote nothing at all is an empty struct: an empty map,
+        // as Go writes one.
+        if buffer.writerIndex == valueStart {
+            buffer.writeInteger(FormatByte.fixmap)
+        }
+    }
+
+    /// For the single-value container: true if nothing was written for the
+    /// value that started at `start` yet.
+    func isUnwritten(since start: Int, depth: Int) -> Bool {
+        buffer.writerIndex == start && open.count == depth
+    }
+}
+
+// MARK: - Containers
+
+struct MessagePackKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let encoding: MessagePackEncoding
+    let handle: MessagePackEncoding.ContainerHandle
+    let codingPath: [any CodingKey]
+
+    init(encoding: MessagePackEncoding, handle: MessagePackEncoding.ContainerHandle) {
+        self.encoding = encoding
+        self.handle = handle
+        self.codingPath = encoding.codingPath
+    }
+
+    private func begin(_ key: Key) throws {
+        try encoding.prepareElement(in: handle, path: codingPath + [key])
+        try encoding.encodeKey(key)
+    }
+
+    mutating func encodeNil(forKey key: Key) throws { try begin(key); encoding.writeNil() }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { try begin(key); encoding.writeBool(value) }
+    mutating func encode(_ value: String, forKey key: Key) throws { try begin(key); try encoding.writeString(value) }
+    mutating func encode(_ value: Double, forKey key: Key) throws { try begin(key); encoding.writeDouble(value) }
+    mutating func encode(_ value: Float, forKey key: Key) throws { try begin(key); encoding.writeFloat(value) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int8, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int16, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int32, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt8, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt16, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt32, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws { try begin(key); encoding.writeInteger(value) }
+
+    mutating func encode<Value: Encodable>(_ value: Value, forKey key: Key) throws {
+        try begin(key)
+        encoding.codingPath.append(key)
+        defer { encoding.codingPath.removeLast() }
+        try encoding.encode(value)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type,
+        forKey key: Key
+    ) -> KeyedEncodingContainer<NestedKey> {
+        let handle = nestedHandle(forKey: key, isMap: true)
+        encoding.codingPath.append(key)
+        defer { encoding.codingPath.removeLast() }
+        return KeyedEncodingContainer(MessagePackKeyedEncodingContainer<NestedKey>(encoding: encoding, handle: handle))
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let handle = nestedHandle(forKey: key, isMap: false)
+        encoding.codingPath.append(key)
+        defer { encoding.codingPath.removeLast() }
+        return MessagePackUnkeyedEncodingContainer(encoding: encoding, handle: handle)
+    }
+
+    /// Nested containers cannot throw; a misuse found here is reported by
+    /// the next throwing call (the parent's element count stays right).
+    private func nestedHandle(forKey key: Key, isMap: Bool) -> MessagePackEncoding.ContainerHandle {
+        do {
+            try begin(key)
+        } catch {
+            encoding.deferError(error)
+        }
+        return encoding.openContainer(isMap: isMap)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        MessagePackSuperEncoder(encoding: encoding, handle: nestedSuperHandle(key: MessagePackCodingKey(stringValue: "super")))
+    }
+
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        MessagePackSuperEncoder(encoding: encoding, handle: nestedSuperHandle(key: key))
+    }
+
+    private func nestedSuperHandle(key: some CodingKey) -> MessagePackEncoding.ContainerHandle {
+        do {
+            try encoding.prepareElement(in: handle, path: codingPath + [key])
+            try encoding.encodeKey(key)
+        } catch {
+            encoding.deferError(error)
+        }
+        return handle
+    }
+}
+
+struct MessagePackUnkeyedEncodingContainer: UnkeyedEncodingContainer {
+    let encoding: MessagePackEncoding
+    let handle: MessagePackEncoding.ContainerHandle
+    let codingPath: [any CodingKey]
+    private(set) var count = 0
+
+    init(encoding: MessagePackEncoding, handle: MessagePackEncoding.ContainerHandle) {
+        self.encoding = encoding
+        self.handle = handle
+        self.codingPath = encoding.codingPath
+    }
+
+    private mutating func begin() throws {
+        try encoding.prepareElement(in: handle, path: codingPath + [MessagePackCodingKey(intValue: count)])
+        count += 1
+    }
+
+    mutating func encodeNil() throws { try begin(); encoding.writeNil() }
+    mutating func encode(_ value: Bool) throws { try begin(); encoding.writeBool(value) }
+    mutating func encode(_ value: String) throws { try begin(); try encoding.writeString(value) }
+    mutating func encode(_ value: Double) throws { try begin(); encoding.writeDouble(value) }
+    mutating func encode(_ value: Float) throws { try begin(); encoding.writeFloat(value) }
+    mutating func encode(_ value: Int) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int8) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int16) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int32) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int64) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt8) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt16) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt32) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt64) throws { try begin(); encoding.writeInteger(value) }
+
+    mutating func encode<Value: Encodable>(_ value: Value) throws {
+        let index = count
+        try begin()
+        encoding.codingPath.append(MessagePackCodingKey(intValue: index))
+        defer { encoding.codingPath.removeLast() }
+        try encoding.encode(value)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        let handle = nestedHandle(isMap: true)
+        return KeyedEncodingContainer(MessagePackKeyedEncodingContainer<NestedKey>(encoding: encoding, handle: handle))
+    }
+
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        MessagePackUnkeyedEncodingContainer(encoding: encoding, handle: nestedHandle(isMap: false))
+    }
+
+    private mutating func nestedHandle(isMap: Bool) -> MessagePackEncoding.ContainerHandle {
+        do {
+            try begin()
+        } catch {
+            encoding.deferError(error)
+        }
+        return encoding.openContainer(isMap: isMap)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        do {
+            try begin()
+        } catch {
+            encoding.deferError(error)
+        }
+        return MessagePackSuperEncoder(encoding: encoding, handle: handle)
+    }
+}
+
+struct MessagePackSingleValueEncodingContainer: SingleValueEncodingContainer {
+    let encoding: MessagePackEncoding
+    let start: Int
+    let depth: Int
+    var codingPath: [any CodingKey] { encoding.codingPath }
+
+    init(encoding: MessagePackEncoding, start: Int, depth: Int) {
+        self.encoding = encoding
+        self.start = start
+        self.depth = depth
+    }
+
+    private func begin() throws {
+        guard encoding.isUnwritten(since: start, depth: depth) else {
+            throw EncodingError.invalidValue(
+                (),
+                EncodingError.Context(codingPath: codingPath, debugDescription: "a single value container holds one value; this one was written to already")
+            )
+        }
+    }
+
+    mutating func encodeNil() throws { try begin(); encoding.writeNil() }
+    mutating func encode(_ value: Bool) throws { try begin(); encoding.writeBool(value) }
+    mutating func encode(_ value: String) throws { try begin(); try encoding.writeString(value) }
+    mutating func encode(_ value: Double) throws { try begin(); encoding.writeDouble(value) }
+    mutating func encode(_ value: Float) throws { try begin(); encoding.writeFloat(value) }
+    mutating func encode(_ value: Int) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int8) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int16) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int32) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: Int64) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt8) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt16) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt32) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode(_ value: UInt64) throws { try begin(); encoding.writeInteger(value) }
+    mutating func encode<Value: Encodable>(_ value: Value) throws { try begin(); try encoding.encode(value) }
+}
+
+/// The encoder `superEncoder()` returns: the parent's key (or element) is
+/// already written, and whatever the superclass encodes becomes its value.
+/// Use it before writing to the parent again.
+struct MessagePackSuperEncoder: Encoder {
+    let encoding: MessagePackEncoding
+    let handle: MessagePackEncoding.ContainerHandle
+    var codingPath: [any CodingKey] { encoding.codingPath }
+    var userInfo: [CodingUserInfoKey: Any] { encoding.userInfo }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        KeyedEncodingContainer(MessagePackKeyedEncodingContainer<Key>(encoding: encoding, handle: encoding.openContainer(isMap: true)))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        MessagePackUnkeyedEncodingContainer(encoding: encoding, handle: encoding.openContainer(isMap: false))
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        MessagePackSuperValueContainer(encoding: encoding)
+    }
+}
+
+/// Single value written as the value of a `superEncoder()` slot.
+struct MessagePackSuperValueContainer: SingleValueEncodingContainer {
+    let encoding: MessagePackEncoding
+    var codingPath: [any CodingKey] { encoding.codingPath }
+
+    mutating func encodeNil() throws { encoding.writeNil() }
+    mutating func encode<Value: Encodable>(_ value: Value) throws { try encoding.encode(value) }
+}
+
+/// A coding key for array indices and the `super` key.
+struct MessagePackCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+
+    init(stringValue: String) {
+        self.stringValue = stringValue
+        self.intValue = nil
+    }
+
+    init(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
