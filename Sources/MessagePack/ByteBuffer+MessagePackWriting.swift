@@ -61,13 +61,14 @@ extension ByteBuffer {
         _ value: String,
         headers: MessagePackWriteOptions.StringHeaders = .legacy
     ) throws(MessagePackError) -> Int {
+        let count = value.utf8.count
+        guard count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(count), offset: nil) }
         var value = value
-        let result = value.withUTF8 { utf8 in
-            Result { () throws(MessagePackError) in
-                try self.writeMessagePackStringBytes(UnsafeRawBufferPointer(utf8), headers: headers)
+        return value.withUTF8 { utf8 in
+            self.writeMessagePackPayload(UnsafeRawBufferPointer(utf8)) { count, base in
+                MessagePackRawWriter.writeStringHeader(count: count, headers: headers, to: base)
             }
         }
-        return try result.get()
     }
 
     /// Writes raw bytes as a str value (what go-msgpack does with `[]byte`).
@@ -78,15 +79,27 @@ extension ByteBuffer {
         _ bytes: UnsafeRawBufferPointer,
         headers: MessagePackWriteOptions.StringHeaders = .legacy
     ) throws(MessagePackError) -> Int {
-        let count = bytes.count
-        guard count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(count), offset: nil) }
-        return writeWithUnsafeMutableBytes(minimumWritableBytes: 5 + count) { out in
+        guard bytes.count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(bytes.count), offset: nil) }
+        return writeMessagePackPayload(bytes) { count, base in
+            MessagePackRawWriter.writeStringHeader(count: count, headers: headers, to: base)
+        }
+    }
+
+    /// Writes a header (at most 6 bytes, by `header`) and then `payload`,
+    /// in one reservation. The caller has checked the length.
+    @inlinable
+    mutating func writeMessagePackPayload(
+        _ payload: UnsafeRawBufferPointer,
+        header: (Int, UnsafeMutableRawPointer) -> Int
+    ) -> Int {
+        let count = payload.count
+        return writeWithUnsafeMutableBytes(minimumWritableBytes: 6 + count) { out in
             let base = out.baseAddress!
-            let header = MessagePackRawWriter.writeStringHeader(count: count, headers: headers, to: base)
+            let headerLength = header(count, base)
             if count > 0 {
-                (base + header).copyMemory(from: bytes.baseAddress!, byteCount: count)
+                (base + headerLength).copyMemory(from: payload.baseAddress!, byteCount: count)
             }
-            return header + count
+            return headerLength + count
         }
     }
 
@@ -107,15 +120,9 @@ extension ByteBuffer {
     @inlinable
     @discardableResult
     public mutating func writeMessagePackBinary(_ bytes: UnsafeRawBufferPointer) throws(MessagePackError) -> Int {
-        let count = bytes.count
-        guard count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(count), offset: nil) }
-        return writeWithUnsafeMutableBytes(minimumWritableBytes: 5 + count) { out in
-            let base = out.baseAddress!
-            let header = MessagePackRawWriter.writeBinaryHeader(count: count, to: base)
-            if count > 0 {
-                (base + header).copyMemory(from: bytes.baseAddress!, byteCount: count)
-            }
-            return header + count
+        guard bytes.count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(bytes.count), offset: nil) }
+        return writeMessagePackPayload(bytes) { count, base in
+            MessagePackRawWriter.writeBinaryHeader(count: count, to: base)
         }
     }
 
@@ -123,20 +130,20 @@ extension ByteBuffer {
     @inlinable
     @discardableResult
     public mutating func writeMessagePackBinary(_ bytes: ByteBuffer) throws(MessagePackError) -> Int {
-        let result = bytes.withUnsafeReadableBytes { raw in
-            Result { () throws(MessagePackError) in try self.writeMessagePackBinary(raw) }
+        guard bytes.readableBytes <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(bytes.readableBytes), offset: nil) }
+        return bytes.withUnsafeReadableBytes { raw in
+            self.writeMessagePackPayload(raw) { count, base in MessagePackRawWriter.writeBinaryHeader(count: count, to: base) }
         }
-        return try result.get()
     }
 
     /// Writes `bytes` in the bin family.
     @inlinable
     @discardableResult
     public mutating func writeMessagePackBinary(_ bytes: [UInt8]) throws(MessagePackError) -> Int {
-        let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(MessagePackError) in try self.writeMessagePackBinary(raw) }
+        guard bytes.count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(bytes.count), offset: nil) }
+        return bytes.withUnsafeBytes { raw in
+            self.writeMessagePackPayload(raw) { count, base in MessagePackRawWriter.writeBinaryHeader(count: count, to: base) }
         }
-        return try result.get()
     }
 
     /// Writes a bin header only; the caller writes `count` bytes after it.
@@ -175,15 +182,9 @@ extension ByteBuffer {
     @inlinable
     @discardableResult
     public mutating func writeMessagePackExtension(type: Int8, payload: UnsafeRawBufferPointer) throws(MessagePackError) -> Int {
-        let count = payload.count
-        guard count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(count), offset: nil) }
-        return writeWithUnsafeMutableBytes(minimumWritableBytes: 6 + count) { out in
-            let base = out.baseAddress!
-            let header = MessagePackRawWriter.writeExtensionHeader(type: type, count: count, to: base)
-            if count > 0 {
-                (base + header).copyMemory(from: payload.baseAddress!, byteCount: count)
-            }
-            return header + count
+        guard payload.count <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(payload.count), offset: nil) }
+        return writeMessagePackPayload(payload) { count, base in
+            MessagePackRawWriter.writeExtensionHeader(type: type, count: count, to: base)
         }
     }
 
@@ -191,10 +192,10 @@ extension ByteBuffer {
     @inlinable
     @discardableResult
     public mutating func writeMessagePackExtension(type: Int8, payload: ByteBuffer) throws(MessagePackError) -> Int {
-        let result = payload.withUnsafeReadableBytes { raw in
-            Result { () throws(MessagePackError) in try self.writeMessagePackExtension(type: type, payload: raw) }
+        guard payload.readableBytes <= MessagePackRawWriter.maxEncodableLength else { throw MessagePackError(.lengthNotEncodable(payload.readableBytes), offset: nil) }
+        return payload.withUnsafeReadableBytes { raw in
+            self.writeMessagePackPayload(raw) { count, base in MessagePackRawWriter.writeExtensionHeader(type: type, count: count, to: base) }
         }
-        return try result.get()
     }
 
     /// Writes a timestamp (extension type -1) in its smallest form:

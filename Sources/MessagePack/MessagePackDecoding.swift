@@ -1,6 +1,14 @@
 import FoundationEssentials
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The state of one `MessagePackDecoder.decode` call.
 ///
 /// Containers never depend on where a previous decode left the reader:
@@ -109,36 +117,36 @@ final class MessagePackDecoding: Decoder {
     /// form here, everything else through its `init(from:)`.
     func decode<Value: Decodable>(_ type: Value.Type, at offset: Int) throws -> Value {
         reader.offset = offset
-        switch type {
-        case is String.Type: return try readString(path: codingPath) as! Value
-        case is Int.Type: return try readInteger(Int.self, path: codingPath) as! Value
-        case is Int64.Type: return try readInteger(Int64.self, path: codingPath) as! Value
-        case is UInt64.Type: return try readInteger(UInt64.self, path: codingPath) as! Value
-        case is Bool.Type: return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readBool() } as! Value
-        case is Double.Type: return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readDouble() } as! Value
-        case is Data.Type: return Data(buffer: try readBytes()) as! Value
-        case is [UInt8].Type: return Array(buffer: try readBytes()) as! Value
-        case is Date.Type: return try readDate() as! Value
-        case is MessagePackValue.Type:
+        // Metatype equality, not `is` casts: one pointer compare each.
+        if type == String.self { return try readString(path: codingPath) as! Value }
+        if type == Int.self { return try readInteger(Int.self, path: codingPath) as! Value }
+        if type == Int64.self { return try readInteger(Int64.self, path: codingPath) as! Value }
+        if type == UInt64.self { return try readInteger(UInt64.self, path: codingPath) as! Value }
+        if type == Bool.self { return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readBool() } as! Value }
+        if type == Double.self { return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readDouble() } as! Value }
+        if type == Data.self { return try readBytes { Data($0) } as! Value }
+        if type == [UInt8].self { return try readBytes { Array($0) } as! Value }
+        if type == Date.self { return try readDate() as! Value }
+        if type == MessagePackValue.self {
             return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readValue() } as! Value
-        case is MessagePackTimestamp.Type:
-            return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readTimestamp() } as! Value
-        default:
-            let saved = valueStart
-            valueStart = offset
-            defer { valueStart = saved }
-            return try Value(from: self)
         }
+        if type == MessagePackTimestamp.self {
+            return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readTimestamp() } as! Value
+        }
+        let saved = valueStart
+        valueStart = offset
+        defer { valueStart = saved }
+        return try Value(from: self)
     }
 
-    /// Reads str or bin bytes as a slice (empty for nil when Go's zero
-    /// values are on).
-    func readBytes() throws -> ByteBuffer {
+    /// Reads str or bin bytes into a new value made by `make` (empty for
+    /// nil when Go's zero values are on).
+    func readBytes<Result>(_ make: (UnsafeRawBufferPointer) -> Result) throws -> Result {
         if decodesNilAsEmpty && reader.nextIsNil() {
             reader.offset += 1
-            return ByteBuffer()
+            return make(UnsafeRawBufferPointer(start: nil, count: 0))
         }
-        return try read(path: codingPath, as: [UInt8].self) { reader throws(MessagePackError) in try reader.readStringBytes() }
+        return try read(path: codingPath, as: [UInt8].self) { reader throws(MessagePackError) in try reader.withStringBytes(make) }
     }
 
     /// A `Date` from a timestamp extension or from Go `time.Time` bytes.
@@ -153,18 +161,6 @@ final class MessagePackDecoding: Decoder {
         } catch {
             throw Self.decodingError(MessagePackError(error.kind, offset: start), type: Date.self, path: codingPath)
         }
-    }
-}
-
-extension Data {
-    fileprivate init(buffer: ByteBuffer) {
-        self = buffer.withUnsafeReadableBytes { Data($0) }
-    }
-}
-
-extension Array where Element == UInt8 {
-    fileprivate init(buffer: ByteBuffer) {
-        self = buffer.withUnsafeReadableBytes { Array($0) }
     }
 }
 
@@ -192,13 +188,16 @@ struct MapIndex {
     private(set) var entries: [Entry] = []
     private var byString: [String: Int]?
     private var byInt: [Int64: Int]?
-    private var buffer = ByteBuffer()
+    /// The input, kept alive for `bytes` (see `MessagePackReader.bytes`).
+    private var storage = ByteBuffer()
+    private var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
 
     init() {}
 
     init(reading reader: inout MessagePackReader) throws(MessagePackError) {
         let count = try reader.readMapHeader()
-        buffer = reader.buffer
+        storage = reader.storage
+        bytes = reader.bytes
         entries.reserveCapacity(Swift.min(count, reader.remainingBytes / 2))
         for _ in 0..<count {
             let key: EntryKey
@@ -237,9 +236,7 @@ struct MapIndex {
     }
 
     func keyString(offset: Int, length: Int) -> String? {
-        buffer.withUnsafeReadableBytes { bytes in
-            String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]), as: UTF8.self)
-        }
+        MessagePackReader.makeString(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
     }
 
     /// The value offset for `key`; with duplicate keys the last one wins,
@@ -252,21 +249,19 @@ struct MapIndex {
         let int = key.intValue.map(Int64.init)
         var name = key.stringValue
         return name.withUTF8 { name in
-            buffer.withUnsafeReadableBytes { bytes in
-                for entry in entries.reversed() {
-                    switch entry.key {
-                    case .string(let offset, let length):
-                        if length == name.count, UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]).elementsEqual(name) {
-                            return entry.valueOffset
-                        }
-                    case .int(let value):
-                        if value == int { return entry.valueOffset }
-                    case .other:
-                        break
+            for entry in entries.reversed() {
+                switch entry.key {
+                case .string(let offset, let length):
+                    if length == name.count, length == 0 || memcmp(bytes.baseAddress! + offset, name.baseAddress!, length) == 0 {
+                        return entry.valueOffset
                     }
+                case .int(let value):
+                    if value == int { return entry.valueOffset }
+                case .other:
+                    break
                 }
-                return nil
             }
+            return nil
         }
     }
 

@@ -34,16 +34,8 @@ public struct MessagePackEncoder: Sendable {
     /// Appends the encoding of `value` to `buffer`. On error, `buffer` is
     /// left as it was.
     public func encode<Value: Encodable>(_ value: Value, into buffer: inout ByteBuffer) throws {
-        let writerIndex = buffer.writerIndex
-        let encoding = MessagePackEncoding(buffer: buffer, options: options, userInfo: userInfo)
-        // Hand the storage to the encoding so appending does not copy it.
-        buffer = ByteBuffer()
-        defer { buffer = encoding.takeBuffer() }
-        do {
-            try encoding.encodeTopLevel(value)
-        } catch {
-            encoding.truncate(to: writerIndex)
-            throw error
-        }
+        let encoding = MessagePackEncoding(options: options, userInfo: userInfo)
+        try encoding.encodeTopLevel(value)
+        encoding.write(to: &buffer)
     }
 }

@@ -34,6 +34,8 @@ public struct MessagePackError: Error, Hashable, Sendable, CustomStringConvertib
         case invalidValue(String)
         /// A length or count above 2^32-1, which MessagePack cannot encode.
         case lengthNotEncodable(Int)
+        /// A ``MessagePackPointerWriter`` was given too small a reservation.
+        case writerCapacityExceeded(needed: Int, capacity: Int)
     }
 
     /// What went wrong.
@@ -76,6 +78,8 @@ public struct MessagePackError: Error, Hashable, Sendable, CustomStringConvertib
             what = reason
         case .lengthNotEncodable(let length):
             what = "length \(length) is larger than MessagePack can encode (2^32-1)"
+        case .writerCapacityExceeded(let needed, let capacity):
+            what = "writes need at least \(needed) bytes but only \(capacity) were reserved; nothing was written"
         }
         if let offset {
             return "MessagePack: \(what) at byte offset \(offset)"

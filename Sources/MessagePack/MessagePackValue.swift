@@ -156,8 +156,7 @@ extension MessagePackReader {
         case .bool:
             return .bool(try readBool())
         case .int, .uint:
-            if peekFormat() == FormatByte.uint64, let value = buffer.getInteger(at: buffer.readerIndex + offset + 1, as: UInt64.self),
-                value > UInt64(Int64.max)
+            if peekFormat() == FormatByte.uint64, let value = load(UInt64.self, after: 1), value > UInt64(Int64.max)
             {
                 return .uint(try readInteger(as: UInt64.self))
             }

@@ -1,0 +1,2 @@
+// msgpack-c, the reference implementation the codec tests compare against.
+#include <msgpack.h>

@@ -1,0 +1,192 @@
+import CMsgpack
+import MessagePack
+import NIOCore
+
+/// net/rpc's request header.
+struct RequestHeader: Codable {
+    var ServiceMethod: String
+    var Seq: UInt64
+}
+
+/// The shape of a typical Consul read request (DC, node, ACL token and
+/// blocking-query options).
+struct QueryRequest: Codable {
+    var Datacenter: String
+    var Node: String
+    var Token: String
+    var AllowStale: Bool
+    var MinQueryIndex: UInt64
+    var MaxQueryTime: GoDuration
+}
+
+/// One RPC request as it goes on a stream: header, then body.
+enum RPCMessage {
+    static let header = RequestHeader(ServiceMethod: "Catalog.NodeServices", Seq: 48_213)
+    static let body = QueryRequest(
+        Datacenter: "dc1", Node: "node-42", Token: "", AllowStale: true,
+        MinQueryIndex: 1_934, MaxQueryTime: GoDuration(.seconds(300))
+    )
+
+    /// The encoding every decode benchmark reads.
+    static let encoded: ByteBuffer = {
+        var buffer = ByteBuffer()
+        try! writeRaw(into: &buffer)
+        return buffer
+    }()
+
+    /// The same bytes as the Codable encoder writes, with one writer call per value.
+    @inline(__always)
+    static func writeRaw(into buffer: inout ByteBuffer) throws {
+        try buffer.writeMessagePackMapHeader(count: 2)
+        try buffer.writeMessagePackString("ServiceMethod")
+        try buffer.writeMessagePackString(header.ServiceMethod)
+        try buffer.writeMessagePackString("Seq")
+        buffer.writeMessagePackInteger(header.Seq)
+        try buffer.writeMessagePackMapHeader(count: 6)
+        try buffer.writeMessagePackString("Datacenter")
+        try buffer.writeMessagePackString(body.Datacenter)
+        try buffer.writeMessagePackString("Node")
+        try buffer.writeMessagePackString(body.Node)
+        try buffer.writeMessagePackString("Token")
+        try buffer.writeMessagePackString(body.Token)
+        try buffer.writeMessagePackString("AllowStale")
+        buffer.writeMessagePackBool(body.AllowStale)
+        try buffer.writeMessagePackString("MinQueryIndex")
+        buffer.writeMessagePackInteger(body.MinQueryIndex)
+        try buffer.writeMessagePackString("MaxQueryTime")
+        buffer.writeMessagePackInteger(body.MaxQueryTime.nanoseconds)
+    }
+
+    /// Reads header and body field by field, as a hand-written parser would.
+    static func readRaw(_ reader: inout MessagePackReader) throws -> (String, UInt64, String, UInt64) {
+        var method = ""
+        var seq: UInt64 = 0
+        for _ in 0..<(try reader.readMapHeader()) {
+            switch try reader.readString() {
+            case "ServiceMethod": method = try reader.readString()
+            case "Seq": seq = try reader.readInteger()
+            default: try reader.skipValue()
+            }
+        }
+        var node = ""
+        var index: UInt64 = 0
+        for _ in 0..<(try reader.readMapHeader()) {
+            switch try reader.readString() {
+            case "Node": node = try reader.readString()
+            case "MinQueryIndex": index = try reader.readInteger()
+            default: try reader.skipValue()
+            }
+        }
+        return (method, seq, node, index)
+    }
+}
+
+/// msgpack-c doing the same work.
+struct ReferencePacker {
+    private var buffer = msgpack_sbuffer()
+    private var packer = msgpack_packer()
+
+    init() {
+        msgpack_sbuffer_init(&buffer)
+    }
+
+    var size: Int { buffer.size }
+
+    mutating func clear() { msgpack_sbuffer_clear(&buffer) }
+
+    mutating func destroy() { msgpack_sbuffer_destroy(&buffer) }
+
+    private mutating func withPacker(_ body: (inout msgpack_packer) -> Void) {
+        withUnsafeMutablePointer(to: &buffer) { bufferPointer in
+            msgpack_packer_init(&packer, bufferPointer, msgpack_sbuffer_write)
+            body(&packer)
+        }
+    }
+
+    private static func string(_ value: StaticString, _ packer: inout msgpack_packer) {
+        msgpack_pack_v4raw(&packer, value.utf8CodeUnitCount)
+        msgpack_pack_v4raw_body(&packer, value.utf8Start, value.utf8CodeUnitCount)
+    }
+
+    private static func string(_ value: String, _ packer: inout msgpack_packer) {
+        var value = value
+        value.withUTF8 { utf8 in
+            msgpack_pack_v4raw(&packer, utf8.count)
+            msgpack_pack_v4raw_body(&packer, utf8.baseAddress, utf8.count)
+        }
+    }
+
+    mutating func packRequest() {
+        withPacker { packer in
+            msgpack_pack_map(&packer, 2)
+            Self.string("ServiceMethod", &packer)
+            Self.string(RPCMessage.header.ServiceMethod, &packer)
+            Self.string("Seq", &packer)
+            msgpack_pack_uint64(&packer, RPCMessage.header.Seq)
+            msgpack_pack_map(&packer, 6)
+            Self.string("Datacenter", &packer)
+            Self.string(RPCMessage.body.Datacenter, &packer)
+            Self.string("Node", &packer)
+            Self.string(RPCMessage.body.Node, &packer)
+            Self.string("Token", &packer)
+            Self.string(RPCMessage.body.Token, &packer)
+            Self.string("AllowStale", &packer)
+            _ = RPCMessage.body.AllowStale ? msgpack_pack_true(&packer) : msgpack_pack_false(&packer)
+            Self.string("MinQueryIndex", &packer)
+            msgpack_pack_uint64(&packer, RPCMessage.body.MinQueryIndex)
+            Self.string("MaxQueryTime", &packer)
+            msgpack_pack_int64(&packer, RPCMessage.body.MaxQueryTime.nanoseconds)
+        }
+    }
+
+    mutating func packBinary(_ payload: [UInt8]) {
+        withPacker { packer in
+            msgpack_pack_bin(&packer, payload.count)
+            msgpack_pack_bin_body(&packer, payload, payload.count)
+        }
+    }
+
+    /// Unpacks header and body into msgpack-c objects and reads the same
+    /// fields the reader benchmark reads.
+    static func unpackRequest(_ bytes: [UInt8], into unpacked: inout msgpack_unpacked) -> (Int, UInt64, Int, UInt64) {
+        var offset = 0
+        var method = 0
+        var seq: UInt64 = 0
+        var node = 0
+        var index: UInt64 = 0
+        bytes.withUnsafeBufferPointer { raw in
+            raw.withMemoryRebound(to: CChar.self) { chars in
+                _ = msgpack_unpack_next(&unpacked, chars.baseAddress, chars.count, &offset)
+                let header = unpacked.data.via.map
+                for position in 0..<Int(header.size) {
+                    let entry = header.ptr[position]
+                    if key(entry.key, equals: "ServiceMethod") { method = Int(entry.val.via.str.size) }
+                    if key(entry.key, equals: "Seq") { seq = entry.val.via.u64 }
+                }
+                _ = msgpack_unpack_next(&unpacked, chars.baseAddress, chars.count, &offset)
+                let body = unpacked.data.via.map
+                for position in 0..<Int(body.size) {
+                    let entry = body.ptr[position]
+                    if key(entry.key, equals: "Node") { node = Int(entry.val.via.str.size) }
+                    if key(entry.key, equals: "MinQueryIndex") { index = entry.val.via.u64 }
+                }
+            }
+        }
+        return (method, seq, node, index)
+    }
+
+    private static func key(_ object: msgpack_object, equals name: StaticString) -> Bool {
+        object.via.str.size == name.utf8CodeUnitCount
+            && memcmp(object.via.str.ptr, name.utf8Start, name.utf8CodeUnitCount) == 0
+    }
+
+    static func unpackSize(_ bytes: [UInt8], into unpacked: inout msgpack_unpacked) -> Int {
+        var offset = 0
+        bytes.withUnsafeBufferPointer { raw in
+            raw.withMemoryRebound(to: CChar.self) { chars in
+                _ = msgpack_unpack_next(&unpacked, chars.baseAddress, chars.count, &offset)
+            }
+        }
+        return Int(unpacked.data.via.bin.size)
+    }
+}
