@@ -44,14 +44,14 @@ extension ByteBuffer {
     @inlinable
     @discardableResult
     public mutating func writeMessagePackFloat(_ value: Float) -> Int {
-        writeInteger(FormatByte.float32) + writeInteger(value.bitPattern)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 5) { MessagePackRawWriter.writeFloat(value, to: $0.baseAddress!) }
     }
 
     /// Writes a float 64 (0xcb).
     @inlinable
     @discardableResult
     public mutating func writeMessagePackDouble(_ value: Double) -> Int {
-        writeInteger(FormatByte.float64) + writeInteger(value.bitPattern)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 9) { MessagePackRawWriter.writeDouble(value, to: $0.baseAddress!) }
     }
 
     /// Writes a str value: header and UTF-8 bytes in one reservation.
@@ -244,6 +244,20 @@ enum MessagePackRawWriter {
             store(value, at: base, offset: 1)
             return 9
         }
+    }
+
+    @inlinable
+    static func writeFloat(_ value: Float, to base: UnsafeMutableRawPointer) -> Int {
+        store(FormatByte.float32, at: base, offset: 0)
+        store(value.bitPattern, at: base, offset: 1)
+        return 5
+    }
+
+    @inlinable
+    static func writeDouble(_ value: Double, to base: UnsafeMutableRawPointer) -> Int {
+        store(FormatByte.float64, at: base, offset: 0)
+        store(value.bitPattern, at: base, offset: 1)
+        return 9
     }
 
     @inlinable

@@ -35,20 +35,11 @@ public struct MessagePackDecoder: Sendable {
     /// Decodes the one value that fills `buffer`'s readable bytes. Bytes
     /// after the value are an error.
     public func decode<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
-        var scanner = MessagePackValueScanner(limits: limits)
-        let length: Int?
-        do {
-            length = try scanner.scan(buffer)
-        } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
-        }
-        guard let length else {
-            let error = MessagePackError(.truncated(needed: buffer.readableBytes + 1, available: buffer.readableBytes), offset: buffer.readableBytes)
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
+        guard let length = try scan(buffer) else {
+            throw Self.corrupted(MessagePackError(.truncated(needed: buffer.readableBytes + 1, available: buffer.readableBytes), offset: buffer.readableBytes))
         }
         guard length == buffer.readableBytes else {
-            let error = MessagePackError(.trailingBytes(count: buffer.readableBytes - length), offset: length)
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
+            throw Self.corrupted(MessagePackError(.trailingBytes(count: buffer.readableBytes - length), offset: length))
         }
         return try decodeChecked(type, from: buffer)
     }
@@ -57,17 +48,25 @@ public struct MessagePackDecoder: Sendable {
     /// consumes it, or returns `nil` (consuming nothing) when the value has
     /// not fully arrived. Bytes after the value are left for the next call.
     public func decode<Value: Decodable>(_ type: Value.Type, from buffer: inout ByteBuffer) throws -> Value? {
-        var scanner = MessagePackValueScanner(limits: limits)
-        let length: Int?
-        do {
-            length = try scanner.scan(buffer)
-        } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
-        }
-        guard let length else { return nil }
+        guard let length = try scan(buffer) else { return nil }
         let value = try decodeChecked(type, from: buffer.getSlice(at: buffer.readerIndex, length: length)!)
         buffer.moveReaderIndex(forwardBy: length)
         return value
+    }
+
+    /// The length of the complete value at the start of `buffer`, checked
+    /// against the limits; `nil` when it has not fully arrived.
+    private func scan(_ buffer: ByteBuffer) throws -> Int? {
+        var scanner = MessagePackValueScanner(limits: limits)
+        do {
+            return try scanner.scan(buffer)
+        } catch {
+            throw Self.corrupted(error)
+        }
+    }
+
+    private static func corrupted(_ error: MessagePackError) -> DecodingError {
+        DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
     }
 
     /// Decodes from a buffer holding exactly one value that the scanner has

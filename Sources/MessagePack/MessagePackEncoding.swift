@@ -208,17 +208,11 @@ final class MessagePackEncoding: Encoder {
     }
 
     func writeFloat(_ value: Float) {
-        let base = reserve(5)
-        MessagePackRawWriter.store(FormatByte.float32, at: base, offset: 0)
-        MessagePackRawWriter.store(value.bitPattern, at: base, offset: 1)
-        count += 5
+        count += MessagePackRawWriter.writeFloat(value, to: reserve(5))
     }
 
     func writeDouble(_ value: Double) {
-        let base = reserve(9)
-        MessagePackRawWriter.store(FormatByte.float64, at: base, offset: 0)
-        MessagePackRawWriter.store(value.bitPattern, at: base, offset: 1)
-        count += 9
+        count += MessagePackRawWriter.writeDouble(value, to: reserve(9))
     }
 
     func writeString(_ value: String) throws {

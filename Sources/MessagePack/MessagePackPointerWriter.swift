@@ -82,17 +82,13 @@ public struct MessagePackPointerWriter {
     @inlinable
     public mutating func writeDouble(_ value: Double) {
         guard let out = room(9) else { return }
-        MessagePackRawWriter.store(FormatByte.float64, at: out, offset: 0)
-        MessagePackRawWriter.store(value.bitPattern, at: out, offset: 1)
-        count += 9
+        count += MessagePackRawWriter.writeDouble(value, to: out)
     }
 
     @inlinable
     public mutating func writeFloat(_ value: Float) {
         guard let out = room(5) else { return }
-        MessagePackRawWriter.store(FormatByte.float32, at: out, offset: 0)
-        MessagePackRawWriter.store(value.bitPattern, at: out, offset: 1)
-        count += 5
+        count += MessagePackRawWriter.writeFloat(value, to: out)
     }
 
     @inlinable
