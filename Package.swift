@@ -18,10 +18,12 @@ let package = Package(
     name: "MuxRPC",
     products: [
         .library(name: "MessagePack", targets: ["MessagePack"]),
+        .library(name: "MuxRPC", targets: ["MuxRPC"]),
         .executable(name: "muxrpc-codec-demo", targets: ["MuxRPCCodecDemo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
     ],
     targets: [
         // Layer 1: the MessagePack codec. Depends on NIOCore only (ByteBuffer).
@@ -29,6 +31,17 @@ let package = Package(
             name: "MessagePack",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // Layer 4: what users touch: connection preambles and TLS, the server,
+        // the connection pool and the client stack.
+        .target(
+            name: "MuxRPC",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
         ),
@@ -59,6 +72,16 @@ let package = Package(
                 "MessagePack",
                 "CMsgpack",
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MuxRPCTests",
+            dependencies: [
+                "MuxRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages MuxRPC's demo and tests need, when missing:
 #   pkg-config, libmsgpack-dev    msgpack-c, the reference the codec tests compare against
+#   openssl                       makes the certificates the TLS tests use
 #   golang-go + hashicorp sources the real Go peers the interop tests run against
 # Needs root (or sudo). Does nothing when everything is already installed.
 set -euo pipefail
@@ -8,6 +9,7 @@ set -euo pipefail
 packages=(
     pkg-config
     libmsgpack-dev
+    openssl
     golang-go
     golang-github-hashicorp-yamux-dev
     golang-github-hashicorp-net-rpc-msgpackrpc-dev

@@ -1,0 +1,30 @@
+public import NIOCore
+public import NIOSSL
+
+/// The client's side of the preamble: what a Consul or Nomad client sends
+/// first on a new RPC connection.
+public enum ConnectionPreambleClient {
+    /// Sends the preamble for `mode` on `channel`, first upgrading to TLS
+    /// when `tls` is given: 0x03 in plaintext, the TLS handshake, then the
+    /// mode's byte inside TLS, as Consul's clients do.
+    ///
+    /// Call on the channel's event loop once it is active, before adding
+    /// the mode's handlers. The TLS handler goes first in the pipeline, so
+    /// everything written after this is encrypted.
+    public static func configure(
+        _ channel: any Channel,
+        mode: ConnectionMode,
+        tls: NIOSSLContext? = nil,
+        serverHostname: String? = nil
+    ) throws {
+        channel.eventLoop.preconditionInEventLoop()
+        if let tls {
+            // The 0x03 reaches the socket in plaintext before the TLS handler
+            // exists: writes pass through the pipeline synchronously.
+            channel.writeAndFlush(ByteBuffer(integer: ConnectionPreambleByte.tls), promise: nil)
+            let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverHostname)
+            try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+        }
+        channel.writeAndFlush(ByteBuffer(integer: mode.preambleByte), promise: nil)
+    }
+}

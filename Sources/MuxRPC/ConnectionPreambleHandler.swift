@@ -1,0 +1,204 @@
+public import NIOCore
+public import NIOSSL
+
+/// Why a server refused a connection before it carried any RPC.
+public struct ConnectionPreambleError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        /// The first byte asks for nothing this server speaks.
+        case unknownPreamble(UInt8)
+        /// The client asked for TLS (0x03) but this server has no TLS configured.
+        case tlsNotOffered
+        /// The server requires TLS and the client asked for a plaintext mode.
+        case tlsRequired(ConnectionMode)
+        /// No preamble arrived within the handshake timeout.
+        case handshakeTimeout(TimeAmount)
+        /// The connection closed before its preamble arrived.
+        case closedBeforePreamble
+    }
+
+    public var kind: Kind
+
+    public init(_ kind: Kind) { self.kind = kind }
+
+    public var description: String {
+        switch kind {
+        case .unknownPreamble(let byte):
+            return "connection refused: first byte 0x\(String(byte, radix: 16)) asks for no RPC mode this server speaks (0x00, 0x03, 0x04, 0x06)"
+        case .tlsNotOffered:
+            return "connection refused: the client asked for TLS (0x03) but the server has no TLS configured"
+        case .tlsRequired(let mode):
+            return "connection refused: the server requires TLS and the client asked for \(mode) in plaintext"
+        case .handshakeTimeout(let timeout):
+            return "connection closed: no preamble within the handshake timeout of \(timeout.nanoseconds / 1_000_000) ms"
+        case .closedBeforePreamble:
+            return "connection closed before its preamble arrived"
+        }
+    }
+}
+
+/// How a server treats the start of each connection.
+public struct ConnectionPreambleConfiguration: Sendable {
+    /// TLS offered to clients that send 0x03; `nil` offers none.
+    public var tls: NIOSSLContext?
+    /// Refuse plaintext modes: every client must send 0x03 first.
+    public var requireTLS: Bool
+    /// How long a client has to send its preamble (and, with TLS, to finish
+    /// the handshake and send the inner byte). Default 5 s, as Consul's
+    /// `RPCHandshakeTimeout`: a connection that says nothing is closed.
+    public var handshakeTimeout: TimeAmount
+
+    public init(tls: NIOSSLContext? = nil, requireTLS: Bool = false, handshakeTimeout: TimeAmount = .seconds(5)) {
+        self.tls = tls
+        self.requireTLS = requireTLS
+        self.handshakeTimeout = handshakeTimeout
+    }
+}
+
+/// Reads a connection's first byte and hands the connection to the mode it
+/// asks for, as Consul's and Nomad's RPC ports do.
+///
+/// Put it first in a server connection's pipeline. When the mode is known,
+/// `installMode` runs on the event loop to append that mode's handlers; any
+/// bytes that came with the preamble are then passed on to them, and this
+/// handler leaves the pipeline. For 0x03 it puts a TLS handler in its place,
+/// followed by a new preamble handler that reads the real byte inside TLS.
+/// Anything else closes the connection, and `onRefused` hears why.
+public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+
+    /// Appends the handlers for `mode` to `channel`'s pipeline. `isTLS` says
+    /// whether the connection is inside TLS.
+    public typealias ModeInstaller = (_ mode: ConnectionMode, _ isTLS: Bool, _ channel: any Channel) throws -> Void
+
+    private let configuration: ConnectionPreambleConfiguration
+    private let installMode: ModeInstaller
+    private let onRefused: ((ConnectionPreambleError) -> Void)?
+    private let insideTLS: Bool
+    private var timeout: Scheduled<Void>?
+    private var done = false
+
+    public convenience init(
+        configuration: ConnectionPreambleConfiguration,
+        onRefused: ((ConnectionPreambleError) -> Void)? = nil,
+        installMode: @escaping ModeInstaller
+    ) {
+        self.init(configuration: configuration, insideTLS: false, onRefused: onRefused, installMode: installMode)
+    }
+
+    private init(
+        configuration: ConnectionPreambleConfiguration,
+        insideTLS: Bool,
+        onRefused: ((ConnectionPreambleError) -> Void)?,
+        installMode: @escaping ModeInstaller
+    ) {
+        self.configuration = configuration
+        self.insideTLS = insideTLS
+        self.onRefused = onRefused
+        self.installMode = installMode
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startTimer(context: context) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        timeout = nil
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        startTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    private func startTimer(context: ChannelHandlerContext) {
+        guard timeout == nil, !done else { return }
+        let limit = configuration.handshakeTimeout
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: limit) {
+            let (handler, context) = loopBound.value
+            handler.refuse(.handshakeTimeout(limit), context: context)
+        }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else {
+            context.fireChannelRead(data)
+            return
+        }
+        var bytes = unwrapInboundIn(data)
+        guard let first = bytes.readInteger(as: UInt8.self) else { return }
+
+        if first == ConnectionPreambleByte.tls && !insideTLS {
+            guard let tls = configuration.tls else {
+                refuse(.tlsNotOffered, context: context)
+                return
+            }
+            let inner = ConnectionPreambleHandler(
+                configuration: configuration, insideTLS: true, onRefused: onRefused, installMode: installMode
+            )
+            handOver(context: context, remaining: bytes) {
+                try context.pipeline.syncOperations.addHandlers(
+                    [NIOSSLServerHandler(context: tls), inner],
+                    position: .after(self)
+                )
+            }
+            return
+        }
+
+        guard let mode = ConnectionMode(preambleByte: first) else {
+            refuse(.unknownPreamble(first), context: context)
+            return
+        }
+        if configuration.requireTLS && !insideTLS {
+            refuse(.tlsRequired(mode), context: context)
+            return
+        }
+        let channel = context.channel
+        let isTLS = insideTLS
+        handOver(context: context, remaining: bytes) {
+            try self.installMode(mode, isTLS, channel)
+        }
+    }
+
+    /// Installs the next handlers, passes them the bytes that followed the
+    /// preamble, and leaves the pipeline.
+    private func handOver(context: ChannelHandlerContext, remaining: ByteBuffer, install: () throws -> Void) {
+        done = true
+        timeout?.cancel()
+        timeout = nil
+        do {
+            try install()
+        } catch {
+            context.fireErrorCaught(error)
+            context.close(promise: nil)
+            return
+        }
+        if remaining.readableBytes > 0 {
+            context.fireChannelRead(wrapInboundOut(remaining))
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            timeout?.cancel()
+            onRefused?(ConnectionPreambleError(.closedBeforePreamble))
+        }
+        context.fireChannelInactive()
+    }
+
+    private func refuse(_ kind: ConnectionPreambleError.Kind, context: ChannelHandlerContext) {
+        guard !done else { return }
+        done = true
+        timeout?.cancel()
+        timeout = nil
+        onRefused?(ConnectionPreambleError(kind))
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionPreambleHandler: Sendable {}

@@ -1,0 +1,179 @@
+import MuxRPC
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+import Testing
+
+/// Answers a connection, once its mode is known, with the mode's byte and
+/// whether it is inside TLS (1 or 0), then echoes what it reads.
+private final class ModeEchoHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let mode: ConnectionMode
+    let isTLS: Bool
+
+    init(mode: ConnectionMode, isTLS: Bool) {
+        self.mode = mode
+        self.isTLS = isTLS
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [mode.preambleByte, isTLS ? 1 : 0])), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(data, promise: nil)
+    }
+}
+
+/// What a server refused, in order.
+private final class RefusalLog: Sendable {
+    private let kinds = Mutex<[ConnectionPreambleError.Kind]>([])
+    func append(_ kind: ConnectionPreambleError.Kind) { kinds.withLock { $0.append(kind) } }
+    var all: [ConnectionPreambleError.Kind] { kinds.withLock { $0 } }
+}
+
+/// A server whose connections go through a `ConnectionPreambleHandler`.
+private final class PreambleServer: Sendable {
+    let channel: any Channel
+    let refusals = RefusalLog()
+
+    init(_ configuration: ConnectionPreambleConfiguration) async throws {
+        let refusals = self.refusals
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = ConnectionPreambleHandler(
+                        configuration: configuration,
+                        onRefused: { error in refusals.append(error.kind) }
+                    ) { mode, isTLS, channel in
+                        try channel.pipeline.syncOperations.addHandler(ModeEchoHandler(mode: mode, isTLS: isTLS))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    var port: Int { channel.localAddress!.port! }
+
+    /// Connects, lets `prepare` write the preamble (on the event loop), sends
+    /// `payload`, and returns everything received until the server closes
+    /// or `expecting` bytes arrived.
+    func exchange(
+        payload: [UInt8] = [],
+        expecting: Int = .max,
+        prepare: @escaping @Sendable (any Channel) throws -> Void
+    ) async throws -> [UInt8] {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port).get()
+        let asyncChannel = try await channel.eventLoop.submit {
+            try prepare(channel)
+            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+        }.get()
+        return try await asyncChannel.executeThenClose { inbound, outbound in
+            if !payload.isEmpty { try await outbound.write(ByteBuffer(bytes: payload)) }
+            var received: [UInt8] = []
+            do {
+                for try await chunk in inbound {
+                    received += chunk.readableBytesView
+                    if received.count >= expecting { break }
+                }
+            } catch {
+                // A refused TLS handshake ends in an error rather than EOF; either way nothing more comes.
+            }
+            return received
+        }
+    }
+
+    func close() async throws { try await channel.close() }
+}
+
+@Suite("Connection preambles")
+struct ConnectionPreambleTests {
+    @Test("each mode's byte installs that mode, and bytes sent with the preamble reach it", arguments: [
+        ConnectionMode.plain, .consulMultiplex, .nomadMultiplex,
+    ])
+    func modes(mode: ConnectionMode) async throws {
+        let server = try await PreambleServer(ConnectionPreambleConfiguration())
+        // The preamble and the first bytes in one write, so they arrive together.
+        let received = try await server.exchange(payload: [mode.preambleByte] + Array("hello".utf8), expecting: 7) { _ in }
+        #expect(received == [mode.preambleByte, 0] + Array("hello".utf8))
+        try await server.close()
+    }
+
+    @Test("the client side writes the preamble the server expects")
+    func clientPreamble() async throws {
+        let server = try await PreambleServer(ConnectionPreambleConfiguration())
+        let received = try await server.exchange(payload: Array("hi".utf8), expecting: 4) { channel in
+            try ConnectionPreambleClient.configure(channel, mode: .nomadMultiplex)
+        }
+        #expect(received == [0x06, 0] + Array("hi".utf8))
+        try await server.close()
+    }
+
+    @Test("an unknown first byte closes the connection", arguments: [UInt8(0x01), 0x05, 0x07, 0x08, 0xff])
+    func unknownByte(byte: UInt8) async throws {
+        let server = try await PreambleServer(ConnectionPreambleConfiguration())
+        let received = try await server.exchange(payload: [byte, 1, 2, 3]) { _ in }
+        #expect(received.isEmpty)
+        #expect(server.refusals.all == [.unknownPreamble(byte)])
+        try await server.close()
+    }
+
+    @Test("a connection that sends nothing is closed after the handshake timeout")
+    func silentClient() async throws {
+        let timeout = TimeAmount.milliseconds(50)
+        let server = try await PreambleServer(ConnectionPreambleConfiguration(handshakeTimeout: timeout))
+        let received = try await server.exchange { _ in }
+        #expect(received.isEmpty)
+        #expect(server.refusals.all == [.handshakeTimeout(timeout)])
+        try await server.close()
+    }
+
+    @Test("TLS as Consul does it: 0x03, the handshake, then the mode's byte inside TLS", arguments: [
+        ConnectionMode.plain, .consulMultiplex, .nomadMultiplex,
+    ])
+    func tls(mode: ConnectionMode) async throws {
+        let server = try await PreambleServer(ConnectionPreambleConfiguration(tls: try TestCertificates.serverContext(), requireTLS: true))
+        let client = try TestCertificates.clientContext()
+        let received = try await server.exchange(payload: Array("secret".utf8), expecting: 8) { channel in
+            try ConnectionPreambleClient.configure(channel, mode: mode, tls: client, serverHostname: "localhost")
+        }
+        #expect(received == [mode.preambleByte, 1] + Array("secret".utf8))
+        #expect(server.refusals.all.isEmpty)
+        try await server.close()
+    }
+
+    @Test("a client that does not trust the server's certificate gets nothing through")
+    func untrustedServer() async throws {
+        let server = try await PreambleServer(ConnectionPreambleConfiguration(tls: try TestCertificates.serverContext()))
+        let untrusting = try NIOSSLContext(configuration: .makeClientConfiguration())  // system roots only
+        let received = try await server.exchange(payload: Array("secret".utf8)) { channel in
+            try ConnectionPreambleClient.configure(channel, mode: .consulMultiplex, tls: untrusting, serverHostname: "localhost")
+        }
+        #expect(received.isEmpty)
+        try await server.close()
+    }
+
+    @Test("asking for TLS where none is offered closes the connection")
+    func tlsNotOffered() async throws {
+        let server = try await PreambleServer(ConnectionPreambleConfiguration())
+        let received = try await server.exchange(payload: [0x03, 0x16, 0x03, 0x01]) { _ in }
+        #expect(received.isEmpty)
+        #expect(server.refusals.all == [.tlsNotOffered])
+        try await server.close()
+    }
+
+    @Test("a server that requires TLS refuses plaintext modes")
+    func plaintextRefused() async throws {
+        let server = try await PreambleServer(ConnectionPreambleConfiguration(tls: try TestCertificates.serverContext(), requireTLS: true))
+        let received = try await server.exchange(payload: [0x04, 1, 2]) { _ in }
+        #expect(received.isEmpty)
+        #expect(server.refusals.all == [.tlsRequired(.consulMultiplex)])
+        try await server.close()
+    }
+}
