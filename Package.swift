@@ -20,10 +20,12 @@ let package = Package(
         .library(name: "MessagePack", targets: ["MessagePack"]),
         .library(name: "MuxRPC", targets: ["MuxRPC"]),
         .executable(name: "muxrpc-codec-demo", targets: ["MuxRPCCodecDemo"]),
+        .executable(name: "muxrpc-bench", targets: ["MuxRPCBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     ],
     targets: [
         // Layer 1: the MessagePack codec. Depends on NIOCore only (ByteBuffer).
@@ -54,6 +56,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/muxrpc-codec-demo",
+            swiftSettings: strictSettings
+        ),
+
+        // In-process loopback benchmarks (Docs/benchmarks.md).
+        .executableTarget(
+            name: "MuxRPCBench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/muxrpc-bench",
             swiftSettings: strictSettings
         ),
 
