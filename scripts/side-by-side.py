@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""MuxRPC against HashiCorp's Go stack and raw TCP, side by side.
+
+Builds Benchmarks/go-bench (Go, Debian's hashicorp packages) and
+muxrpc-bench (Swift, release), then runs the same shapes with both,
+alternating which goes first, for several rounds. Writes the medians and
+ratios as a table between the side-by-side markers in Docs/benchmarks.md,
+and PNG plots into Docs/images/.
+
+    scripts/side-by-side.py [--rounds 5] [--quick]
+
+Only loopback traffic; every run is bounded in bytes or calls.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GO_BENCH = os.path.join(ROOT, ".build", "go-bench", "go-bench")
+SWIFT_BENCH = os.path.join(ROOT, ".build", "release", "muxrpc-bench")
+DOC = os.path.join(ROOT, "Docs", "benchmarks.md")
+IMAGES = os.path.join(ROOT, "Docs", "images")
+BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
+
+
+def say(message):
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def build():
+    say("building go-bench (GOPATH mode, Debian's hashicorp sources)")
+    os.makedirs(os.path.dirname(GO_BENCH), exist_ok=True)
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off")
+    subprocess.run(["go", "build", "-o", GO_BENCH, "."], cwd=os.path.join(ROOT, "Benchmarks", "go-bench"), env=env, check=True)
+    say("building muxrpc-bench (release)")
+    subprocess.run(["swift", "build", "-c", "release", "--product", "muxrpc-bench"], cwd=ROOT, check=True)
+
+
+def shapes(quick):
+    """(name, metric, arguments) for each shape; the same arguments for both stacks."""
+    total = str(256 << 20) if quick else str(1 << 30)
+    result = [("tcp 64 KiB", "MBps", ["tcp", "--bytes", total, "--chunk", str(64 << 10)])]
+    for streams in ([1, 64] if quick else [1, 8, 64]):
+        for chunk in ([64 << 10] if quick else [4 << 10, 16 << 10, 64 << 10]):
+            result.append((f"streams {streams} x {chunk >> 10} KiB", "MBps",
+                           ["streams", "--streams", str(streams), "--bytes", total, "--chunk", str(chunk)]))
+    for concurrency in ([1, 32] if quick else [1, 8, 32]):
+        calls = str(20000 * max(1, concurrency // 8))
+        result.append((f"rpc echo 64 B, {concurrency} in flight", "calls_per_s",
+                       ["rpc", "--calls", calls, "--concurrency", str(concurrency), "--payload", "64"]))
+    return result
+
+
+def run(binary, arguments):
+    """Runs one benchmark; returns its key=value fields, or None if it cannot run that shape."""
+    completed = subprocess.run([binary] + arguments, capture_output=True, text=True, timeout=600)
+    if completed.returncode != 0:
+        say(f"{os.path.basename(binary)} {' '.join(arguments)}: failed ({completed.stderr.strip().splitlines()[-1:]})")
+        return None
+    line = completed.stdout.strip().splitlines()[-1]
+    return dict(pair.split("=", 1) for pair in line.split())
+
+
+def measure(rounds, quick):
+    results = {}
+    for round_index in range(rounds):
+        for name, metric, arguments in shapes(quick):
+            stacks = [("Go", GO_BENCH), ("MuxRPC", SWIFT_BENCH)]
+            if round_index % 2:
+                stacks.reverse()
+            for stack, binary in stacks:
+                fields = run(binary, arguments)
+                say(f"round {round_index + 1}/{rounds} {stack:6} {name}: {fields.get(metric) if fields else 'n/a'}")
+                if fields:
+                    results.setdefault((name, metric), {}).setdefault(stack, []).append(float(fields[metric]))
+    return results
+
+
+def table(results, rounds, command):
+    def median(name, metric, stack):
+        values = results.get((name, metric), {}).get(stack)
+        return statistics.median(values) if values else None
+
+    def number(value):
+        return f"{value:,.0f}" if value is not None else "n/a"
+
+    rows = ["| shape | metric | Go (median) | MuxRPC (median) | MuxRPC / Go |", "| --- | --- | ---: | ---: | ---: |"]
+    for (name, metric) in results:
+        go, swift = median(name, metric, "Go"), median(name, metric, "MuxRPC")
+        ratio = f"{swift / go:.2f}x" if go and swift else "n/a"
+        rows.append(f"| {name} | {metric} | {number(go)} | {number(swift)} | {ratio} |")
+    # The ceiling: one yamux stream against raw TCP, each stack on its own.
+    ceiling = []
+    for stack in ["Go", "MuxRPC"]:
+        tcp, stream = median("tcp 64 KiB", "MBps", stack), median("streams 1 x 64 KiB", "MBps", stack)
+        if tcp and stream:
+            ceiling.append(f"{stack}: one stream at {stream / tcp:.0%} of raw loopback TCP")
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
+    return "\n".join([
+        f"Run of {stamp} on {machine}: {rounds} round{'s' if rounds != 1 else ''}, "
+        "the stacks alternating which goes first, medians.",
+        f"Command: `{command}`.",
+        "",
+        *rows,
+        "",
+        "; ".join(ceiling) + "." if ceiling else "",
+        "",
+        "![throughput](images/side-by-side-throughput.png)",
+        "![calls](images/side-by-side-rpc.png)",
+    ])
+
+
+def plots(results):
+    try:
+        import matplotlib
+    except ImportError:
+        say("installing matplotlib from PyPI for the plots")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(IMAGES, exist_ok=True)
+    for metric, filename, title, unit in [("MBps", "side-by-side-throughput.png", "Throughput over loopback", "MB/s"),
+                                          ("calls_per_s", "side-by-side-rpc.png", "64-byte Echo calls", "calls/s")]:
+        names = [name for (name, m) in results if m == metric]
+        if not names:
+            continue
+        figure, axes = plt.subplots(figsize=(10, 4.5))
+        width = 0.4
+        for offset, stack in [(-width / 2, "Go"), (width / 2, "MuxRPC")]:
+            values = [statistics.median(results[(name, metric)].get(stack, [0])) for name in names]
+            axes.bar([i + offset for i in range(len(names))], values, width, label=stack)
+        axes.set_xticks(range(len(names)))
+        axes.set_xticklabels(names, rotation=20, ha="right")
+        axes.set_ylabel(unit)
+        axes.set_title(title)
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(os.path.join(IMAGES, filename), dpi=110)
+        plt.close(figure)
+
+
+def write_doc(text):
+    with open(DOC) as handle:
+        doc = handle.read()
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in doc:
+        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
+    else:
+        doc += f"\n## MuxRPC and Go side by side\n\n{block}\n"
+    with open(DOC, "w") as handle:
+        handle.write(doc)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer shapes and bytes")
+    parser.add_argument("--no-build", action="store_true")
+    options = parser.parse_args()
+    if not options.no_build:
+        build()
+    results = measure(options.rounds, options.quick)
+    plots(results)
+    command = " ".join(["scripts/side-by-side.py"] + sys.argv[1:])
+    text = table(results, options.rounds, command)
+    write_doc(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
