@@ -18,6 +18,7 @@ let package = Package(
     name: "MuxRPC",
     products: [
         .library(name: "MessagePack", targets: ["MessagePack"]),
+        .library(name: "MsgpackRPC", targets: ["MsgpackRPC"]),
         .library(name: "MuxRPC", targets: ["MuxRPC"]),
         .executable(name: "muxrpc-codec-demo", targets: ["MuxRPCCodecDemo"]),
         .executable(name: "muxrpc-bench", targets: ["MuxRPCBench"]),
@@ -33,6 +34,18 @@ let package = Package(
             name: "MessagePack",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // Layer 3: net/rpc over msgpack on any byte stream (knows nothing of
+        // yamux or pools).
+        .target(
+            name: "MsgpackRPC",
+            dependencies: [
+                "MessagePack",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -86,6 +99,26 @@ let package = Package(
                 "MessagePack",
                 "CMsgpack",
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Builds and runs the real Go peers (Tests/GoPeers/<name>) the interop
+        // tests talk to.
+        .target(
+            name: "InteropSupport",
+            path: "Tests/InteropSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MsgpackRPCTests",
+            dependencies: [
+                "MsgpackRPC",
+                "InteropSupport",
+                "MessagePack",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,0 +1,39 @@
+/// Per-call settings for ``RPCClient/call(_:_:returning:options:)``.
+public struct RPCCallOptions: Sendable {
+    /// Fail the call with ``RPCError/Code/deadlineExceeded`` if no reply came
+    /// within this long. Combined with ``deadline``, the earlier one wins.
+    public var timeout: Duration?
+    /// An absolute deadline for the call.
+    public var deadline: RPCDeadline?
+    /// Send the effective deadline in the request header (`Deadline`), so a
+    /// server of ours stops work the caller no longer waits for. Go servers
+    /// ignore the key. Default true.
+    public var propagatesDeadline: Bool
+    /// A W3C trace context to send in the header (`Traceparent`, `Tracestate`).
+    public var traceContext: RPCTraceContext?
+
+    public init(
+        timeout: Duration? = nil,
+        deadline: RPCDeadline? = nil,
+        propagatesDeadline: Bool = true,
+        traceContext: RPCTraceContext? = nil
+    ) {
+        self.timeout = timeout
+        self.deadline = deadline
+        self.propagatesDeadline = propagatesDeadline
+        self.traceContext = traceContext
+    }
+
+    /// No timeout, no deadline, no trace context.
+    public static var defaults: RPCCallOptions { RPCCallOptions() }
+
+    /// The earlier of ``deadline`` and now + ``timeout``.
+    var effectiveDeadline: RPCDeadline? {
+        switch (deadline, timeout) {
+        case (nil, nil): nil
+        case (let deadline?, nil): deadline
+        case (nil, let timeout?): RPCDeadline.after(timeout)
+        case (let deadline?, let timeout?): min(deadline, RPCDeadline.after(timeout))
+        }
+    }
+}

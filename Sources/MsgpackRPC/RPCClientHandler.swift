@@ -1,0 +1,170 @@
+import MessagePack
+import NIOCore
+
+/// A reply as it came off the wire: its header and its body, undecoded.
+struct RPCRawResponse: Sendable {
+    var header: RPCResponseHeader
+    var body: ByteBuffer
+}
+
+/// The client's half of one stream, on the channel's event loop: sends the one
+/// request in flight and pairs the next two inbound messages (header, body)
+/// with it.
+///
+/// Once anything goes wrong that leaves the stream out of step (a reply with
+/// the wrong Seq, an unexpected message, a timeout or cancellation while the
+/// reply may still come, a transport error) the handler turns ``State/unusable``
+/// for good: every later request fails at once and late replies are dropped.
+/// Closing the channel is the owner's job (``RPCClient/close()``), because
+/// only the owner knows whether that means a TCP close or a yamux reset.
+final class RPCClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        var seq: UInt64
+        var serviceMethod: String
+        var promise: EventLoopPromise<RPCRawResponse>
+        var timer: Scheduled<Void>?
+    }
+
+    private enum State {
+        case idle
+        case awaitingHeader(Pending)
+        case awaitingBody(Pending, RPCResponseHeader)
+        case unusable(RPCError)
+    }
+
+    private var state: State = .idle
+    private var context: ChannelHandlerContext?
+    private let limits: MessagePackLimits
+
+    init(limits: MessagePackLimits) {
+        self.limits = limits
+    }
+
+    /// The channel, once the handler is in a pipeline.
+    var channel: (any Channel)? { context?.channel }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        fail(RPCError(code: .connectionClosed, message: "the RPC client handler was removed from the pipeline", isStreamUsable: false))
+        self.context = nil
+    }
+
+    // MARK: Calls (from RPCClient, on the event loop)
+
+    func start(request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: NIODeadline?, promise: EventLoopPromise<RPCRawResponse>) {
+        switch state {
+        case .unusable(let error):
+            promise.fail(RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(error.message)", isStreamUsable: false, cause: error))
+            return
+        case .awaitingHeader, .awaitingBody:
+            // RPCClient admits one call at a time, so this is a bug above us.
+            promise.fail(RPCError(code: .callInProgress, message: "another call is in flight on this stream", isStreamUsable: true))
+            return
+        case .idle:
+            break
+        }
+        guard let context, context.channel.isActive else {
+            let error = RPCError(code: .connectionClosed, message: "the stream is closed", isStreamUsable: false)
+            state = .unusable(error)
+            promise.fail(error)
+            return
+        }
+        var pending = Pending(seq: seq, serviceMethod: serviceMethod, promise: promise, timer: nil)
+        if let deadline {
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            pending.timer = context.eventLoop.scheduleTask(deadline: deadline) {
+                loopBound.value.timedOut(seq: seq)
+            }
+        }
+        state = .awaitingHeader(pending)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(request)).whenFailure { error in
+            loopBound.value.fail(seq: seq, RPCError(code: .transportFailure, message: "writing the request failed", isStreamUsable: false, cause: error))
+        }
+    }
+
+    func cancel(seq: UInt64) {
+        fail(seq: seq, RPCError(code: .cancelled, message: "the call was cancelled; the reply may still arrive, so the stream cannot be reused", isStreamUsable: false))
+    }
+
+    private func timedOut(seq: UInt64) {
+        fail(seq: seq, RPCError(code: .deadlineExceeded, message: "no reply before the deadline; the stream cannot be reused", isStreamUsable: false))
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        switch state {
+        case .awaitingHeader(let pending):
+            let header: RPCResponseHeader
+            do {
+                header = try RPCResponseHeader(from: message, limits: limits)
+            } catch {
+                fail(RPCError(code: .protocolViolation, message: "the response header is not a net/rpc header", isStreamUsable: false, cause: error))
+                return
+            }
+            guard header.seq == pending.seq else {
+                fail(RPCError(code: .protocolViolation, message: "response Seq \(header.seq) does not match request Seq \(pending.seq) (\(pending.serviceMethod))", isStreamUsable: false))
+                return
+            }
+            state = .awaitingBody(pending, header)
+        case .awaitingBody(let pending, let header):
+            state = .idle
+            pending.timer?.cancel()
+            pending.promise.succeed(RPCRawResponse(header: header, body: message))
+        case .idle:
+            fail(RPCError(code: .protocolViolation, message: "the server sent a message while no call was in flight", isStreamUsable: false))
+        case .unusable:
+            // A late reply to a cancelled or timed-out call: drop it.
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(RPCError(code: .connectionClosed, message: "the stream closed before the reply arrived", isStreamUsable: false))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? RPCError {
+            fail(error.streamUnusable())
+        } else {
+            fail(RPCError(code: .transportFailure, message: "the stream failed", isStreamUsable: false, cause: error))
+        }
+        context.fireErrorCaught(error)
+    }
+
+    // MARK: Failure
+
+    /// Fails the call with `seq` if it is still in flight.
+    private func fail(seq: UInt64, _ error: RPCError) {
+        switch state {
+        case .awaitingHeader(let pending), .awaitingBody(let pending, _):
+            if pending.seq == seq { fail(error) }
+        case .idle, .unusable:
+            break
+        }
+    }
+
+    /// Makes the stream unusable and fails the call in flight, if any.
+    private func fail(_ error: RPCError) {
+        let previous = state
+        switch previous {
+        case .unusable:
+            return
+        case .idle:
+            state = .unusable(error)
+        case .awaitingHeader(let pending), .awaitingBody(let pending, _):
+            state = .unusable(error)
+            pending.timer?.cancel()
+            pending.promise.fail(error)
+        }
+    }
+}

@@ -1,0 +1,35 @@
+public import NIOCore
+
+/// What a service handler knows about the call it serves.
+public struct RPCServerContext: Sendable {
+    /// "Service.Method" as the caller sent it.
+    public var serviceMethod: String
+    /// The request's sequence number.
+    public var seq: UInt64
+    /// The caller's deadline (from the `Deadline` header extension), if any.
+    /// The server cancels the handler's task when it passes, and answers with
+    /// an error; a handler may check it to give up earlier or to pass it on.
+    public var deadline: RPCDeadline?
+    /// The caller's trace context (`Traceparent` / `Tracestate`), if any.
+    public var traceContext: RPCTraceContext?
+    /// The peer's address, when the stream has one.
+    public var remoteAddress: SocketAddress?
+    /// The stream's event loop.
+    public var eventLoop: any EventLoop
+
+    public init(
+        serviceMethod: String,
+        seq: UInt64,
+        deadline: RPCDeadline? = nil,
+        traceContext: RPCTraceContext? = nil,
+        remoteAddress: SocketAddress? = nil,
+        eventLoop: any EventLoop
+    ) {
+        self.serviceMethod = serviceMethod
+        self.seq = seq
+        self.deadline = deadline
+        self.traceContext = traceContext
+        self.remoteAddress = remoteAddress
+        self.eventLoop = eventLoop
+    }
+}

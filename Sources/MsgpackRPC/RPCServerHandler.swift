@@ -1,0 +1,224 @@
+import MessagePack
+import NIOCore
+
+/// Serves one stream: reads a request header and its body, runs the method's
+/// handler, writes the response, then reads the next request.
+///
+/// While a handler runs, messages that already arrived wait in a queue, and
+/// the handler holds back `read()` so that a client sending faster than we
+/// answer is slowed by TCP (or yamux) flow control instead of growing memory.
+///
+/// On NIO's `ChannelShouldQuiesceEvent` (graceful shutdown) the stream
+/// finishes the request in progress and the complete requests already
+/// received, then closes; an idle stream closes at once.
+///
+/// A header that is not a header ends the stream, as Go's ServeCodec does; an
+/// unknown method, arguments that do not decode, or a handler error become a
+/// net/rpc error reply and the stream goes on.
+final class RPCServerHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingHeader
+        case awaitingBody(RPCRequestHeader)
+        case running(seq: UInt64)
+        case closed
+    }
+
+    private let server: RPCServer
+    private var coders: RPCServerCoders
+    private var state: State = .awaitingHeader
+    private var queue = CircularBuffer<ByteBuffer>()
+    private var readHeld = false
+    /// Set by ChannelShouldQuiesceEvent: close once idle.
+    private var quiescing = false
+    private var task: Task<Void, Never>?
+    private var deadlineTimer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    /// An EventLoopTaskExecutor when handlers run on the loop (stored untyped
+    /// because TaskExecutor needs a newer OS on Apple platforms).
+    private var executor: AnyObject?
+    /// The peer's address, read once: channels cache it behind a lock.
+    private var remoteAddress: SocketAddress??
+
+    init(server: RPCServer) {
+        self.server = server
+        self.coders = RPCServerCoders(
+            encoder: server.configuration.encoder,
+            decoder: server.configuration.decoder,
+            allocator: ByteBufferAllocator()
+        )
+    }
+
+    private var isRunning: Bool {
+        if case .running = state { return true }
+        return false
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        coders.allocator = context.channel.allocator
+        if server.configuration.runsHandlersOnEventLoop, #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *) {
+            executor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        shutDown()
+        self.context = nil
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        if isRunning || !queue.isEmpty {
+            queue.append(message)
+        } else {
+            process(message)
+            if quiescing { closeIfQuiescedAndIdle() }
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if isRunning {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            closeIfQuiescedAndIdle()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// While quiescing, a stream with nothing running, queued or half-read
+    /// is done.
+    private func closeIfQuiescedAndIdle() {
+        guard quiescing, case .awaitingHeader = state, queue.isEmpty, let context else { return }
+        shutDown()
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        shutDown()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A framing error (a value over the limits, bytes that are not
+        // msgpack): the stream cannot be resynchronised.
+        shutDown()
+        context.close(promise: nil)
+    }
+
+    private func process(_ message: ByteBuffer) {
+        switch state {
+        case .awaitingHeader:
+            do {
+                state = .awaitingBody(try RPCRequestHeader(from: message, limits: server.configuration.limits))
+            } catch {
+                // Go: "rpc: server cannot decode request", then the codec closes.
+                shutDown()
+                context?.close(promise: nil)
+            }
+        case .awaitingBody(let header):
+            state = .awaitingHeader
+            dispatch(header, body: message)
+        case .running, .closed:
+            break
+        }
+    }
+
+    private func dispatch(_ header: RPCRequestHeader, body: ByteBuffer) {
+        guard let context else { return }
+        let requestContext = RPCServerContext(
+            serviceMethod: header.serviceMethod,
+            seq: header.seq,
+            deadline: header.deadline,
+            traceContext: header.traceContext,
+            remoteAddress: peerAddress(context),
+            eventLoop: context.eventLoop
+        )
+        let method: RPCMethod
+        switch server.registry.lookup(header.serviceMethod) {
+        case .success(let found):
+            method = found
+        case .failure(let error):
+            context.writeAndFlush(wrapOutboundOut(coders.errorResponse(error.message, context: requestContext)), promise: nil)
+            return
+        }
+        if let deadline = header.deadline, deadline.hasPassed {
+            let message = "deadline exceeded before \(header.serviceMethod) ran"
+            context.writeAndFlush(wrapOutboundOut(coders.errorResponse(message, context: requestContext)), promise: nil)
+            return
+        }
+
+        state = .running(seq: header.seq)
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let coders = self.coders
+        let seq = header.seq
+        let work: @Sendable () async -> Void = {
+            let response = await method.invoke(body, requestContext, coders)
+            if eventLoop.inEventLoop {
+                loopBound.value.finish(response, seq: seq)
+            } else {
+                eventLoop.execute { loopBound.value.finish(response, seq: seq) }
+            }
+        }
+        let task: Task<Void, Never>
+        if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *), let executor = executor as? EventLoopTaskExecutor {
+            task = Task(executorPreference: executor, operation: work)
+        } else {
+            task = Task(operation: work)
+        }
+        self.task = task
+        if let deadline = header.deadline {
+            // Honour the caller's deadline: it no longer waits after it, so
+            // the handler's task is cancelled and the reply says why.
+            deadlineTimer = eventLoop.scheduleTask(deadline: deadline.nioDeadline) { task.cancel() }
+        }
+    }
+
+    private func peerAddress(_ context: ChannelHandlerContext) -> SocketAddress? {
+        if let remoteAddress { return remoteAddress }
+        let address = context.channel.remoteAddress
+        remoteAddress = .some(address)
+        return address
+    }
+
+    /// A handler finished: send its response and serve what is queued.
+    private func finish(_ response: ByteBuffer, seq: UInt64) {
+        guard case .running(let running) = state, running == seq, let context else { return }
+        state = .awaitingHeader
+        task = nil
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        context.writeAndFlush(wrapOutboundOut(response), promise: nil)
+        while !isRunning, let message = queue.popFirst() {
+            process(message)
+        }
+        closeIfQuiescedAndIdle()
+        if !isRunning, readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func shutDown() {
+        state = .closed
+        task?.cancel()
+        task = nil
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        queue.removeAll()
+    }
+}

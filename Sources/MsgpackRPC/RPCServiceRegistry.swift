@@ -1,0 +1,133 @@
+import MessagePack
+import NIOCore
+
+/// The services a server offers: named methods with `Codable` arguments and
+/// replies, served by async handlers.
+///
+///     var registry = RPCServiceRegistry()
+///     registry.register(service: "Arith", method: "Add") { (args: AddArgs, context) in
+///         AddReply(sum: args.a + args.b)
+///     }
+///     registry.register(MyStatusService())   // an RPCService
+///
+/// Registering the same "Service.Method" twice replaces the first handler.
+public struct RPCServiceRegistry: Sendable {
+    /// Handlers by full "Service.Method": one dictionary lookup per request.
+    private var methods: [String: RPCMethod] = [:]
+    /// Service names, only to tell "can't find service" from "can't find method".
+    private var services: Set<String> = []
+
+    public init() {}
+
+    /// Registers `handler` as `service`.`method`.
+    public mutating func register<Arguments: Decodable & Sendable, Reply: Encodable & Sendable>(
+        service: String,
+        method: String,
+        arguments: Arguments.Type = Arguments.self,
+        _ handler: @escaping @Sendable (Arguments, RPCServerContext) async throws -> Reply
+    ) {
+        precondition(!service.isEmpty && !service.contains(".") && !method.isEmpty && !method.contains("."),
+                     "service and method names must be non-empty and contain no dot")
+        services.insert(service)
+        methods[service + "." + method] = RPCMethod(handler)
+    }
+
+    /// Registers every method of `service`.
+    public mutating func register(_ service: some RPCService) {
+        service.register(into: &self)
+    }
+
+    /// The registered "Service.Method" names, sorted.
+    public var methodNames: [String] { methods.keys.sorted() }
+
+    /// The handler for `serviceMethod`, or net/rpc's exact error text.
+    func lookup(_ serviceMethod: String) -> Result<RPCMethod, RPCServiceError> {
+        if let method = methods[serviceMethod] { return .success(method) }
+        // The same checks, in the same order and with the same texts, as Go's
+        // (*rpc.Server).readRequestHeader.
+        guard let dot = serviceMethod.lastIndex(of: ".") else {
+            return .failure(RPCServiceError("rpc: service/method request ill-formed: " + serviceMethod))
+        }
+        if !services.contains(String(serviceMethod[..<dot])) {
+            return .failure(RPCServiceError("rpc: can't find service " + serviceMethod))
+        }
+        return .failure(RPCServiceError("rpc: can't find method " + serviceMethod))
+    }
+}
+
+/// A group of methods under one service name, registered together.
+public protocol RPCService: Sendable {
+    /// Adds the service's methods to `registry`.
+    func register(into registry: inout RPCServiceRegistry)
+}
+
+/// One method, type-erased: decodes the arguments, runs the handler and
+/// writes the whole response (header and body) into one buffer.
+struct RPCMethod: Sendable {
+    let invoke: @Sendable (_ body: ByteBuffer, _ context: RPCServerContext, _ coders: RPCServerCoders) async -> ByteBuffer
+
+    init<Arguments: Decodable & Sendable, Reply: Encodable & Sendable>(
+        _ handler: @escaping @Sendable (Arguments, RPCServerContext) async throws -> Reply
+    ) {
+        invoke = { body, context, coders in
+            let arguments: Arguments
+            do {
+                arguments = try coders.decoder.decode(Arguments.self, fromScanned: body)
+            } catch {
+                return coders.errorResponse(
+                    "rpc: cannot decode the arguments of \(context.serviceMethod) as \(Arguments.self): \(error)",
+                    context: context)
+            }
+            do {
+                let reply = try await handler(arguments, context)
+                var response = coders.allocator.buffer(capacity: 64 + context.serviceMethod.utf8.count)
+                RPCResponseHeader(serviceMethod: context.serviceMethod, seq: context.seq).write(to: &response)
+                do {
+                    try coders.encoder.encode(reply, into: &response)
+                } catch {
+                    return coders.errorResponse("rpc: cannot encode the reply of \(context.serviceMethod): \(error)", context: context)
+                }
+                return response
+            } catch {
+                return coders.errorResponse(RPCMethod.message(for: error, context: context), context: context)
+            }
+        }
+    }
+
+    /// The `Error` text for what a handler threw.
+    static func message(for error: any Error, context: RPCServerContext) -> String {
+        switch error {
+        case let error as RPCServiceError:
+            return error.message
+        case let error as RPCError:
+            return error.message
+        case is CancellationError:
+            if let deadline = context.deadline, deadline.hasPassed {
+                return "deadline exceeded while serving \(context.serviceMethod)"
+            }
+            return "cancelled while serving \(context.serviceMethod)"
+        default:
+            return String(describing: error)
+        }
+    }
+}
+
+/// What a method needs to read arguments and write a response.
+struct RPCServerCoders: Sendable {
+    var encoder: MessagePackEncoder
+    var decoder: MessagePackDecoder
+    var allocator: ByteBufferAllocator
+
+    /// A net/rpc error response: the header with `Error` set, then an empty
+    /// struct (0x80) as body, as Go's server sends `invalidRequest`.
+    func errorResponse(_ message: String, context: RPCServerContext) -> ByteBuffer {
+        RPCServerCoders.errorResponse(message, serviceMethod: context.serviceMethod, seq: context.seq, allocator: allocator)
+    }
+
+    static func errorResponse(_ message: String, serviceMethod: String, seq: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var response = allocator.buffer(capacity: 32 + message.utf8.count + serviceMethod.utf8.count)
+        RPCResponseHeader(serviceMethod: serviceMethod, seq: seq, error: message).write(to: &response)
+        response.writeInteger(UInt8(0x80))
+        return response
+    }
+}

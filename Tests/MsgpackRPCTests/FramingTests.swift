@@ -1,0 +1,81 @@
+import MessagePack
+import MsgpackRPC
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@Suite struct FramingTests {
+    /// Three messages back to back: a header, a 300-byte body, an empty map.
+    static func stream() throws -> (ByteBuffer, [ByteBuffer]) {
+        var messages: [ByteBuffer] = []
+        var header = ByteBuffer()
+        RPCRequestHeader(serviceMethod: "Echo.Echo", seq: 7, deadline: RPCDeadline(unixNanoseconds: 5)).write(to: &header)
+        messages.append(header)
+        messages.append(try MessagePackEncoder().encode(DemoServices.EchoArgs(msg: pattern(300))))
+        messages.append(ByteBuffer(hex: "80"))
+        var all = ByteBuffer()
+        for message in messages { all.writeImmutableBuffer(message) }
+        return (all, messages)
+    }
+
+    @Test func splitAtEveryByteBoundary() throws {
+        let (all, messages) = try Self.stream()
+        for split in 0...all.readableBytes {
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(RPCMessageDecoder()))
+            try channel.writeInbound(all.getSlice(at: 0, length: split)!)
+            try channel.writeInbound(all.getSlice(at: split, length: all.readableBytes - split)!)
+            var received: [ByteBuffer] = []
+            while let message = try channel.readInbound(as: ByteBuffer.self) { received.append(message) }
+            #expect(received == messages, "split at \(split)")
+            _ = try channel.finish()
+        }
+    }
+
+    @Test func oneByteAtATime() throws {
+        let (all, messages) = try Self.stream()
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RPCMessageDecoder()))
+        var received: [ByteBuffer] = []
+        for index in 0..<all.readableBytes {
+            try channel.writeInbound(all.getSlice(at: index, length: 1)!)
+            while let message = try channel.readInbound(as: ByteBuffer.self) { received.append(message) }
+        }
+        #expect(received == messages)
+        _ = try channel.finish()
+    }
+
+    @Test func lyingLengthFailsAtOnce() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RPCMessageDecoder()))
+        // str32 claiming 4 GiB - 1: rejected on its 5-byte header, nothing buffered for it.
+        #expect {
+            try channel.writeInbound(ByteBuffer(hex: "db ff ff ff ff"))
+        } throws: { error in
+            (error as? RPCError)?.code == .limitExceeded && (error as? RPCError)?.isStreamUsable == false
+        }
+        _ = try? channel.finish()
+    }
+
+    @Test func endlessNestingAndMessageSizeFail() throws {
+        let limits = MessagePackLimits(maxDepth: 8, maxMessageSize: 1024)
+        let nested = EmbeddedChannel(handler: ByteToMessageHandler(RPCMessageDecoder(limits: limits)))
+        #expect {
+            try nested.writeInbound(ByteBuffer(bytes: [UInt8](repeating: 0x91, count: 100)))
+        } throws: { error in (error as? RPCError)?.code == .limitExceeded }
+        _ = try? nested.finish()
+
+        let big = EmbeddedChannel(handler: ByteToMessageHandler(RPCMessageDecoder(limits: limits)))
+        var buffer = ByteBuffer()
+        _ = try buffer.writeMessagePackStringHeader(count: 2000)
+        #expect {
+            try big.writeInbound(buffer)
+        } throws: { error in (error as? RPCError)?.code == .limitExceeded }
+        _ = try? big.finish()
+    }
+
+    @Test func invalidByteIsAProtocolViolation() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RPCMessageDecoder()))
+        #expect {
+            try channel.writeInbound(ByteBuffer(hex: "c1"))
+        } throws: { error in (error as? RPCError)?.code == .protocolViolation }
+        _ = try? channel.finish()
+    }
+}
