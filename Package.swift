@@ -18,6 +18,7 @@ let package = Package(
     name: "MuxRPC",
     products: [
         .library(name: "MessagePack", targets: ["MessagePack"]),
+        .library(name: "Yamux", targets: ["Yamux"]),
         .library(name: "MsgpackRPC", targets: ["MsgpackRPC"]),
         .library(name: "MuxRPC", targets: ["MuxRPC"]),
         .executable(name: "muxrpc-codec-demo", targets: ["MuxRPCCodecDemo"]),
@@ -32,6 +33,15 @@ let package = Package(
         // Layer 1: the MessagePack codec. Depends on NIOCore only (ByteBuffer).
         .target(
             name: "MessagePack",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // Layer 2: yamux sessions on SwiftNIO, wire-compatible with hashicorp/yamux.
+        .target(
+            name: "Yamux",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -55,7 +65,9 @@ let package = Package(
         .target(
             name: "MuxRPC",
             dependencies: [
+                "MsgpackRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
@@ -110,6 +122,18 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "YamuxTests",
+            dependencies: [
+                "Yamux",
+                "InteropSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "MsgpackRPCTests",
             dependencies: [
                 "MsgpackRPC",
@@ -126,6 +150,7 @@ let package = Package(
             name: "MuxRPCTests",
             dependencies: [
                 "MuxRPC",
+                "MsgpackRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

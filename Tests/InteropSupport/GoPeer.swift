@@ -84,7 +84,6 @@ public enum GoPeer {
         var environment = ProcessInfo.processInfo.environment
         environment["GOPATH"] = gopath
         environment["GO111MODULE"] = "off"
-        environment["GOFLAGS"] = "-mod=mod"
         environment["GOFLAGS"] = nil
         environment["GOCACHE"] = outputDirectory.appendingPathComponent("cache").path
         environment["CGO_ENABLED"] = "0"
@@ -176,29 +175,37 @@ public final class GoPeerProcess: @unchecked Sendable {
         self.condition.broadcast()
     }
 
-    /// The next stdout line; nil at EOF or after `timeout` seconds.
-    public func readLine(timeout: TimeInterval = 30) -> String? {
-        let deadline = Date(timeIntervalSinceNow: timeout)
+    /// The next stdout line if one is there; `.some(nil)` at EOF; nil if none yet.
+    private func takeLine() -> String?? {
         self.condition.lock()
         defer { self.condition.unlock() }
-        while self.lines.isEmpty && !self.stdoutClosed {
-            if !self.condition.wait(until: deadline) { return nil }
+        if !self.lines.isEmpty { return .some(self.lines.removeFirst()) }
+        return self.stdoutClosed ? .some(nil) : nil
+    }
+
+    /// The next stdout line; nil at EOF or after `timeout` seconds. Polls, so it never blocks
+    /// a concurrency thread.
+    public func readLine(timeout: TimeInterval = 30) async -> String? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            if let line = self.takeLine() { return line }
+            try? await Task.sleep(for: .milliseconds(2))
         }
-        return self.lines.isEmpty ? nil : self.lines.removeFirst()
+        return nil
     }
 
     /// Reads lines until one starts with `prefix`; returns the rest of it.
-    public func waitForLine(prefix: String, timeout: TimeInterval = 60) throws -> String {
+    public func waitForLine(prefix: String, timeout: TimeInterval = 60) async throws -> String {
         let deadline = Date(timeIntervalSinceNow: timeout)
-        while let line = self.readLine(timeout: max(0, deadline.timeIntervalSinceNow)) {
+        while let line = await self.readLine(timeout: max(0, deadline.timeIntervalSinceNow)) {
             if line.hasPrefix(prefix) { return String(line.dropFirst(prefix.count)) }
         }
         throw GoPeerError("Go peer did not print \"\(prefix)…\"; stderr: \(self.standardError)")
     }
 
     /// For servers that print `listening on HOST:PORT`: the port.
-    public func listeningPort(timeout: TimeInterval = 60) throws -> Int {
-        let address = try self.waitForLine(prefix: "listening on ", timeout: timeout)
+    public func listeningPort(timeout: TimeInterval = 60) async throws -> Int {
+        let address = try await self.waitForLine(prefix: "listening on ", timeout: timeout)
         guard let port = address.split(separator: ":").last.flatMap({ Int($0) }) else {
             throw GoPeerError("cannot parse listening address \(address)")
         }

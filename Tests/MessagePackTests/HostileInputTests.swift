@@ -21,12 +21,13 @@ struct HostileInputTests {
     }
 
     @Test("every proper prefix of a valid message needs more bytes and consumes nothing")
-    func everyPrefix() throws {
+    func everyPrefix() async throws {
         let whole = try Self.sample()
         let bytes = whole.bytes
         // Every prefix up to the long string's payload, then a stride through it.
         let lengths = Array(0..<(bytes.count - 70_000)) + Array(stride(from: bytes.count - 70_000, to: bytes.count, by: 997)) + [bytes.count - 1]
         for length in lengths {
+            await yieldNow()
             var prefix = buffer(Array(bytes[0..<length]))
             #expect(try prefix.readMessagePackValue() == nil, "prefix of \(length) bytes")
             #expect(prefix.readableBytes == length)
@@ -170,10 +171,11 @@ struct HostileInputTests {
     }
 
     @Test("random garbage never crashes the scanner, the reader or the decoder")
-    func randomGarbage() throws {
+    func randomGarbage() async throws {
         var random = SeededGenerator(seed: 99)
         let limits = MessagePackLimits(maxByteLength: 1 << 16, maxContainerCount: 1 << 12, maxMessageSize: 1 << 20)
-        for _ in 0..<20_000 {
+        for iteration in 0..<20_000 {
+            if iteration % 100 == 0 { await yieldNow() }
             let length = Int.random(in: 0...32, using: &random)
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
             var scanner = MessagePackValueScanner(limits: limits)

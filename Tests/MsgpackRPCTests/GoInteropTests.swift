@@ -22,7 +22,7 @@ import Testing
         guard try Self.goAvailable() else { return }
         let peer = try GoPeerProcess("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
-        let port = try peer.listeningPort()
+        let port = try await peer.listeningPort()
         let client = try await connectClient(port: port)
 
         _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
@@ -57,7 +57,7 @@ import Testing
         guard try Self.goAvailable() else { return }
         let peer = try GoPeerProcess("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
-        let client = try await connectClient(port: try peer.listeningPort())
+        let client = try await connectClient(port: try await peer.listeningPort())
         let options = RPCCallOptions(
             timeout: .seconds(30),
             traceContext: RPCTraceContext(traceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", traceState: "congo=t61rcWkgMzE")
@@ -77,7 +77,7 @@ import Testing
         guard try Self.goAvailable() else { return }
         let peer = try GoPeerProcess("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
-        let port = try peer.listeningPort()
+        let port = try await peer.listeningPort()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for stream in 0..<64 {
                 group.addTask {
@@ -103,9 +103,9 @@ import Testing
         let peer = try GoPeerProcess("rpc-peer", arguments: ["client", "-addr", "127.0.0.1:\(server.port)", "-streams", "64", "-bench", "2000"])
         defer { peer.terminate() }
         // Not a timing assertion: the rate of Go's CallWithCodec against our server.
-        let bench = try peer.waitForLine(prefix: "bench ", timeout: 120)
+        let bench = try await peer.waitForLine(prefix: "bench ", timeout: 120)
         print("Go client -> Swift server, sequential 64-byte Echo: \(bench)")
-        let summary = try peer.waitForLine(prefix: "checks=", timeout: 120)
+        let summary = try await peer.waitForLine(prefix: "checks=", timeout: 120)
         let status = try await peer.waitForExit(timeout: 60)
         #expect(status == 0, "Go client: checks=\(summary); stderr: \(peer.standardError)")
         #expect(summary.hasSuffix("failures=0"), "stderr: \(peer.standardError)")

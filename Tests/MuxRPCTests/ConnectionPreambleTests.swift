@@ -82,9 +82,10 @@ private final class PreambleServer: Sendable {
             return []
         }
         return try await asyncChannel.executeThenClose { inbound, outbound in
-            if !payload.isEmpty { try await outbound.write(ByteBuffer(bytes: payload)) }
             var received: [UInt8] = []
             do {
+                // Writing fails when the server has closed already; reading then ends at once.
+                if !payload.isEmpty { try await outbound.write(ByteBuffer(bytes: payload)) }
                 for try await chunk in inbound {
                     received += chunk.readableBytesView
                     if received.count >= expecting { break }

@@ -1,0 +1,94 @@
+public import NIOCore
+
+/// Which end of the connection a session is. Clients open odd stream ids from 1, servers even
+/// ids from 2, so both sides can open streams without colliding.
+public enum YamuxRole: Sendable, Hashable {
+    case client
+    case server
+
+    var firstStreamID: UInt32 { self == .client ? 1 : 2 }
+}
+
+/// Every tunable of a yamux session in one place. Defaults match hashicorp/yamux where it has
+/// the setting; the limits it lacks are named here with conservative defaults.
+public struct YamuxConfiguration: Sendable {
+    /// The window every stream starts with, in each direction. Fixed by the protocol.
+    public static let initialStreamWindow: UInt32 = 256 * 1024
+
+    /// Inbound streams that may wait for the application to accept them. Beyond it, new
+    /// streams are refused with RST. Also caps our own un-ACKed outbound opens, as hashicorp's
+    /// does (further opens wait). Default 256.
+    public var acceptBacklog: Int = 256
+
+    /// Send a ping every `keepAliveInterval` and close the session if it is not answered
+    /// within `connectionWriteTimeout`. Default on, 30 s.
+    public var enableKeepAlive: Bool = true
+    public var keepAliveInterval: Duration = .seconds(30)
+
+    /// How long the connection may stay unwritable while we have frames queued, and how long
+    /// a ping may go unanswered, before we give up. Default 10 s.
+    public var connectionWriteTimeout: Duration = .seconds(10)
+
+    /// The receive window we advertise per stream (on SYN/ACK, as a delta above 256 KiB).
+    /// Must be at least 256 KiB. Default 256 KiB (hashicorp's default).
+    public var maxStreamWindowSize: UInt32 = YamuxConfiguration.initialStreamWindow
+
+    /// How long an outbound stream may wait for the peer's ACK before the session is closed
+    /// (hashicorp's StreamOpenTimeout). Default 75 s.
+    public var streamOpenTimeout: Duration = .seconds(75)
+
+    /// After we close a stream, how long the peer has to close its side before we reset the
+    /// stream and forget it (hashicorp's StreamCloseTimeout). Default 5 min.
+    public var streamCloseTimeout: Duration = .seconds(300)
+
+    /// Limit: streams open at once on a session, both directions. Inbound streams beyond it are
+    /// refused with RST; local opens fail with `YamuxError.Code.tooManyStreams`. Default 4096.
+    public var maxConcurrentStreams: Int = 4096
+
+    /// Limit: control frames (ping replies, refusal RSTs) provoked by the peer that we hold
+    /// while the connection is not writable. A peer that floods pings but never reads would
+    /// otherwise make us buffer replies forever; beyond this the session is closed.
+    /// Default 10,000 (about 120 KB).
+    public var maxBufferedControlFrames: Int = 10_000
+
+    /// Grow a stream's receive window beyond `maxStreamWindowSize` when it is consumed within
+    /// a few round trips, i.e. when the window, not the reader, limits throughput (the
+    /// bandwidth-delay product needs more). Default on.
+    public var enableWindowAutoTuning: Bool = true
+    /// Limit: the largest receive window auto-tuning may give one stream. Default 16 MiB.
+    public var maxAutoTunedStreamWindow: UInt32 = 16 * 1024 * 1024
+    /// Limit: the total window auto-tuning may add across all streams of a session, so many
+    /// fast streams cannot commit unbounded memory. Default 64 MiB.
+    public var maxAutoTunedSessionWindow: Int = 64 * 1024 * 1024
+
+    /// Writability watermarks of each stream channel: above `high` buffered outbound bytes the
+    /// stream reports unwritable until it drains below `low`. Default 32 KiB / 64 KiB.
+    public var streamWriteBufferWaterMark: ChannelOptions.Types.WriteBufferWaterMark = .init(
+        low: 32 * 1024,
+        high: 64 * 1024
+    )
+
+    public init() {}
+
+    /// The defaults of hashicorp/yamux's `DefaultConfig()` plus our limits.
+    public static var `default`: YamuxConfiguration { YamuxConfiguration() }
+
+    /// Throws if a value makes no sense (as hashicorp's VerifyConfig does).
+    public func validate() throws {
+        func bad(_ why: String) -> YamuxConfigurationError { YamuxConfigurationError(message: why) }
+        if self.acceptBacklog <= 0 { throw bad("acceptBacklog must be positive") }
+        if self.enableKeepAlive && self.keepAliveInterval <= .zero { throw bad("keepAliveInterval must be positive") }
+        if self.maxStreamWindowSize < Self.initialStreamWindow {
+            throw bad("maxStreamWindowSize must be at least \(Self.initialStreamWindow)")
+        }
+        if self.maxConcurrentStreams <= 0 { throw bad("maxConcurrentStreams must be positive") }
+        if self.maxBufferedControlFrames <= 0 { throw bad("maxBufferedControlFrames must be positive") }
+        if self.connectionWriteTimeout <= .zero { throw bad("connectionWriteTimeout must be positive") }
+    }
+}
+
+/// A configuration value was out of range.
+public struct YamuxConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { "invalid yamux configuration: \(self.message)" }
+}

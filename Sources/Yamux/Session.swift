@@ -1,0 +1,291 @@
+public import NIOCore
+import Synchronization
+
+/// A yamux session over one connection: open streams, accept the peer's, ping, go away, close.
+///
+/// Create one with ``configure(on:role:configuration:)`` on a connected channel (typically in a
+/// bootstrap's channel initializer). All work happens on the channel's event loop; these async
+/// methods only hop there and back.
+public final class YamuxSession: Sendable {
+    /// The connection (TCP) channel the session runs on.
+    public let channel: any Channel
+    /// Client (odd stream ids) or server (even stream ids).
+    public let role: YamuxRole
+    private let handler: NIOLoopBound<YamuxSessionHandler>
+    private let nextAcceptToken = Atomic<Int>(0)
+
+    private init(channel: any Channel, role: YamuxRole, handler: YamuxSessionHandler) {
+        self.channel = channel
+        self.role = role
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+    }
+
+    /// Installs a yamux session at the end of `channel`'s pipeline.
+    ///
+    /// - Important: Call on the channel's event loop (for example inside a channel initializer),
+    ///   before the first byte is read.
+    public static func configure(
+        on channel: any Channel,
+        role: YamuxRole,
+        configuration: YamuxConfiguration = .init()
+    ) throws -> YamuxSession {
+        channel.eventLoop.preconditionInEventLoop()
+        try configuration.validate()
+        let handler = YamuxSessionHandler(role: role, configuration: configuration)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        return YamuxSession(channel: channel, role: role, handler: handler)
+    }
+
+    /// Installs a yamux session on `channel` from any thread (hops to its event loop).
+    public static func install(
+        on channel: any Channel,
+        role: YamuxRole,
+        configuration: YamuxConfiguration = .init()
+    ) -> EventLoopFuture<YamuxSession> {
+        channel.eventLoop.submit {
+            try Self.configure(on: channel, role: role, configuration: configuration)
+        }
+    }
+
+    private var eventLoop: any EventLoop { self.channel.eventLoop }
+
+    /// Opens a stream. The SYN goes out at once; data may be written before the peer's ACK.
+    /// Waits (without limit) while `acceptBacklog` of our opens are still un-ACKed, as
+    /// hashicorp does.
+    ///
+    /// - Throws: ``YamuxError`` if the session is closed, the peer sent GoAway, or a limit is hit.
+    public func openStream() async throws -> YamuxStream {
+        let promise = self.eventLoop.makePromise(of: YamuxStream.self)
+        let handler = self.handler
+        self.eventLoop.execute {
+            handler.value.openStream { result in
+                switch result {
+                case .success(let channel):
+                    do {
+                        promise.succeed(try YamuxStream(channel: channel))
+                    } catch {
+                        channel.triggerUserOutboundEvent0(YamuxStreamResetEvent(), promise: nil)
+                        promise.fail(error)
+                    }
+                case .failure(let error):
+                    promise.fail(error)
+                }
+            }
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// The peer's streams, in the order they were opened. Taking a stream from the sequence is
+    /// what accepts it (its ACK goes out then). Ends (returns nil) when the session closes
+    /// normally or after our GoAway once the backlog is drained; throws ``YamuxError`` when it
+    /// ends in error.
+    public var inboundStreams: YamuxInboundStreams { YamuxInboundStreams(session: self) }
+
+    /// Accepts the next inbound stream; nil when no more will come.
+    public func accept() async throws -> YamuxStream? {
+        let token = self.nextAcceptToken.add(1, ordering: .relaxed).newValue
+        let promise = self.eventLoop.makePromise(of: YamuxStream?.self)
+        let handler = self.handler
+        let eventLoop = self.eventLoop
+        return try await withTaskCancellationHandler {
+            eventLoop.execute {
+                handler.value.accept(token: token) { result in
+                    switch result {
+                    case .success(.some(let channel)):
+                        do {
+                            promise.succeed(try YamuxStream(channel: channel))
+                        } catch {
+                            channel.triggerUserOutboundEvent0(YamuxStreamResetEvent(), promise: nil)
+                            promise.fail(error)
+                        }
+                    case .success(.none):
+                        promise.succeed(nil)
+                    case .failure(let error):
+                        promise.fail(error)
+                    }
+                }
+            }
+            return try await promise.futureResult.get()
+        } onCancel: {
+            eventLoop.execute { handler.value.cancelAccept(token) }
+        }
+    }
+
+    /// Sends a ping and returns the measured round-trip time.
+    ///
+    /// - Throws: ``YamuxError`` with code `.pingTimeout` if no answer comes within
+    ///   `connectionWriteTimeout`, or the session's close reason.
+    public func ping() async throws -> Duration {
+        let promise = self.eventLoop.makePromise(of: Duration.self)
+        let handler = self.handler
+        self.eventLoop.execute {
+            handler.value.sendPing { result in promise.completeWith(result.mapError { $0 as any Error }) }
+            handler.value.flushIfNeeded()
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// The latest measured round-trip time (from pings and keepalives), if any.
+    public var lastRTT: Duration? {
+        get async {
+            let handler = self.handler
+            let rtt = try? await self.eventLoop.submit { handler.value.rtt.map { Duration.nanoseconds($0.nanoseconds) } }.get()
+            return rtt ?? nil
+        }
+    }
+
+    /// Sends GoAway(0): the peer may open no more streams; open streams carry on. Inbound
+    /// streams the peer opens from now on are refused with RST.
+    public func goAway() async {
+        let handler = self.handler
+        try? await self.eventLoop.submit { handler.value.goAway() }.get()
+    }
+
+    /// Closes the session now: GoAway(0) is sent, every open stream fails with
+    /// ``YamuxError`` `.sessionClosed`, and the connection is closed.
+    public func close() async {
+        let handler = self.handler
+        try? await self.eventLoop.submit {
+            handler.value.closeSession(error: .sessionClosed, goAway: .normal)
+        }.get()
+        try? await self.channel.closeFuture.get()
+    }
+
+    /// Waits until the session has ended and returns why.
+    public func waitForClose() async -> YamuxError {
+        let promise = self.eventLoop.makePromise(of: YamuxError.self)
+        let handler = self.handler
+        self.eventLoop.execute { handler.value.onClose { promise.succeed($0) } }
+        return (try? await promise.futureResult.get()) ?? .sessionClosed
+    }
+
+    /// Number of streams currently in the session's stream map.
+    public var streamCount: Int {
+        get async {
+            let handler = self.handler
+            return (try? await self.eventLoop.submit { handler.value.numberOfStreams }.get()) ?? 0
+        }
+    }
+
+    /// Counters of what the session has done so far.
+    public var statistics: YamuxSessionStatistics {
+        get async {
+            let handler = self.handler
+            return (try? await self.eventLoop.submit { handler.value.statistics }.get()) ?? .init()
+        }
+    }
+
+    /// The session's internal state, for debugging.
+    var debugState: String {
+        get async {
+            let handler = self.handler
+            return (try? await self.eventLoop.submit { handler.value.debugState }.get()) ?? "unavailable"
+        }
+    }
+
+    /// Whether the session has ended.
+    public var isClosed: Bool {
+        get async {
+            let handler = self.handler
+            return (try? await self.eventLoop.submit { handler.value.isClosed }.get()) ?? true
+        }
+    }
+}
+
+/// The async sequence of a session's inbound streams (see ``YamuxSession/inboundStreams``).
+public struct YamuxInboundStreams: AsyncSequence, Sendable {
+    public typealias Element = YamuxStream
+    let session: YamuxSession
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let session: YamuxSession
+        public mutating func next() async throws -> YamuxStream? {
+            try await self.session.accept()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(session: self.session) }
+}
+
+/// One yamux stream: a child `Channel` of the session, wrapped for async use.
+///
+/// Use ``executeThenClose(_:)`` (once): read with the inbound sequence, write with the outbound
+/// writer, `outbound.finish()` half-closes (FIN) while reading goes on. When the body returns
+/// the stream is closed gracefully (FIN after queued data); when it throws or its task is
+/// cancelled, the stream is reset (RST). A stream dropped without ever being used is reset too.
+public struct YamuxStream: Sendable {
+    /// The yamux stream id (odd: opened by the client, even: by the server).
+    public let id: UInt32
+    /// The stream's child channel, for adding handlers or reading options.
+    public let channel: any Channel
+    private let lifetime: Lifetime
+
+    /// Resets the stream if the last copy of it goes away unused.
+    private final class Lifetime: Sendable {
+        let channel: any Channel
+        let used = Atomic<Bool>(false)
+        init(channel: any Channel) { self.channel = channel }
+        deinit {
+            if !self.used.load(ordering: .relaxed) {
+                self.channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)
+            }
+        }
+    }
+
+    /// Called on the event loop before the channel is activated: reading waits (autoRead off)
+    /// until ``executeThenClose(_:)`` installs its handlers, so no byte reaches an empty pipeline.
+    init(channel: YamuxStreamChannel) throws {
+        self.id = channel.streamID
+        self.channel = channel
+        self.lifetime = Lifetime(channel: channel)
+        try channel.syncOptions!.setOption(.autoRead, value: false)
+    }
+
+    /// Scoped access to the stream. Graceful close after `body` returns; RST if it throws or
+    /// the task is cancelled.
+    ///
+    /// - Throws: what `body` throws; ``YamuxError`` if the stream failed (reset by the peer,
+    ///   session closed); `ChannelError.alreadyClosed`-style errors if called twice.
+    public func executeThenClose<Result: Sendable>(
+        _ body: (
+            _ inbound: NIOAsyncChannelInboundStream<ByteBuffer>,
+            _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+        ) async throws -> Result
+    ) async throws -> Result {
+        guard !self.lifetime.used.exchange(true, ordering: .relaxed) else {
+            throw YamuxError.streamClosed
+        }
+        let channel = self.channel
+        let asyncChannel = try await channel.eventLoop.submit {
+            // A stream that failed before it was used reports why, not "closed channel".
+            if let stream = channel as? YamuxStreamChannel, !stream.isActive, let error = stream.terminationError {
+                throw error
+            }
+            let asyncChannel = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                wrappingChannelSynchronously: channel,
+                configuration: .init(isOutboundHalfClosureEnabled: true)
+            )
+            // Tell the new handler the current writability, then start reading.
+            channel.pipeline.syncOperations.fireChannelWritabilityChanged()
+            try channel.syncOptions!.setOption(.autoRead, value: true)
+            return asyncChannel
+        }.get()
+        return try await withTaskCancellationHandler {
+            try await asyncChannel.executeThenClose { inbound, outbound in
+                do {
+                    return try await body(inbound, outbound)
+                } catch {
+                    channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)
+                    throw error
+                }
+            }
+        } onCancel: {
+            channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)
+        }
+    }
+
+    /// Aborts the stream: RST to the peer; pending reads and writes fail.
+    public func reset() {
+        self.channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)
+    }
+}

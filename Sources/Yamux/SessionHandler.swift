@@ -1,0 +1,753 @@
+import NIOCore
+
+/// The yamux session: one `ChannelHandler` at the end of the TCP channel's pipeline that owns
+/// the stream map, parses frames, runs flow control, pings, keepalive and GoAway, and turns
+/// every stream into a child `YamuxStreamChannel`.
+///
+/// Everything runs on the connection's event loop: no locks, no per-frame tasks. Frames written
+/// while handling a read batch are flushed once, in `channelReadComplete`; frames written from
+/// a stream's flush are flushed once per flush.
+final class YamuxSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Outcome handed to whoever waits for a stream (open or accept); runs on the loop before
+    /// the stream channel is activated, so the receiver can install its handlers first.
+    typealias StreamCallback = (Result<YamuxStreamChannel, any Error>) -> Void
+    typealias AcceptCallback = (Result<YamuxStreamChannel?, any Error>) -> Void
+
+    let role: YamuxRole
+    let configuration: YamuxConfiguration
+    private var context: ChannelHandlerContext?
+    private var decoder: NIOSingleStepByteToMessageProcessor<YamuxFrameDecoder>
+
+    private enum State {
+        case idle
+        case active
+        case closed(YamuxError)
+    }
+    private var state: State = .idle
+
+    private var streams: [UInt32: YamuxStreamChannel] = [:]
+    private var nextStreamID: UInt32
+    private var localGoAway = false
+    private var remoteGoAway = false
+
+    /// Inbound streams waiting for the application (the accept backlog).
+    private var backlog = CircularBuffer<YamuxStreamChannel>()
+    private var acceptWaiters: [(id: Int, callback: AcceptCallback)] = []
+    private var cancelledAcceptTokens = Set<Int>()
+    /// Opens waiting for an in-flight SYN slot (at most `acceptBacklog` un-ACKed opens).
+    private var pendingOpens = CircularBuffer<StreamCallback>()
+    private var inflightSYNs = 0
+
+    private struct PendingPing {
+        var start: NIODeadline
+        var callback: ((Result<Duration, YamuxError>) -> Void)?
+        var timeout: Scheduled<Void>?
+    }
+    private var pings: [UInt32: PendingPing] = [:]
+    private var nextPingID: UInt32 = 0
+    private var keepAliveTask: Scheduled<Void>?
+    private var keepAlivePingOutstanding = false
+    /// The latest measured round-trip time, for auto-tuning and callers.
+    private(set) var rtt: TimeAmount?
+
+    private var autoTuneBudget: AutoTuneBudget
+
+    /// Frames provoked by the peer (ping replies, refusals) held while the connection is not
+    /// writable; bounded by `maxBufferedControlFrames`.
+    private var controlQueue = CircularBuffer<YamuxFrameHeader>()
+    private var parentWritable = true
+    private var writeTimeout: Scheduled<Void>?
+
+    private(set) var isInReadLoop = false
+    private var needsFlush = false
+    private var streamsNeedingReadComplete: [YamuxStreamChannel] = []
+
+    /// Counters for tests and metrics.
+    private var _statistics = YamuxSessionStatistics()
+    var statistics: YamuxSessionStatistics {
+        var statistics = self._statistics
+        statistics.autoTunedWindow = self.autoTuneBudget.granted
+        return statistics
+    }
+
+    /// Fires once when the session ends, with the reason.
+    private var closeCallbacks: [(YamuxError) -> Void] = []
+
+    init(role: YamuxRole, configuration: YamuxConfiguration) {
+        self.role = role
+        self.configuration = configuration
+        self.nextStreamID = role.firstStreamID
+        let maxWindow = configuration.enableWindowAutoTuning
+            ? max(configuration.maxStreamWindowSize, configuration.maxAutoTunedStreamWindow)
+            : configuration.maxStreamWindowSize
+        self.decoder = NIOSingleStepByteToMessageProcessor(
+            YamuxFrameDecoder(maxDataLength: maxWindow),
+            maximumBufferSize: nil
+        )
+        self.autoTuneBudget = AutoTuneBudget(limit: configuration.maxAutoTunedSessionWindow)
+    }
+
+    // MARK: ChannelHandler lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.parentWritable = context.channel.isWritable
+        if context.channel.isActive { self.start(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.closeSession(error: .sessionClosed, goAway: nil)
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.start(context: context)
+        context.fireChannelActive()
+    }
+
+    /// API calls made before the connection became active; run once it is (or fails).
+    private var deferredUntilActive: [() -> Void] = []
+
+    private func runDeferred() {
+        let deferred = self.deferredUntilActive
+        self.deferredUntilActive.removeAll()
+        for call in deferred { call() }
+    }
+
+    /// True (and `call` is kept for later) if the session is not active yet.
+    private func deferIfIdle(_ call: @escaping () -> Void) -> Bool {
+        guard case .idle = self.state else { return false }
+        self.deferredUntilActive.append(call)
+        return true
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard case .idle = self.state else { return }
+        self.state = .active
+        defer { self.runDeferred() }
+        if self.configuration.enableKeepAlive {
+            self.scheduleKeepAlive()
+        }
+        if self.configuration.enableWindowAutoTuning {
+            // One early ping gives auto-tuning a round-trip time to work with.
+            self.sendPing(callback: nil)
+            self.flushIfNeeded()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closeSession(error: .connectionClosed, goAway: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.closeSession(
+            error: YamuxError(code: .connectionClosed, message: "connection failed (\(error)): session closed"),
+            goAway: nil
+        )
+        context.fireErrorCaught(error)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        self.parentWritable = writable
+        if writable {
+            self.writeTimeout?.cancel()
+            self.writeTimeout = nil
+            while let header = self.controlQueue.popFirst() { self.writeFrame(header) }
+            self.flushIfNeeded()
+        } else if self.writeTimeout == nil, case .active = self.state {
+            // hashicorp's connection write timeout: if the peer does not take our bytes for this
+            // long, the connection is considered dead.
+            self.writeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.connectionWriteTimeout)) {
+                [weak self] in
+                guard let self, !self.parentWritable else { return }
+                self.closeSession(error: .connectionWriteTimeout, goAway: nil)
+            }
+        }
+        for stream in self.streams.values { stream.parentWritabilityChanged(writable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .active = self.state else { return }
+        let buffer = Self.unwrapInboundIn(data)
+        self.isInReadLoop = true
+        do {
+            try self.decoder.process(buffer: buffer) { frame in
+                guard case .active = self.state else { return }
+                try self.handleFrame(frame)
+            }
+        } catch let error as YamuxError {
+            self.closeSession(error: error, goAway: error.isPeerProtocolError ? .protocolError : nil)
+        } catch {
+            self.closeSession(
+                error: YamuxError(code: .unknownFrameType, message: "undecodable frame from peer (\(error)) (protocol error): session closed"),
+                goAway: .protocolError
+            )
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.endReadLoop()
+        context.fireChannelReadComplete()
+    }
+
+    private func endReadLoop() {
+        self.isInReadLoop = false
+        if !self.streamsNeedingReadComplete.isEmpty {
+            let streams = self.streamsNeedingReadComplete
+            self.streamsNeedingReadComplete.removeAll(keepingCapacity: true)
+            for stream in streams { stream.sessionReadComplete() }
+        }
+        self.flushIfNeeded()
+    }
+
+    private func handleFrame(_ frame: YamuxFrame) throws {
+        switch frame.header.type {
+        case .data, .windowUpdate:
+            try self.handleStreamFrame(frame)
+        case .ping:
+            self.handlePing(frame.header)
+        case .goAway:
+            self.handleGoAway(frame.header)
+        }
+    }
+
+    private func handleStreamFrame(_ frame: YamuxFrame) throws {
+        let header = frame.header
+        let id = header.streamID
+        let flags = header.flags
+        var newInbound = false
+
+        if flags.contains(.syn) {
+            if self.streams[id] != nil { throw YamuxError.duplicateStream(id) }
+            let peersParity = self.role == .client ? 0 : 1
+            if self.localGoAway || id == 0 || Int(id % 2) != peersParity
+                || self.streams.count >= self.configuration.maxConcurrentStreams
+                || self.backlog.count >= self.configuration.acceptBacklog
+            {
+                // Refused (going away, a limit, or a nonsense id): RST, and later frames for
+                // the id are discarded as unknown, as hashicorp does.
+                self._statistics.streamsRefused += 1
+                self.queueControlFrame(YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: id, length: 0))
+                return
+            }
+            let stream = self.makeStream(id: id, outbound: false)
+            self.streams[id] = stream
+            self.backlog.append(stream)
+            newInbound = true
+        }
+
+        guard let stream = self.streams[id] else {
+            // Unknown stream (likely one we reset): discard, no error.
+            self._statistics.framesDiscarded += 1
+            return
+        }
+
+        if flags.contains(.rst) {
+            // The length of an RST is ignored (libp2p's go-yamux puts an error code there).
+            stream.stateMachine.resetStream()
+            self.removeStream(stream)
+            stream.terminate(error: .streamReset)
+            return
+        }
+
+        if flags.contains(.ack) { self.streamAcknowledged(stream) }
+
+        switch header.type {
+        case .windowUpdate:
+            if header.length > 0 {
+                stream.flow.grantSend(header.length)
+                if stream.hasFlushedWrites, stream.drainWrites() { self.needsFlush = true }
+            }
+        case .data:
+            if let payload = frame.payload, payload.readableBytes > 0 {
+                guard stream.stateMachine.canReceiveData else { throw YamuxError.unexpectedData(id) }
+                guard stream.flow.receive(header.length) else { throw YamuxError.windowExceeded(streamID: id) }
+                if stream.channelClosed {
+                    // The application closed this stream; nobody will read this. Abort it.
+                    self.sendReset(stream)
+                    return
+                }
+                stream.receive(payload)
+            }
+        default:
+            break
+        }
+
+        if flags.contains(.fin) {
+            switch stream.stateMachine.receivedFIN() {
+            case .protocolError:
+                throw YamuxError.unexpectedFIN(id)
+            case .halfClosed:
+                stream.receivedFIN()
+            case .fullyClosed:
+                self.removeStream(stream)
+                stream.receivedFIN()
+            }
+        }
+
+        if newInbound { self.serviceAcceptWaiters() }
+    }
+
+    private func streamAcknowledged(_ stream: YamuxStreamChannel) {
+        let wasPending = stream.stateMachine.state == .synSent
+        stream.stateMachine.receivedACK()
+        if wasPending {
+            stream.openTimeout?.cancel()
+            stream.openTimeout = nil
+        }
+        self.releaseSYNSlot(stream)
+    }
+
+    private func releaseSYNSlot(_ stream: YamuxStreamChannel) {
+        guard stream.holdsSYNSlot else { return }
+        stream.holdsSYNSlot = false
+        self.inflightSYNs -= 1
+        self.startPendingOpens()
+    }
+
+    private func handlePing(_ header: YamuxFrameHeader) {
+        if header.flags.contains(.syn) {
+            self._statistics.pingsAnswered += 1
+            self.queueControlFrame(YamuxFrameHeader(type: .ping, flags: .ack, streamID: 0, length: header.length))
+        } else if header.flags.contains(.ack), let ping = self.pings.removeValue(forKey: header.length) {
+            ping.timeout?.cancel()
+            self._statistics.pongsReceived += 1
+            let elapsed = NIODeadline.now() - ping.start
+            self.rtt = elapsed
+            ping.callback?(.success(Duration.nanoseconds(elapsed.nanoseconds)))
+        }
+    }
+
+    private func handleGoAway(_ header: YamuxFrameHeader) {
+        switch header.length {
+        case YamuxGoAwayCode.normal.rawValue:
+            self.remoteGoAway = true
+            while let open = self.pendingOpens.popFirst() { open(.failure(YamuxError.remoteGoAway)) }
+        case YamuxGoAwayCode.protocolError.rawValue:
+            self.closeSession(error: .remoteProtocolError, goAway: nil)
+        case YamuxGoAwayCode.internalError.rawValue:
+            self.closeSession(error: .remoteInternalError, goAway: nil)
+        default:
+            self.closeSession(error: .remoteUnknownGoAway(header.length), goAway: nil)
+        }
+    }
+
+    // MARK: writing
+
+    /// Writes a header-only frame (not flushed).
+    func writeFrame(_ header: YamuxFrameHeader, promise: EventLoopPromise<Void>? = nil) {
+        guard let context = self.context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
+        header.write(to: &buffer)
+        context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        self.needsFlush = true
+    }
+
+    /// Writes a data frame (not flushed). Large payloads go out as their own buffer behind the
+    /// header (a gathering write, no copy); tiny ones are cheaper copied behind the header.
+    func writeData(streamID: UInt32, payload: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard case .active = self.state, let context = self.context else {
+            promise?.fail(YamuxError.sessionClosed)
+            return
+        }
+        let header = YamuxFrameHeader(type: .data, streamID: streamID, length: UInt32(payload.readableBytes))
+        if payload.readableBytes <= 256 {
+            var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size + payload.readableBytes)
+            header.write(to: &buffer)
+            buffer.writeImmutableBuffer(payload)
+            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        } else {
+            var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
+            header.write(to: &buffer)
+            context.write(Self.wrapOutboundOut(buffer), promise: nil)
+            context.write(Self.wrapOutboundOut(payload), promise: promise)
+        }
+        self.needsFlush = true
+    }
+
+    /// Frames the peer provokes without bound (ping replies, refusal RSTs): written at once
+    /// while the connection is writable, held (up to the limit) while it is not.
+    private func queueControlFrame(_ header: YamuxFrameHeader) {
+        if self.parentWritable && self.controlQueue.isEmpty {
+            self.writeFrame(header)
+            return
+        }
+        self.controlQueue.append(header)
+        self._statistics.maxBufferedControlFrames = max(self._statistics.maxBufferedControlFrames, self.controlQueue.count)
+        if self.controlQueue.count > self.configuration.maxBufferedControlFrames {
+            self.closeSession(error: .controlFrameFlood, goAway: nil)
+        }
+    }
+
+    func flushIfNeeded() {
+        guard !self.isInReadLoop, self.needsFlush, let context = self.context else { return }
+        self.needsFlush = false
+        context.flush()
+    }
+
+    // MARK: stream callbacks
+
+    func streamHasWritesToSend(_ stream: YamuxStreamChannel) {
+        guard case .active = self.state else {
+            stream.terminate(error: self.closedError)
+            return
+        }
+        guard stream.inSessionMap else { return }
+        if stream.drainWrites() { self.flushIfNeeded() }
+    }
+
+    func streamNeedsReadComplete(_ stream: YamuxStreamChannel) {
+        self.streamsNeedingReadComplete.append(stream)
+    }
+
+    /// Data reached the stream's consumer: credit the peer if half the window is free.
+    func streamConsumedData(_ stream: YamuxStreamChannel) {
+        guard case .active = self.state, stream.inSessionMap, !stream.stateMachine.remoteHasClosed,
+            stream.stateMachine.state != .synReceived
+        else { return }
+        let autoTune = self.configuration.enableWindowAutoTuning ? self.configuration.maxAutoTunedStreamWindow : nil
+        if let delta = stream.flow.windowUpdate(
+            force: false,
+            now: .now(),
+            rtt: self.rtt,
+            budget: &self.autoTuneBudget,
+            maxAutoTuned: autoTune
+        ) {
+            self._statistics.windowUpdatesSent += 1
+            self.writeFrame(YamuxFrameHeader(type: .windowUpdate, streamID: stream.streamID, length: delta))
+            self.flushIfNeeded()
+        }
+    }
+
+    /// Writes the FIN (as a window update, as hashicorp does) after the stream's queued data.
+    func sendFIN(_ stream: YamuxStreamChannel, promise: EventLoopPromise<Void>?) {
+        guard let fullyClosed = stream.stateMachine.sentFIN() else {
+            promise?.succeed(())
+            return
+        }
+        self.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: stream.streamID, length: 0), promise: promise)
+        if fullyClosed {
+            self.removeStream(stream)
+        }
+    }
+
+    /// The application closed the channel; the stream lingers until the peer closes its side,
+    /// for at most `streamCloseTimeout`.
+    func streamClosedByApplication(_ stream: YamuxStreamChannel) {
+        guard stream.inSessionMap, let context = self.context else { return }
+        stream.closeTimeout?.cancel()
+        stream.closeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.streamCloseTimeout)) {
+            [weak self, weak stream] in
+            guard let self, let stream, stream.inSessionMap else { return }
+            self.sendReset(stream)
+            self.flushIfNeeded()
+        }
+    }
+
+    /// Aborts the stream: RST to the peer, the channel fails.
+    func resetStream(_ stream: YamuxStreamChannel) {
+        guard stream.inSessionMap else {
+            stream.terminate(error: .streamReset)
+            return
+        }
+        self.sendReset(stream)
+        self.flushIfNeeded()
+    }
+
+    private func sendReset(_ stream: YamuxStreamChannel) {
+        stream.stateMachine.resetStream()
+        self.removeStream(stream)
+        self.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: stream.streamID, length: 0))
+        stream.terminate(error: .streamReset)
+    }
+
+    private func removeStream(_ stream: YamuxStreamChannel) {
+        guard stream.inSessionMap else { return }
+        stream.inSessionMap = false
+        self.streams.removeValue(forKey: stream.streamID)
+        self.autoTuneBudget.giveBack(stream.flow.autoTuneGrowth)
+        stream.cancelTimers()
+        if let index = self.backlog.firstIndex(where: { $0 === stream }) {
+            self.backlog.remove(at: index)
+        }
+        self.releaseSYNSlot(stream)
+    }
+
+    private func makeStream(id: UInt32, outbound: Bool) -> YamuxStreamChannel {
+        YamuxStreamChannel(
+            streamID: id,
+            outbound: outbound,
+            session: self,
+            parent: self.context!.channel,
+            configuration: self.configuration
+        )
+    }
+
+    private var closedError: YamuxError {
+        if case .closed(let error) = self.state { return error }
+        return .sessionClosed
+    }
+
+    // MARK: API entry points (all on the event loop)
+
+    /// Opens a stream: SYN goes out now (or once an in-flight SYN slot frees up).
+    func openStream(_ callback: @escaping StreamCallback) {
+        if self.deferIfIdle({ self.openStream(callback) }) { return }
+        guard case .active = self.state else {
+            callback(.failure(self.closedError))
+            return
+        }
+        if self.remoteGoAway { return callback(.failure(YamuxError.remoteGoAway)) }
+        if self.localGoAway { return callback(.failure(YamuxError.localGoAway)) }
+        if self.inflightSYNs >= self.configuration.acceptBacklog {
+            self.pendingOpens.append(callback)
+            return
+        }
+        self.performOpen(callback)
+    }
+
+    private func startPendingOpens() {
+        while self.inflightSYNs < self.configuration.acceptBacklog, let open = self.pendingOpens.popFirst() {
+            self.performOpen(open)
+        }
+    }
+
+    private func performOpen(_ callback: StreamCallback) {
+        guard case .active = self.state, let context = self.context else {
+            return callback(.failure(self.closedError))
+        }
+        if self.remoteGoAway { return callback(.failure(YamuxError.remoteGoAway)) }
+        guard self.streams.count < self.configuration.maxConcurrentStreams else {
+            return callback(.failure(YamuxError.tooManyStreams))
+        }
+        guard self.nextStreamID < UInt32.max - 1 else { return callback(.failure(YamuxError.streamsExhausted)) }
+        let id = self.nextStreamID
+        self.nextStreamID += 2
+        let stream = self.makeStream(id: id, outbound: true)
+        self.streams[id] = stream
+        self.inflightSYNs += 1
+        stream.openTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.streamOpenTimeout)) {
+            [weak self, weak stream] in
+            guard let self, let stream, stream.stateMachine.state == .synSent, stream.inSessionMap else { return }
+            // hashicorp closes the whole session when a stream is not acknowledged in time.
+            self.closeSession(error: .streamOpenTimeout, goAway: nil)
+        }
+        let delta = stream.flow.windowUpdate(
+            force: true,
+            now: .now(),
+            rtt: nil,
+            budget: &self.autoTuneBudget,
+            maxAutoTuned: nil
+        )!
+        self.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: delta))
+        callback(.success(stream))
+        stream.activate()
+        self.flushIfNeeded()
+    }
+
+    /// Hands the next inbound stream to the application (and ACKs it), or waits for one.
+    /// Returns a token for `cancelAccept`.
+    func accept(token id: Int, _ callback: @escaping AcceptCallback) {
+        if self.cancelledAcceptTokens.remove(id) != nil {
+            callback(.failure(CancellationError()))
+            return
+        }
+        self.acceptWaiters.append((id, callback))
+        self.serviceAcceptWaiters()
+    }
+
+    func cancelAccept(_ token: Int) {
+        guard let index = self.acceptWaiters.firstIndex(where: { $0.id == token }) else {
+            // The cancellation overtook the accept itself.
+            self.cancelledAcceptTokens.insert(token)
+            return
+        }
+        let waiter = self.acceptWaiters.remove(at: index)
+        waiter.callback(.failure(CancellationError()))
+    }
+
+    private func serviceAcceptWaiters() {
+        while !self.acceptWaiters.isEmpty {
+            if let stream = self.backlog.popFirst() {
+                let waiter = self.acceptWaiters.removeFirst()
+                // Exactly one ACK per inbound stream, sent when the application takes it.
+                let delta = stream.flow.windowUpdate(
+                    force: true,
+                    now: .now(),
+                    rtt: nil,
+                    budget: &self.autoTuneBudget,
+                    maxAutoTuned: nil
+                )!
+                stream.stateMachine.sentACK()
+                self.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .ack, streamID: stream.streamID, length: delta))
+                waiter.callback(.success(stream))
+                stream.activate()
+                self.flushIfNeeded()
+            } else if case .closed(let error) = self.state {
+                let waiters = self.acceptWaiters
+                self.acceptWaiters.removeAll()
+                for waiter in waiters {
+                    switch error.code {
+                    case .sessionClosed, .connectionClosed, .remoteGoAway: waiter.callback(.success(nil))
+                    default: waiter.callback(.failure(error))
+                    }
+                }
+            } else if self.localGoAway {
+                // We refuse new streams, so once the backlog is drained there will be no more.
+                let waiters = self.acceptWaiters
+                self.acceptWaiters.removeAll()
+                for waiter in waiters { waiter.callback(.success(nil)) }
+            } else {
+                return
+            }
+        }
+    }
+
+    /// Sends a ping; the callback gets the round-trip time, or a timeout after
+    /// `connectionWriteTimeout`.
+    func sendPing(callback: ((Result<Duration, YamuxError>) -> Void)?) {
+        if self.deferIfIdle({ self.sendPing(callback: callback); self.flushIfNeeded() }) { return }
+        guard case .active = self.state, let context = self.context else {
+            callback?(.failure(self.closedError))
+            return
+        }
+        let id = self.nextPingID
+        self.nextPingID &+= 1
+        let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.connectionWriteTimeout)) {
+            [weak self] in
+            guard let self, let ping = self.pings.removeValue(forKey: id) else { return }
+            ping.callback?(.failure(.pingTimeout))
+        }
+        self.pings[id] = PendingPing(start: .now(), callback: callback, timeout: timeout)
+        self.writeFrame(YamuxFrameHeader(type: .ping, flags: .syn, streamID: 0, length: id))
+    }
+
+    private func scheduleKeepAlive() {
+        guard let context = self.context else { return }
+        self.keepAliveTask = context.eventLoop.assumeIsolated().scheduleTask(
+            in: TimeAmount(self.configuration.keepAliveInterval)
+        ) { [weak self] in
+            guard let self else { return }
+            self.keepAlive()
+            if case .active = self.state { self.scheduleKeepAlive() }
+        }
+    }
+
+    private func keepAlive() {
+        guard case .active = self.state, !self.keepAlivePingOutstanding else { return }
+        self.keepAlivePingOutstanding = true
+        self._statistics.keepAlivesSent += 1
+        self.sendPing { [weak self] result in
+            guard let self else { return }
+            self.keepAlivePingOutstanding = false
+            if case .failure(let error) = result, error.code == .pingTimeout {
+                self.closeSession(error: .keepAliveTimeout, goAway: nil)
+            }
+        }
+        self.flushIfNeeded()
+    }
+
+    /// GoAway(0): the peer may open no more streams; open ones go on.
+    func goAway() {
+        if self.deferIfIdle({ self.goAway() }) { return }
+        guard case .active = self.state else { return }
+        if !self.localGoAway {
+            self.localGoAway = true
+            self.writeFrame(YamuxFrameHeader(type: .goAway, streamID: 0, length: YamuxGoAwayCode.normal.rawValue))
+            self.flushIfNeeded()
+        }
+        self.serviceAcceptWaiters()
+    }
+
+    var numberOfStreams: Int { self.streams.count }
+
+    /// A description of the session's state, for debugging hangs.
+    var debugState: String {
+        var lines = ["session \(self.role) state=\(self.state) streams=\(self.streams.count) backlog=\(self.backlog.count) waiters=\(self.acceptWaiters.count) inflightSYNs=\(self.inflightSYNs) pendingOpens=\(self.pendingOpens.count) parentWritable=\(self.parentWritable) inReadLoop=\(self.isInReadLoop) needsFlush=\(self.needsFlush)"]
+        for stream in self.streams.values.sorted(by: { $0.streamID < $1.streamID }) {
+            lines.append("  " + stream.debugState)
+        }
+        return lines.joined(separator: "\n")
+    }
+    var isClosed: Bool {
+        if case .closed = self.state { return true }
+        return false
+    }
+
+    func onClose(_ callback: @escaping (YamuxError) -> Void) {
+        if case .closed(let error) = self.state {
+            callback(error)
+        } else {
+            self.closeCallbacks.append(callback)
+        }
+    }
+
+    /// Ends the session: GoAway (if given) is written and flushed before the connection closes;
+    /// every stream, waiter and ping fails with `error`.
+    func closeSession(error: YamuxError, goAway: YamuxGoAwayCode?) {
+        switch self.state {
+        case .closed: return
+        case .idle, .active: break
+        }
+        self.state = .closed(error)
+        self.keepAliveTask?.cancel()
+        self.keepAliveTask = nil
+        self.writeTimeout?.cancel()
+        self.writeTimeout = nil
+        self.controlQueue.removeAll()
+
+        let streams = Array(self.streams.values)
+        for stream in streams {
+            self.removeStream(stream)
+        }
+        self.backlog.removeAll()
+        for stream in streams { stream.terminate(error: error) }
+        while let open = self.pendingOpens.popFirst() { open(.failure(error)) }
+        let pings = self.pings
+        self.pings.removeAll()
+        for ping in pings.values {
+            ping.timeout?.cancel()
+            ping.callback?(.failure(error))
+        }
+        self.serviceAcceptWaiters()
+        self.runDeferred()
+        let callbacks = self.closeCallbacks
+        self.closeCallbacks.removeAll()
+        for callback in callbacks { callback(error) }
+
+        guard let context = self.context else { return }
+        if let goAway {
+            // The GoAway must reach the peer before the connection closes; if the peer does not
+            // take it within the write timeout, close anyway.
+            let channel = context.channel
+            let written = context.eventLoop.makePromise(of: Void.self)
+            self.writeFrame(YamuxFrameHeader(type: .goAway, streamID: 0, length: goAway.rawValue), promise: written)
+            self.needsFlush = false
+            context.flush()
+            let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.connectionWriteTimeout)) {
+                channel.close(promise: nil)
+            }
+            written.futureResult.whenComplete { _ in
+                deadline.cancel()
+                channel.close(promise: nil)
+            }
+        } else {
+            if self.needsFlush {
+                self.needsFlush = false
+                context.flush()
+            }
+            context.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,517 @@
+import NIOCore
+import Synchronization
+
+/// Ask a yamux stream channel to abort with RST: `channel.triggerUserOutboundEvent(YamuxStreamResetEvent())`.
+public struct YamuxStreamResetEvent: Sendable, Hashable {
+    public init() {}
+}
+
+/// One yamux stream, as a child `Channel` of the TCP channel (the model is swift-nio-http2's
+/// `HTTP2StreamChannel`).
+///
+/// Inbound: data frames are buffered here and handed to the pipeline only when it asks with
+/// `read()`; the session credits the peer's window only for bytes that reached the pipeline, so
+/// a slow consumer throttles only its own sender. A FIN from the peer becomes
+/// `ChannelEvent.inputClosed` after the buffered data.
+///
+/// Outbound: writes queue here; on flush they are cut to the peer's window and written to the
+/// parent as data frames (header and payload as separate buffers, never copied). The channel
+/// is writable while its queued bytes stay under the watermark and the parent is writable.
+/// `close(mode: .output)` sends FIN after the queued data. `close(mode: .all)` ends the channel
+/// for the application at once but closes the stream gracefully: queued data and a FIN still go
+/// out, and the stream is reset if the peer does not close its side within
+/// `streamCloseTimeout`. Reset with `YamuxStreamResetEvent`.
+final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
+    // @unchecked Sendable: every mutable property below is touched only on `eventLoop` (the
+    // parent's loop); the few properties other threads may read (`isActive`, `isWritable`) are
+    // atomics, and the rest of the `Channel` API hops to the loop like NIO's own channels do.
+
+    let streamID: UInt32
+    let isOutbound: Bool
+    let session: YamuxSessionHandler
+    let eventLoop: any EventLoop
+    let allocator: ByteBufferAllocator
+    private let parentChannel: any Channel
+    private let closePromise: EventLoopPromise<Void>
+    private var _pipeline: ChannelPipeline!
+
+    private let _isActive = Atomic<Bool>(false)
+    private let _isWritable = Atomic<Bool>(true)
+
+    // MARK: protocol state (session-facing)
+    var stateMachine: StreamStateMachine
+    var flow: StreamFlowController
+    /// Still in the session's stream map.
+    var inSessionMap = true
+    /// Counted against the session's in-flight SYN limit until ACKed or gone.
+    var holdsSYNSlot: Bool
+    var openTimeout: Scheduled<Void>?
+    var closeTimeout: Scheduled<Void>?
+
+    // MARK: channel state (application-facing)
+    private var activated = false
+    /// The channel has become inactive (app close, reset, or session end).
+    private(set) var channelClosed = false
+    private var autoRead = true
+    private var allowRemoteHalfClosure = true
+    private var waterMark: ChannelOptions.Types.WriteBufferWaterMark
+    private var readRequested = false
+    private var pendingReads = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private var eofDelivered = false
+    private var readCompletePending = false
+
+    private enum PendingWrite {
+        case data(ByteBuffer, EventLoopPromise<Void>?)
+        case fin(EventLoopPromise<Void>?)
+    }
+    private var unflushed = CircularBuffer<PendingWrite>(initialCapacity: 4)
+    private var flushed = CircularBuffer<PendingWrite>(initialCapacity: 4)
+    private var queuedBytes = 0
+    private var ownWritable = true
+    private var parentWritable = true
+    private var finQueued = false
+
+    init(
+        streamID: UInt32,
+        outbound: Bool,
+        session: YamuxSessionHandler,
+        parent: any Channel,
+        configuration: YamuxConfiguration
+    ) {
+        self.streamID = streamID
+        self.isOutbound = outbound
+        self.holdsSYNSlot = outbound
+        self.session = session
+        self.parentChannel = parent
+        self.eventLoop = parent.eventLoop
+        self.allocator = parent.allocator
+        self.closePromise = parent.eventLoop.makePromise()
+        self.stateMachine = StreamStateMachine(outbound: outbound)
+        self.flow = StreamFlowController(maxStreamWindow: configuration.maxStreamWindowSize)
+        self.waterMark = configuration.streamWriteBufferWaterMark
+        self.parentWritable = parent.isWritable
+        self._pipeline = ChannelPipeline(channel: self)
+    }
+
+    // MARK: Channel
+
+    var pipeline: ChannelPipeline { self._pipeline }
+    var closeFuture: EventLoopFuture<Void> { self.closePromise.futureResult }
+    var localAddress: SocketAddress? { self.parentChannel.localAddress }
+    var remoteAddress: SocketAddress? { self.parentChannel.remoteAddress }
+    var parent: (any Channel)? { self.parentChannel }
+    var isWritable: Bool { self._isWritable.load(ordering: .relaxed) }
+    var isActive: Bool { self._isActive.load(ordering: .relaxed) }
+    var _channelCore: any ChannelCore { self }
+
+    func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
+        if self.eventLoop.inEventLoop {
+            return self.eventLoop.makeCompletedFuture { try self.setOption0(option, value: value) }
+        }
+        return self.eventLoop.submit { try self.setOption0(option, value: value) }
+    }
+
+    func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
+        if self.eventLoop.inEventLoop {
+            return self.eventLoop.makeCompletedFuture { try self.getOption0(option) }
+        }
+        return self.eventLoop.submit { try self.getOption0(option) }
+    }
+
+    fileprivate func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
+        self.eventLoop.preconditionInEventLoop()
+        switch option {
+        case _ as ChannelOptions.Types.AutoReadOption:
+            let on = value as! Bool
+            let wasOff = !self.autoRead
+            self.autoRead = on
+            if on && wasOff && self.activated { self.read0() }
+        case _ as ChannelOptions.Types.AllowRemoteHalfClosureOption:
+            self.allowRemoteHalfClosure = value as! Bool
+        case _ as ChannelOptions.Types.WriteBufferWaterMarkOption:
+            self.waterMark = value as! ChannelOptions.Types.WriteBufferWaterMark
+            self.updateWritability()
+        default:
+            throw ChannelError.operationUnsupported
+        }
+    }
+
+    fileprivate func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+        self.eventLoop.preconditionInEventLoop()
+        switch option {
+        case _ as ChannelOptions.Types.AutoReadOption:
+            return self.autoRead as! Option.Value
+        case _ as ChannelOptions.Types.AllowRemoteHalfClosureOption:
+            return self.allowRemoteHalfClosure as! Option.Value
+        case _ as ChannelOptions.Types.WriteBufferWaterMarkOption:
+            return self.waterMark as! Option.Value
+        default:
+            throw ChannelError.operationUnsupported
+        }
+    }
+
+    private struct SyncOptions: NIOSynchronousChannelOptions {
+        let channel: YamuxStreamChannel
+        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
+            try self.channel.setOption0(option, value: value)
+        }
+        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+            try self.channel.getOption0(option)
+        }
+    }
+
+    var syncOptions: (any NIOSynchronousChannelOptions)? { SyncOptions(channel: self) }
+
+    // MARK: ChannelCore
+
+    func localAddress0() throws -> SocketAddress {
+        guard let address = self.parentChannel.localAddress else { throw ChannelError.unknownLocalAddress }
+        return address
+    }
+
+    func remoteAddress0() throws -> SocketAddress {
+        guard let address = self.parentChannel.remoteAddress else { throw ChannelError.operationUnsupported }
+        return address
+    }
+
+    func register0(promise: EventLoopPromise<Void>?) {
+        // A stream channel is registered by the session when it is created.
+        promise?.succeed(())
+    }
+
+    func bind0(to: SocketAddress, promise: EventLoopPromise<Void>?) {
+        promise?.fail(ChannelError.operationUnsupported)
+    }
+
+    func connect0(to: SocketAddress, promise: EventLoopPromise<Void>?) {
+        promise?.fail(ChannelError.operationUnsupported)
+    }
+
+    func write0(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if self.detached, let error = self.terminationError {
+            promise?.fail(error)
+            return
+        }
+        guard !self.channelClosed, !self.finQueued, self.stateMachine.canSendData else {
+            promise?.fail(self.channelClosed ? ChannelError.ioOnClosedChannel : ChannelError.outputClosed)
+            return
+        }
+        let buffer = self.unwrapData(data, as: ByteBuffer.self)
+        self.queuedBytes += buffer.readableBytes
+        self.unflushed.append(.data(buffer, promise))
+        self.updateWritability()
+    }
+
+    func flush0() {
+        guard !self.unflushed.isEmpty else { return }
+        self.moveUnflushed()
+        self.session.streamHasWritesToSend(self)
+    }
+
+    func read0() {
+        guard !self.channelClosed else { return }
+        self.readRequested = true
+        if self.activated { self.tryToRead(inSessionReadLoop: self.session.isInReadLoop) }
+    }
+
+    func close0(error: any Error, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        switch mode {
+        case .input:
+            promise?.fail(ChannelError.operationUnsupported)
+        case .output:
+            guard !self.channelClosed else {
+                promise?.fail(ChannelError.alreadyClosed)
+                return
+            }
+            guard !self.finQueued, self.stateMachine.canSendData, !self.detached else {
+                promise?.fail(self.terminationError ?? ChannelError.outputClosed)
+                return
+            }
+            self.queueFIN(promise: promise)
+            self.pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.outputClosed)
+        case .all:
+            guard !self.channelClosed else {
+                promise?.fail(ChannelError.alreadyClosed)
+                return
+            }
+            if self.detached {
+                self.pendingReads.removeAll()
+                self.finishChannel(error: nil, closePromise: promise)
+                return
+            }
+            // Graceful: whatever the application already wrote still goes out, then FIN.
+            if !self.finQueued && self.stateMachine.canSendData {
+                self.queueFIN(promise: nil)
+            } else if !self.unflushed.isEmpty {
+                self.moveUnflushed()
+                self.session.streamHasWritesToSend(self)
+            }
+            self.pendingReads.removeAll()
+            self.flow.dropBuffered()
+            self.session.streamClosedByApplication(self)
+            self.finishChannel(error: nil, closePromise: promise)
+        }
+    }
+
+    func triggerUserOutboundEvent0(_ event: Any, promise: EventLoopPromise<Void>?) {
+        if event is YamuxStreamResetEvent {
+            self.session.resetStream(self)
+            promise?.succeed(())
+        } else {
+            promise?.fail(ChannelError.operationUnsupported)
+        }
+    }
+
+    func channelRead0(_ data: NIOAny) {
+        // Reached the end of the stream's pipeline unconsumed: nothing to do.
+    }
+
+    func errorCaught0(error: any Error) {
+        // Unhandled errors at the tail of the stream pipeline are the application's business.
+    }
+
+    // MARK: session-facing: lifecycle
+
+    /// Makes the channel live: fires registered/active and starts reading if autoRead is on.
+    /// The caller has installed its handlers already.
+    func activate() {
+        guard !self.channelClosed, !self.activated else { return }
+        self.activated = true
+        self._isActive.store(true, ordering: .relaxed)
+        self.pipeline.syncOperations.fireChannelRegistered()
+        self.pipeline.syncOperations.fireChannelActive()
+        self.updateWritability()
+        if self.autoRead { self.pipeline.syncOperations.read() }
+        // Data or a FIN may have arrived before activation.
+        self.tryToRead(inSessionReadLoop: self.session.isInReadLoop)
+    }
+
+    /// The peer reset the stream, or the session ended: fail and close the channel.
+    ///
+    /// Exception: if the peer had already closed its side cleanly (FIN), what it sent is still
+    /// delivered, then EOF, so a response is not lost when the peer closes the whole session
+    /// right after it. The channel then stays open (writes fail) until the application closes.
+    func terminate(error: YamuxError) {
+        self.cancelTimers()
+        self.failPendingWrites(error: error)
+        if self.terminationError == nil { self.terminationError = error }
+        guard !self.channelClosed else { return }
+        let cleanEOF = self.stateMachine.remoteHasClosed && self.stateMachine.state != .reset
+        if cleanEOF && !self.eofDelivered {
+            self.detached = true
+            return
+        }
+        self.pendingReads.removeAll()
+        self.finishChannel(error: error, closePromise: nil)
+    }
+
+    /// Why the stream ended, if it failed.
+    private(set) var terminationError: YamuxError?
+    /// The session is gone but the application still reads what arrived before.
+    private var detached = false
+
+    func cancelTimers() {
+        self.openTimeout?.cancel()
+        self.openTimeout = nil
+        self.closeTimeout?.cancel()
+        self.closeTimeout = nil
+    }
+
+    // MARK: session-facing: inbound
+
+    /// A data payload passed the window check.
+    func receive(_ payload: ByteBuffer) {
+        self.pendingReads.append(payload)
+        if self.activated { self.tryToRead(inSessionReadLoop: self.session.isInReadLoop) }
+    }
+
+    /// The peer sent FIN: EOF after the buffered data.
+    func receivedFIN() {
+        if self.activated { self.deliverEOFIfNeeded() }
+    }
+
+    /// Called by the session at the end of its read batch.
+    func sessionReadComplete() {
+        guard self.readCompletePending else { return }
+        self.readCompletePending = false
+        guard !self.channelClosed else { return }
+        self.pipeline.syncOperations.fireChannelReadComplete()
+        if self.autoRead && !self.channelClosed { self.pipeline.syncOperations.read() }
+    }
+
+    private func tryToRead(inSessionReadLoop: Bool) {
+        guard self.readRequested, !self.pendingReads.isEmpty, !self.channelClosed else {
+            self.deliverEOFIfNeeded()
+            return
+        }
+        self.deliverReads(ignoreReadRequests: false)
+        if inSessionReadLoop {
+            // The session fires readComplete once per batch, after all frames were handled.
+            if !self.readCompletePending {
+                self.readCompletePending = true
+                self.session.streamNeedsReadComplete(self)
+            }
+        } else if !self.channelClosed {
+            self.pipeline.syncOperations.fireChannelReadComplete()
+            if self.autoRead && !self.channelClosed { self.pipeline.syncOperations.read() }
+        }
+        self.deliverEOFIfNeeded()
+    }
+
+    private func deliverReads(ignoreReadRequests: Bool) {
+        guard self.readRequested || ignoreReadRequests else { return }
+        self.readRequested = false
+        var delivered: UInt32 = 0
+        while !self.channelClosed, let buffer = self.pendingReads.popFirst() {
+            let count = UInt32(buffer.readableBytes)
+            self.flow.consumed(count)
+            delivered += count
+            self.pipeline.syncOperations.fireChannelRead(NIOAny(buffer))
+        }
+        if delivered > 0 { self.session.streamConsumedData(self) }
+    }
+
+    private func deliverEOFIfNeeded() {
+        guard self.activated, !self.eofDelivered, !self.channelClosed, self.pendingReads.isEmpty,
+            self.stateMachine.remoteHasClosed, self.stateMachine.state != .reset
+        else { return }
+        self.eofDelivered = true
+        if self.allowRemoteHalfClosure {
+            self.pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        } else {
+            self.close0(error: ChannelError.eof, mode: .all, promise: nil)
+        }
+    }
+
+    // MARK: session-facing: outbound
+
+    /// Writes as much queued data as the peer's window allows, then a queued FIN.
+    /// Returns whether anything was written.
+    @discardableResult
+    func drainWrites() -> Bool {
+        var wrote = false
+        while let next = self.flushed.first {
+            switch next {
+            case .data(var buffer, let promise):
+                guard self.stateMachine.canSendData else {
+                    self.flushed.removeFirst()
+                    self.queuedBytes -= buffer.readableBytes
+                    promise?.fail(YamuxError.streamClosed)
+                    continue
+                }
+                let readable = buffer.readableBytes
+                if readable == 0 {
+                    self.flushed.removeFirst()
+                    promise?.succeed(())
+                    continue
+                }
+                let window = Int(self.flow.sendWindow)
+                guard window > 0 else { return self.finishDrain(wrote) }
+                if readable <= window {
+                    self.flushed.removeFirst()
+                    self.flow.sent(UInt32(readable))
+                    self.queuedBytes -= readable
+                    self.session.writeData(streamID: self.streamID, payload: buffer, promise: promise)
+                } else {
+                    // Split to the window; the rest waits for a window update.
+                    let slice = buffer.readSlice(length: window)!
+                    self.flushed[self.flushed.startIndex] = .data(buffer, promise)
+                    self.flow.sent(UInt32(window))
+                    self.queuedBytes -= window
+                    self.session.writeData(streamID: self.streamID, payload: slice, promise: nil)
+                }
+                wrote = true
+            case .fin(let promise):
+                self.flushed.removeFirst()
+                self.session.sendFIN(self, promise: promise)
+                wrote = true
+            }
+        }
+        return self.finishDrain(wrote)
+    }
+
+    private func finishDrain(_ wrote: Bool) -> Bool {
+        self.updateWritability()
+        return wrote
+    }
+
+    var hasFlushedWrites: Bool { !self.flushed.isEmpty }
+
+    func parentWritabilityChanged(_ writable: Bool) {
+        self.parentWritable = writable
+        self.updateWritability()
+    }
+
+    private func queueFIN(promise: EventLoopPromise<Void>?) {
+        self.finQueued = true
+        self.moveUnflushed()
+        self.flushed.append(.fin(promise))
+        self.session.streamHasWritesToSend(self)
+    }
+
+    private func moveUnflushed() {
+        while let write = self.unflushed.popFirst() { self.flushed.append(write) }
+    }
+
+    private func failPendingWrites(error: any Error) {
+        self.moveUnflushed()
+        while let write = self.flushed.popFirst() {
+            switch write {
+            case .data(let buffer, let promise):
+                self.queuedBytes -= buffer.readableBytes
+                promise?.fail(error)
+            case .fin(let promise):
+                promise?.fail(error)
+            }
+        }
+    }
+
+    private func updateWritability() {
+        if self.ownWritable && self.queuedBytes > self.waterMark.high {
+            self.ownWritable = false
+        } else if !self.ownWritable && self.queuedBytes < self.waterMark.low {
+            self.ownWritable = true
+        }
+        let writable = self.ownWritable && self.parentWritable && !self.channelClosed
+        if self._isWritable.exchange(writable, ordering: .relaxed) != writable, self.activated, !self.channelClosed {
+            self.pipeline.syncOperations.fireChannelWritabilityChanged()
+        }
+    }
+
+    /// Makes the channel inactive for the application (once).
+    private func finishChannel(error: YamuxError?, closePromise: EventLoopPromise<Void>?) {
+        guard !self.channelClosed else {
+            closePromise?.succeed(())
+            return
+        }
+        self.channelClosed = true
+        self._isActive.store(false, ordering: .relaxed)
+        self._isWritable.store(false, ordering: .relaxed)
+        closePromise?.succeed(())
+        if self.activated {
+            if let error { self.pipeline.syncOperations.fireErrorCaught(error) }
+            self.pipeline.syncOperations.fireChannelInactive()
+            self.pipeline.syncOperations.fireChannelUnregistered()
+            // As NIO's own channels do: tear the pipeline down on the next tick, after the
+            // inactive event has been seen by everyone.
+            self.eventLoop.execute {
+                self.removeHandlers(pipeline: self.pipeline)
+                self.closePromise.succeed(())
+            }
+        } else {
+            self.closePromise.succeed(())
+        }
+    }
+}
+
+extension YamuxStreamChannel {
+    var debugState: String {
+        "stream \(self.streamID) \(self.stateMachine.state) active=\(self.activated) closed=\(self.channelClosed) detached=\(self.detached) sendWindow=\(self.flow.sendWindow) recvWindow=\(self.flow.recvWindow) buffered=\(self.flow.buffered) target=\(self.flow.target) pendingReads=\(self.pendingReads.count) readRequested=\(self.readRequested) readCompletePending=\(self.readCompletePending) eof=\(self.eofDelivered) unflushed=\(self.unflushed.count) flushed=\(self.flushed.count) queued=\(self.queuedBytes) ownWritable=\(self.ownWritable) parentWritable=\(self.parentWritable) writable=\(self.isWritable) finQueued=\(self.finQueued) autoRead=\(self.autoRead)"
+    }
+}
+
+extension YamuxStreamChannel: CustomStringConvertible {
+    var description: String {
+        "YamuxStreamChannel(streamID: \(self.streamID), isActive: \(self.isActive), isWritable: \(self.isWritable))"
+    }
+}

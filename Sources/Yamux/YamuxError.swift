@@ -1,0 +1,95 @@
+/// Everything that can go wrong in a yamux session or stream.
+///
+/// The description says what happened and what it means for the caller, for example
+/// "stream window exceeded by peer (protocol error): session closed".
+public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A machine-checkable classification of the error.
+    public enum Code: Hashable, Sendable {
+        // Protocol errors by the peer: we answer with GoAway(1) and close the session.
+        case unsupportedVersion
+        case unknownFrameType
+        case windowExceeded
+        case duplicateStream
+        case unexpectedFIN
+        case unexpectedData
+        // The peer ended the session or a stream.
+        case remoteGoAwayProtocolError
+        case remoteGoAwayInternalError
+        case remoteGoAwayUnknownCode
+        case remoteGoAway
+        case streamReset
+        case connectionClosed
+        // Local decisions and limits.
+        case sessionClosed
+        case keepAliveTimeout
+        case pingTimeout
+        case connectionWriteTimeout
+        case streamOpenTimeout
+        case streamCloseTimeout
+        case streamsExhausted
+        case tooManyStreams
+        case controlFrameFlood
+        case localGoAway
+        case streamClosed
+    }
+
+    public let code: Code
+    /// Human-readable explanation, including the consequence.
+    public let message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { self.message }
+
+    /// Whether this error is a protocol violation by the peer (answered with GoAway(1)).
+    public var isPeerProtocolError: Bool {
+        switch self.code {
+        case .unsupportedVersion, .unknownFrameType, .windowExceeded, .duplicateStream, .unexpectedFIN,
+            .unexpectedData:
+            return true
+        default:
+            return false
+        }
+    }
+
+    static func unsupportedVersion(_ v: UInt8) -> YamuxError {
+        .init(code: .unsupportedVersion, message: "unsupported yamux version \(v) from peer (protocol error): session closed")
+    }
+    static func unknownFrameType(_ t: UInt8) -> YamuxError {
+        .init(code: .unknownFrameType, message: "unknown yamux frame type \(t) from peer (protocol error): session closed")
+    }
+    static func windowExceeded(streamID: UInt32) -> YamuxError {
+        .init(code: .windowExceeded, message: "stream window exceeded by peer (protocol error): session closed (stream \(streamID))")
+    }
+    static func duplicateStream(_ id: UInt32) -> YamuxError {
+        .init(code: .duplicateStream, message: "peer opened stream \(id) twice (protocol error): session closed")
+    }
+    static func unexpectedFIN(_ id: UInt32) -> YamuxError {
+        .init(code: .unexpectedFIN, message: "peer sent FIN on stream \(id) in a state that cannot take it (protocol error): session closed")
+    }
+    static func unexpectedData(_ id: UInt32) -> YamuxError {
+        .init(code: .unexpectedData, message: "peer sent data on stream \(id) after closing it (protocol error): session closed")
+    }
+    static let remoteProtocolError = YamuxError(code: .remoteGoAwayProtocolError, message: "peer sent GoAway(protocol error): session closed")
+    static let remoteInternalError = YamuxError(code: .remoteGoAwayInternalError, message: "peer sent GoAway(internal error): session closed")
+    static func remoteUnknownGoAway(_ code: UInt32) -> YamuxError {
+        .init(code: .remoteGoAwayUnknownCode, message: "peer sent GoAway with unknown code \(code): session closed")
+    }
+    static let remoteGoAway = YamuxError(code: .remoteGoAway, message: "peer sent GoAway: no new streams can be opened on this session")
+    static let localGoAway = YamuxError(code: .localGoAway, message: "this session sent GoAway: no new streams can be opened on it")
+    static let streamReset = YamuxError(code: .streamReset, message: "stream reset (RST): its data was discarded")
+    static let connectionClosed = YamuxError(code: .connectionClosed, message: "connection closed: session closed")
+    static let sessionClosed = YamuxError(code: .sessionClosed, message: "session closed")
+    static let keepAliveTimeout = YamuxError(code: .keepAliveTimeout, message: "keepalive ping not answered in time: session closed")
+    static let pingTimeout = YamuxError(code: .pingTimeout, message: "ping not answered within the connection write timeout")
+    static let connectionWriteTimeout = YamuxError(code: .connectionWriteTimeout, message: "connection not writable within the connection write timeout: session closed")
+    static let streamOpenTimeout = YamuxError(code: .streamOpenTimeout, message: "peer did not acknowledge a stream within the stream open timeout: session closed")
+    static let streamCloseTimeout = YamuxError(code: .streamCloseTimeout, message: "peer did not close the stream within the stream close timeout: stream reset")
+    static let streamsExhausted = YamuxError(code: .streamsExhausted, message: "stream ids exhausted: open a new session")
+    static let tooManyStreams = YamuxError(code: .tooManyStreams, message: "too many concurrent streams on this session (maxConcurrentStreams)")
+    static let controlFrameFlood = YamuxError(code: .controlFrameFlood, message: "peer does not read the control frames it provokes (maxBufferedControlFrames exceeded): session closed")
+    static let streamClosed = YamuxError(code: .streamClosed, message: "stream closed")
+}

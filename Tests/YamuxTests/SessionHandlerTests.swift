@@ -1,0 +1,119 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import Yamux
+
+/// Handler-level tests on an EmbeddedChannel: exact frames in, exact frames out.
+@Suite struct SessionHandlerTests {
+    private func makeServer(_ configuration: YamuxConfiguration = testConfiguration { $0.enableWindowAutoTuning = false }) throws -> (EmbeddedChannel, YamuxSession) {
+        let channel = EmbeddedChannel()
+        let session = try YamuxSession.configure(on: channel, role: .server, configuration: configuration)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, session)
+    }
+
+    private func frames(_ channel: EmbeddedChannel) throws -> [YamuxFrameHeader] {
+        var all = ByteBuffer()
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
+        var frames: [YamuxFrameHeader] = []
+        while let header = try YamuxFrameHeader.read(from: &all) {
+            frames.append(header)
+            if header.type == .data { all.moveReaderIndex(forwardBy: Int(header.length)) }
+        }
+        return frames
+    }
+
+    private func send(_ channel: EmbeddedChannel, _ header: YamuxFrameHeader, payload: String? = nil) throws {
+        var buffer = header.encoded(allocator: channel.allocator)
+        if let payload { buffer.writeString(payload) }
+        try channel.writeInbound(buffer)
+    }
+
+    @Test func pingIsAnsweredWithTheSameValue() throws {
+        let (channel, _) = try self.makeServer()
+        try self.send(channel, YamuxFrameHeader(type: .ping, flags: .syn, streamID: 0, length: 0xDEAD))
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .ping, flags: .ack, streamID: 0, length: 0xDEAD)])
+    }
+
+    @Test func noAckUntilAcceptedThenExactlyOne() throws {
+        let (channel, _) = try self.makeServer()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
+        try self.send(channel, YamuxFrameHeader(type: .data, streamID: 1, length: 5), payload: "hello")
+        #expect(try self.frames(channel).isEmpty)  // nothing until the application accepts
+        var accepted: YamuxStreamChannel?
+        handler.accept(token: 1) { result in accepted = try? result.get() }
+        #expect(accepted?.streamID == 1)
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .windowUpdate, flags: .ack, streamID: 1, length: 0)])
+        // More data: no further ACK.
+        try self.send(channel, YamuxFrameHeader(type: .data, streamID: 1, length: 5), payload: "again")
+        #expect(try self.frames(channel).isEmpty)
+    }
+
+    @Test func windowUpdateFollowsConsumptionNotArrival() throws {
+        let (channel, _) = try self.makeServer()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
+        var accepted: YamuxStreamChannel?
+        handler.accept(token: 1) { result in accepted = try? result.get() }
+        let stream = try #require(accepted)
+        try stream.syncOptions!.setOption(.autoRead, value: false)
+        _ = try self.frames(channel)
+        let chunk = String(repeating: "x", count: 64 * 1024)
+        for _ in 0..<3 {
+            try self.send(channel, YamuxFrameHeader(type: .data, streamID: 1, length: UInt32(chunk.utf8.count)), payload: chunk)
+        }
+        // 192 KiB arrived but nobody read it: no window update.
+        #expect(try self.frames(channel).isEmpty)
+        stream.read()
+        let frames = try self.frames(channel)
+        #expect(frames == [YamuxFrameHeader(type: .windowUpdate, streamID: 1, length: 192 * 1024)])
+    }
+
+    @Test func writesAreSplitToThePeersWindow() throws {
+        let (channel, _) = try self.makeServer()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
+        var accepted: YamuxStreamChannel?
+        handler.accept(token: 1) { result in accepted = try? result.get() }
+        let stream = try #require(accepted)
+        _ = try self.frames(channel)
+        stream.writeAndFlush(ByteBuffer(repeating: 1, count: 300 * 1024), promise: nil)
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .data, streamID: 1, length: 256 * 1024)])
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, streamID: 1, length: 10 * 1024))
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .data, streamID: 1, length: 10 * 1024)])
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, streamID: 1, length: 1024 * 1024))
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .data, streamID: 1, length: 34 * 1024)])
+        // Half-close: FIN (as a window update) after the data.
+        stream.close(mode: .output, promise: nil)
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: 1, length: 0)])
+    }
+
+    @Test func synAfterGoAwayIsRefusedWithRST() throws {
+        let (channel, _) = try self.makeServer()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        handler.goAway()
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .goAway, streamID: 0, length: 0)])
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
+        #expect(try self.frames(channel) == [YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: 1, length: 0)])
+    }
+
+    @Test func protocolErrorWritesGoAwayThenCloses() throws {
+        let (channel, _) = try self.makeServer()
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
+        try? self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
+        #expect(try self.frames(channel).last == YamuxFrameHeader(type: .goAway, streamID: 0, length: 1))
+        #expect(!channel.isActive)
+    }
+
+    @Test func clientUsesOddIdsServerEven() throws {
+        let channel = EmbeddedChannel()
+        _ = try YamuxSession.configure(on: channel, role: .client, configuration: testConfiguration { $0.enableWindowAutoTuning = false })
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        var ids: [UInt32] = []
+        for _ in 0..<3 { handler.openStream { if let s = try? $0.get() { ids.append(s.streamID) } } }
+        #expect(ids == [1, 3, 5])
+        #expect(try self.frames(channel).map(\.flags) == [.syn, .syn, .syn])
+    }
+}
