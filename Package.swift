@@ -66,6 +66,7 @@ let package = Package(
             name: "MuxRPC",
             dependencies: [
                 "MsgpackRPC",
+                "Yamux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -151,6 +152,7 @@ let package = Package(
             dependencies: [
                 "MuxRPC",
                 "MsgpackRPC",
+                "Yamux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

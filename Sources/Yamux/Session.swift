@@ -284,6 +284,34 @@ public struct YamuxStream: Sendable {
         }
     }
 
+    /// For handler-based use instead of ``executeThenClose(_:)`` (once): runs
+    /// `configure` on the stream's event loop to set up its pipeline, then
+    /// starts reading. The pipeline owns the stream from then on: closing the
+    /// channel closes the stream gracefully. Returns what `configure` returns.
+    public func configurePipeline<Result: Sendable>(
+        _ configure: @escaping @Sendable (any Channel) throws -> Result
+    ) async throws -> Result {
+        guard !self.lifetime.used.exchange(true, ordering: .relaxed) else {
+            throw YamuxError.streamClosed
+        }
+        let channel = self.channel
+        return try await channel.eventLoop.submit {
+            do {
+                let result = try configure(channel)
+                try channel.syncOptions!.setOption(.autoRead, value: true)
+                // A session that began quiescing before these handlers existed
+                // told an empty pipeline; tell the handlers now.
+                if let stream = channel as? YamuxStreamChannel, stream.session.quiescing {
+                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
+                return result
+            } catch {
+                channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)
+                throw error
+            }
+        }.get()
+    }
+
     /// Aborts the stream: RST to the peer; pending reads and writes fail.
     public func reset() {
         self.channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)

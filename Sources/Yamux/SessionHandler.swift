@@ -32,6 +32,8 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     private var nextStreamID: UInt32
     private var localGoAway = false
     private var remoteGoAway = false
+    /// Set by `ChannelShouldQuiesceEvent`: close once every stream is done.
+    private(set) var quiescing = false
 
     /// Inbound streams waiting for the application (the accept backlog).
     private var backlog = CircularBuffer<YamuxStreamChannel>()
@@ -149,6 +151,32 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             goAway: nil
         )
         context.fireErrorCaught(error)
+    }
+
+    /// Graceful shutdown, as NIO servers ask for it (`ChannelShouldQuiesceEvent`):
+    /// GoAway(0) so the peer opens no more streams, the event passed on to every
+    /// stream so each can finish what it is doing, and the session closed once
+    /// every stream's application side is done.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.quiescing = true
+        self.goAway()
+        for stream in Array(self.streams.values) {
+            stream.pipeline.fireUserInboundEventTriggered(event)
+        }
+        self.closeIfQuiescedAndIdle()
+    }
+
+    /// While quiescing: ends the session once no stream's application still
+    /// uses it (closed streams may linger for the peer's FIN; they need not).
+    private func closeIfQuiescedAndIdle() {
+        guard self.quiescing, case .active = self.state else { return }
+        if self.backlog.isEmpty && self.streams.values.allSatisfy(\.channelClosed) {
+            self.closeSession(error: .sessionClosed, goAway: nil)
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -445,6 +473,11 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     /// The application closed the channel; the stream lingers until the peer closes its side,
     /// for at most `streamCloseTimeout`.
     func streamClosedByApplication(_ stream: YamuxStreamChannel) {
+        if self.quiescing, let context = self.context {
+            // The stream counts as closed once its close completes, after this
+            // call returns: look again on the next turn of the loop.
+            context.eventLoop.assumeIsolated().execute { [weak self] in self?.closeIfQuiescedAndIdle() }
+        }
         guard stream.inSessionMap, let context = self.context else { return }
         stream.closeTimeout?.cancel()
         stream.closeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.streamCloseTimeout)) {
@@ -482,6 +515,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             self.backlog.remove(at: index)
         }
         self.releaseSYNSlot(stream)
+        self.closeIfQuiescedAndIdle()
     }
 
     private func makeStream(id: UInt32, outbound: Bool) -> YamuxStreamChannel {

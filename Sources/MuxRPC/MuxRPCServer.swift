@@ -1,0 +1,215 @@
+public import MsgpackRPC
+public import NIOCore
+import NIOPosix
+import Synchronization
+public import Yamux
+
+/// An RPC server as Consul's and Nomad's RPC ports are: one TCP port that
+/// serves net/rpc over msgpack in every mode a client asks for with its
+/// first byte (plain, Consul multiplex, Nomad multiplex; with TLS first when
+/// configured).
+///
+///     var services = RPCServiceRegistry()
+///     services.register(service: "Echo", method: "Echo") { (args: EchoArgs, _) in EchoReply(msg: args.msg) }
+///     let server = MuxRPCServer(services: services)
+///     let address = try await server.start()
+///     …
+///     await server.shutdown()  // graceful
+public final class MuxRPCServer: Sendable {
+    /// How the server listens and serves.
+    public struct Configuration: Sendable {
+        /// Address to listen on. Default 127.0.0.1.
+        public var host: String
+        /// Port to listen on; 0 picks a free one. Default 0.
+        public var port: Int
+        /// TLS, and how long a client has to send its preamble.
+        public var preamble: ConnectionPreambleConfiguration
+        /// How each RPC stream is served (limits, codec, where handlers run).
+        public var rpc: RPCServer.Configuration
+        /// Yamux sessions in the multiplexed modes (windows, keepalive, limits).
+        public var yamux: YamuxConfiguration
+        /// Most connections served at once; beyond it a new connection is
+        /// closed at once. Default 10,000.
+        public var maxConnections: Int
+        /// How long a graceful shutdown lets calls in flight finish before
+        /// closing what is left. Default 10 s.
+        public var shutdownGracePeriod: Duration
+
+        public init(
+            host: String = "127.0.0.1",
+            port: Int = 0,
+            preamble: ConnectionPreambleConfiguration = .init(),
+            rpc: RPCServer.Configuration = .init(),
+            yamux: YamuxConfiguration = .init(),
+            maxConnections: Int = 10_000,
+            shutdownGracePeriod: Duration = .seconds(10)
+        ) {
+            self.host = host
+            self.port = port
+            self.preamble = preamble
+            self.rpc = rpc
+            self.yamux = yamux
+            self.maxConnections = maxConnections
+            self.shutdownGracePeriod = shutdownGracePeriod
+        }
+    }
+
+    public let configuration: Configuration
+    private let rpcServer: RPCServer
+    private let group: any EventLoopGroup
+    private let state = Mutex(State())
+
+    private struct State {
+        var listener: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var shuttingDown = false
+        var refusedConnections = 0
+    }
+
+    /// A server for `services`. `group` defaults to NIO's shared
+    /// `MultiThreadedEventLoopGroup.singleton`.
+    public init(
+        services: RPCServiceRegistry,
+        configuration: Configuration = .init(),
+        group: (any EventLoopGroup)? = nil
+    ) {
+        self.configuration = configuration
+        self.rpcServer = RPCServer(registry: services, configuration: configuration.rpc)
+        self.group = group ?? MultiThreadedEventLoopGroup.singleton
+    }
+
+    /// The address the server listens on, once started.
+    public var localAddress: SocketAddress? {
+        state.withLock { $0.listener?.localAddress }
+    }
+
+    /// Connections being served now.
+    public var connectionCount: Int {
+        state.withLock { $0.connections.count }
+    }
+
+    /// Starts listening and returns the bound address.
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let listener = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.accept(channel)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port).get()
+        state.withLock { $0.listener = listener }
+        return listener.localAddress!
+    }
+
+    /// Runs on the new connection's event loop: admits it (or closes it when
+    /// over the limit or shutting down) and puts the preamble handler first.
+    private func accept(_ channel: any Channel) throws {
+        let key = ObjectIdentifier(channel)
+        let admitted = state.withLock { state -> Bool in
+            guard !state.shuttingDown, state.connections.count < configuration.maxConnections else {
+                state.refusedConnections += 1
+                return false
+            }
+            state.connections[key] = channel
+            return true
+        }
+        guard admitted else {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = state.withLock { $0.connections.removeValue(forKey: key) }
+        }
+        let rpcServer = self.rpcServer
+        let yamux = configuration.yamux
+        let handler = ConnectionPreambleHandler(configuration: configuration.preamble) { mode, _, channel in
+            try Self.install(mode: mode, on: channel, rpcServer: rpcServer, yamux: yamux)
+        }
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    /// Appends what serves `mode` on a connection whose preamble was read:
+    /// the RPC server itself (plain), or a yamux session whose every inbound
+    /// stream gets one (Consul), after its stream-type byte (Nomad).
+    static func install(mode: ConnectionMode, on channel: any Channel, rpcServer: RPCServer, yamux: YamuxConfiguration) throws {
+        switch mode {
+        case .plain:
+            try channel.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
+        case .consulMultiplex, .nomadMultiplex:
+            let session = try YamuxSession.configure(on: channel, role: .server, configuration: yamux)
+            let nomad = mode == .nomadMultiplex
+            Task {
+                await serveStreams(of: session, nomad: nomad, rpcServer: rpcServer)
+            }
+        }
+    }
+
+    /// Accepts a session's streams until it ends, each served by its own
+    /// pipeline on the session's event loop.
+    private static func serveStreams(of session: YamuxSession, nomad: Bool, rpcServer: RPCServer) async {
+        do {
+            for try await stream in session.inboundStreams {
+                try? await stream.configurePipeline { channel in
+                    if nomad {
+                        try channel.pipeline.syncOperations.addHandler(NomadStreamTypeHandler(rpcServer: rpcServer))
+                    } else {
+                        try channel.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
+                    }
+                }
+            }
+        } catch {
+            // The session ended with an error; its connection is closing.
+        }
+    }
+
+    /// Shuts down gracefully: stops accepting, asks every connection to
+    /// finish (plain connections finish the call in progress; sessions send
+    /// GoAway and let their streams finish), waits up to the grace period,
+    /// then closes whatever is left.
+    public func shutdown() async {
+        let (listener, connections) = state.withLock { state in
+            state.shuttingDown = true
+            return (state.listener, Array(state.connections.values))
+        }
+        try? await listener?.close()
+        for connection in connections {
+            connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        let closed = EventLoopFuture.andAllComplete(connections.map(\.closeFuture), on: group.any())
+        let graceful = await Self.wait(for: closed, atMost: configuration.shutdownGracePeriod)
+        if !graceful {
+            let remaining = state.withLock { Array($0.connections.values) }
+            for connection in remaining {
+                connection.close(promise: nil)
+            }
+            try? await EventLoopFuture.andAllComplete(remaining.map(\.closeFuture), on: group.any()).get()
+        }
+    }
+}
+
+extension MuxRPCServer {
+    /// Waits for `future`, at most `limit`; true if it completed in time.
+    /// (Awaiting the future in a task group would not do: `get()` ignores
+    /// cancellation, so the group would wait for the future regardless.)
+    static func wait(for future: EventLoopFuture<Void>, atMost limit: Duration) async -> Bool {
+        let resumed = Mutex(false)
+        return await withCheckedContinuation { continuation in
+            let resumeOnce: @Sendable (Bool) -> Void = { inTime in
+                let first = resumed.withLock { resumed in
+                    defer { resumed = true }
+                    return !resumed
+                }
+                if first { continuation.resume(returning: inTime) }
+            }
+            future.whenComplete { _ in resumeOnce(true) }
+            let (seconds, attoseconds) = limit.components
+            let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+            let timeout = TimeAmount.nanoseconds(nanoseconds.overflow ? .max : nanoseconds.partialValue + attoseconds / 1_000_000_000)
+            future.eventLoop.scheduleTask(in: timeout) { resumeOnce(false) }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import MsgpackRPC
+import MuxRPC
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import Yamux
+
+/// Opens a plain (0x00) RPC connection to `address` and returns its client.
+func dialPlain(_ address: SocketAddress) async throws -> RPCClient {
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .connect(to: address).get()
+    return try await channel.eventLoop.submit {
+        try ConnectionPreambleClient.configure(channel, mode: .plain)
+        return try channel.pipeline.syncOperations.addMsgpackRPCClient()
+    }.get()
+}
+
+/// A one-shot signal a test can wait for.
+final class Signal: Sendable {
+    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func fire() {
+        let waiters = state.withLock { state in
+            state.fired = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let fired = state.withLock { state in
+                if !state.fired { state.waiters.append(continuation) }
+                return state.fired
+            }
+            if fired { continuation.resume() }
+        }
+    }
+}
+
+extension MuxRPCServer.Configuration {
+    /// For tests whose subject is not the handshake timeout: a busy machine
+    /// must not turn into refused connections.
+    static func patient(maxConnections: Int = 10_000, shutdownGracePeriod: Duration = .seconds(10)) -> Self {
+        .init(
+            preamble: .init(handshakeTimeout: .minutes(10)),
+            maxConnections: maxConnections,
+            shutdownGracePeriod: shutdownGracePeriod
+        )
+    }
+}
+
+@Suite("MuxRPC server")
+struct MuxRPCServerTests {
+    static let modes: [ConnectionMode] = [.plain, .consulMultiplex, .nomadMultiplex]
+
+    @Test("serves every demo service in every mode, with and without TLS", arguments: modes, [false, true])
+    func everyMode(mode: ConnectionMode, tls: Bool) async throws {
+        let serverTLS = tls ? try TestCertificates.serverContext() : nil
+        var configuration = MuxRPCServer.Configuration.patient()
+        configuration.preamble.tls = serverTLS
+        configuration.preamble.requireTLS = tls
+        let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
+        let address = try await server.start()
+        let connection = try await MuxRPCConnection.connect(
+            to: address,
+            configuration: .init(mode: mode, tls: tls ? try TestCertificates.clientContext() : nil, serverHostname: "localhost")
+        )
+        let client = try await connection.openStream()
+        _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        let echo = try await client.call("Echo.Echo", DemoServices.EchoArgs(msg: [1, 2, 3]), returning: DemoServices.EchoReply.self)
+        #expect(echo.msg == [1, 2, 3])
+        let sum = try await client.call("Arith.Add", DemoServices.AddArgs(a: .max, b: .min), returning: DemoServices.AddReply.self)
+        #expect(sum.sum == -1)
+        await #expect(throws: RPCError.self) {
+            _ = try await client.call("Test.Fail", DemoServices.FailArgs(message: "no"), returning: RPCEmpty.self)
+        }
+        #expect(client.isUsable)
+
+        // 16 streams at once, each with its own calls.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<16 {
+                group.addTask {
+                    let stream = try await connection.openStream()
+                    for call in 0..<10 {
+                        let message = [UInt8](repeating: UInt8(lane), count: call * 100)
+                        let reply = try await stream.call("Echo.Echo", DemoServices.EchoArgs(msg: message), returning: DemoServices.EchoReply.self)
+                        #expect(reply.msg == message)
+                    }
+                    try await stream.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await client.close()
+        await connection.close()
+        await server.shutdown()
+    }
+
+    @Test("Nomad mode closes streams of a kind other than RPC")
+    func nomadNonRPCStream() async throws {
+        let server = MuxRPCServer(services: DemoServices.registry, configuration: .patient())
+        let address = try await server.start()
+        let connection = try await MuxRPCConnection.connect(to: address, configuration: .init(mode: .nomadMultiplex))
+        let stream = try await connection.session!.openStream()
+        let received = try await stream.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: [NomadStreamType.streaming, 0x80]))
+            var received = 0
+            for try await chunk in inbound { received += chunk.readableBytes }
+            return received
+        }
+        #expect(received == 0)
+        // The session itself still serves RPC streams.
+        let client = try await connection.openStream()
+        _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        await connection.close()
+        await server.shutdown()
+    }
+
+    @Test("graceful shutdown of a multiplexed connection: GoAway, the call in flight finishes, then the session closes")
+    func gracefulShutdownMultiplexed() async throws {
+        let entered = Signal()
+        let release = Signal()
+        var services = DemoServices.registry
+        services.register(service: "Hold", method: "Call") { (_: RPCEmpty, _) -> RPCEmpty in
+            entered.fire()
+            await release.wait()
+            return RPCEmpty()
+        }
+        let server = MuxRPCServer(services: services, configuration: .patient(shutdownGracePeriod: .seconds(600)))
+        let address = try await server.start()
+        let connection = try await MuxRPCConnection.connect(to: address)
+        let idle = try await connection.openStream()
+        _ = try await idle.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        let busy = try await connection.openStream()
+        let held = Task { try await busy.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self) }
+        await entered.wait()
+
+        let shutdown = Task { await server.shutdown() }
+        // After GoAway the session refuses new streams.
+        var refused = false
+        while !refused {
+            do {
+                let late = try await connection.openStream()
+                refused = (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil
+            } catch {
+                refused = true
+            }
+        }
+        release.fire()
+        _ = try await held.value  // the call in flight completes normally
+        await shutdown.value
+        _ = await connection.session!.waitForClose()  // returns once the server closed the session
+        #expect(server.connectionCount == 0)
+    }
+
+    @Test("graceful shutdown: no new connections, the call in flight finishes, then the connection closes")
+    func gracefulShutdown() async throws {
+        let entered = Signal()
+        let release = Signal()
+        var services = DemoServices.registry
+        services.register(service: "Hold", method: "Call") { (_: RPCEmpty, _) -> RPCEmpty in
+            entered.fire()
+            await release.wait()
+            return RPCEmpty()
+        }
+        let server = MuxRPCServer(services: services, configuration: .patient(shutdownGracePeriod: .seconds(600)))
+        let address = try await server.start()
+        let client = try await dialPlain(address)
+
+        async let held = client.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self)
+        await entered.wait()
+        async let shutdown: Void = server.shutdown()
+
+        // The listener goes away: new connections are refused (or closed at once).
+        var refused = false
+        while !refused {
+            do {
+                let late = try await dialPlain(address)
+                refused = (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil
+            } catch {
+                refused = true
+            }
+        }
+
+        release.fire()
+        _ = try await held  // the call in flight completes normally
+        await shutdown
+        try await client.channel.closeFuture.get()  // and then its connection closes
+        #expect(server.connectionCount == 0)
+    }
+
+    @Test("a shutdown whose calls outlast the grace period closes them")
+    func gracePeriodRunsOut() async throws {
+        let entered = Signal()
+        var services = DemoServices.registry
+        services.register(service: "Hold", method: "Forever") { (_: RPCEmpty, _) -> RPCEmpty in
+            entered.fire()
+            try await Task.sleep(for: .seconds(3600))
+            return RPCEmpty()
+        }
+        let server = MuxRPCServer(services: services, configuration: .patient(shutdownGracePeriod: .milliseconds(50)))
+        let address = try await server.start()
+        let client = try await dialPlain(address)
+        let held = Task { try await client.call("Hold.Forever", RPCEmpty(), returning: RPCEmpty.self) }
+        await entered.wait()
+        await server.shutdown()
+        await #expect(throws: RPCError.self) { _ = try await held.value }
+        #expect(server.connectionCount == 0)
+    }
+
+    @Test("connections over the limit are closed at once")
+    func connectionLimit() async throws {
+        let server = MuxRPCServer(services: DemoServices.registry, configuration: .patient(maxConnections: 1))
+        let address = try await server.start()
+        let first = try await dialPlain(address)
+        _ = try await first.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        // The server closes the second connection at once: the client sees it
+        // while setting up or on its first call.
+        await #expect(throws: (any Error).self) {
+            let second = try await dialPlain(address)
+            _ = try await second.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        }
+        _ = try await first.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        await server.shutdown()
+    }
+}
