@@ -89,6 +89,7 @@ let package = Package(
         .executableTarget(
             name: "MuxRPCBench",
             dependencies: [
+                "Yamux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -371,10 +371,15 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         if delivered > 0 { self.session.streamConsumedData(self) }
     }
 
+    /// EOF is what a read finds, as on any NIO channel: it waits for read
+    /// demand. (Delivered without it, an EOF that arrived before the
+    /// application installed its handlers, autoRead still off, went into an
+    /// empty pipeline and closed the stream under the application.)
     private func deliverEOFIfNeeded() {
-        guard self.activated, !self.eofDelivered, !self.channelClosed, self.pendingReads.isEmpty,
+        guard self.activated, self.readRequested, !self.eofDelivered, !self.channelClosed, self.pendingReads.isEmpty,
             self.stateMachine.remoteHasClosed, self.stateMachine.state != .reset
         else { return }
+        self.readRequested = false
         self.eofDelivered = true
         if self.allowRemoteHalfClosure {
             self.pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.inputClosed)

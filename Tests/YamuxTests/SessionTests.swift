@@ -79,6 +79,36 @@ import Testing
         await server.close()
     }
 
+    /// A stream opened and half-closed at once, with no data: the server must
+    /// still see it, read EOF, and be able to answer (the FIN can arrive
+    /// before the application has taken the stream from the accept queue).
+    @Test func streamClosedBeforeAnyDataIsStillServed() async throws {
+        let server = try await TestServer { session in
+            do {
+                for try await stream in session.inboundStreams {
+                    try? await stream.executeThenClose { inbound, outbound in
+                        var received = 0
+                        for try await chunk in inbound { received += chunk.readableBytes }
+                        try await outbound.write(ByteBuffer(string: "got \(received)"))
+                    }
+                }
+            } catch {}
+        }
+        let client = try await connectClient(port: server.port)
+        for _ in 0..<20 {
+            let stream = try await client.openStream()
+            let answer = try await stream.executeThenClose { inbound, outbound in
+                outbound.finish()
+                var answer = ByteBuffer()
+                for try await chunk in inbound { answer.writeImmutableBuffer(chunk) }
+                return String(buffer: answer)
+            }
+            #expect(answer == "got 0")
+        }
+        await client.close()
+        await server.close()
+    }
+
     @Test func manyStreams() async throws {
         let server = try await TestServer()
         let client = try await connectClient(port: server.port)
