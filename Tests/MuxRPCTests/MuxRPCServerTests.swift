@@ -141,7 +141,7 @@ struct MuxRPCServerTests {
         let shutdown = Task { await server.shutdown() }
         // After GoAway the session refuses new streams.
         var refused = false
-        while !refused {
+        for _ in 0..<1_000 where !refused {
             do {
                 let late = try await connection.openStream()
                 refused = (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil
@@ -149,6 +149,7 @@ struct MuxRPCServerTests {
                 refused = true
             }
         }
+        #expect(refused, "the server still took new work after shutdown began")
         release.fire()
         _ = try await held.value  // the call in flight completes normally
         await shutdown.value
@@ -176,7 +177,7 @@ struct MuxRPCServerTests {
 
         // The listener goes away: new connections are refused (or closed at once).
         var refused = false
-        while !refused {
+        for _ in 0..<1_000 where !refused {
             do {
                 let late = try await dialPlain(address)
                 refused = (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil
@@ -185,6 +186,7 @@ struct MuxRPCServerTests {
             }
         }
 
+        #expect(refused, "the server still took new connections after shutdown began")
         release.fire()
         _ = try await held  // the call in flight completes normally
         await shutdown
