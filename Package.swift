@@ -14,6 +14,14 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// What most test targets use of swift-nio.
+let nioTestDependencies: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOEmbedded", package: "swift-nio"),
+    .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+]
+
 let package = Package(
     name: "MuxRPC",
     products: [
@@ -128,11 +136,7 @@ let package = Package(
             dependencies: [
                 "Yamux",
                 "InteropSupport",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
+            ] + nioTestDependencies,
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -141,11 +145,7 @@ let package = Package(
                 "MsgpackRPC",
                 "InteropSupport",
                 "MessagePack",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
+            ] + nioTestDependencies,
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -168,17 +168,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         done = true
         timeout?.cancel()
         timeout = nil
-        do {
-            try install()
-        } catch {
-            context.fireErrorCaught(error)
-            context.close(promise: nil)
-            return
-        }
-        if remaining.readableBytes > 0 {
-            context.fireChannelRead(wrapInboundOut(remaining))
-        }
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        context.replaceHandler(installing: install, forwarding: remaining)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -202,3 +192,23 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
 
 @available(*, unavailable)
 extension ConnectionPreambleHandler: Sendable {}
+
+extension ChannelHandlerContext {
+    /// For a handler that only reads what comes first (a preamble, a stream
+    /// type): installs what serves the rest, hands it the bytes already
+    /// read past that point, and removes the handler. A failed install
+    /// closes the channel.
+    func replaceHandler(installing install: () throws -> Void, forwarding remaining: ByteBuffer) {
+        do {
+            try install()
+        } catch {
+            fireErrorCaught(error)
+            close(promise: nil)
+            return
+        }
+        if remaining.readableBytes > 0 {
+            fireChannelRead(NIOAny(remaining))
+        }
+        pipeline.syncOperations.removeHandler(context: self, promise: nil)
+    }
+}

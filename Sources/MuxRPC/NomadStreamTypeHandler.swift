@@ -27,16 +27,10 @@ final class NomadStreamTypeHandler: ChannelInboundHandler, RemovableChannelHandl
             context.close(promise: nil)
             return
         }
-        do {
-            try context.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
-        } catch {
-            context.fireErrorCaught(error)
-            context.close(promise: nil)
-            return
-        }
-        if bytes.readableBytes > 0 {
-            context.fireChannelRead(wrapInboundOut(bytes))
-        }
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        let rpcServer = self.rpcServer
+        context.replaceHandler(
+            installing: { try context.pipeline.syncOperations.addMsgpackRPCServer(rpcServer) },
+            forwarding: bytes
+        )
     }
 }

@@ -577,13 +577,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             // hashicorp closes the whole session when a stream is not acknowledged in time.
             self.closeSession(error: .streamOpenTimeout, goAway: nil)
         }
-        let delta = stream.flow.windowUpdate(
-            force: true,
-            now: .now(),
-            rtt: nil,
-            budget: &self.autoTuneBudget,
-            maxAutoTuned: nil
-        )!
+        let delta = self.openingWindowDelta(for: stream)
         self.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: delta))
         callback(.success(stream))
         stream.activate()
@@ -611,18 +605,18 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         waiter.callback(.failure(CancellationError()))
     }
 
+    /// The window delta a SYN or ACK carries: what the stream's receive
+    /// window holds beyond the initial 256 KiB.
+    private func openingWindowDelta(for stream: YamuxStreamChannel) -> UInt32 {
+        stream.flow.windowUpdate(force: true, now: .now(), rtt: nil, budget: &self.autoTuneBudget, maxAutoTuned: nil)!
+    }
+
     private func serviceAcceptWaiters() {
         while !self.acceptWaiters.isEmpty {
             if let stream = self.backlog.popFirst() {
                 let waiter = self.acceptWaiters.removeFirst()
                 // Exactly one ACK per inbound stream, sent when the application takes it.
-                let delta = stream.flow.windowUpdate(
-                    force: true,
-                    now: .now(),
-                    rtt: nil,
-                    budget: &self.autoTuneBudget,
-                    maxAutoTuned: nil
-                )!
+                let delta = self.openingWindowDelta(for: stream)
                 stream.stateMachine.sentACK()
                 self.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .ack, streamID: stream.streamID, length: delta))
                 waiter.callback(.success(stream))

@@ -16,6 +16,20 @@ func dialPlain(_ address: SocketAddress) async throws -> RPCClient {
     }.get()
 }
 
+/// Opens new streams (or connections) with `open` until one is refused,
+/// at open or on its first call; false if 1,000 attempts all got through.
+func eventuallyRefused(_ open: () async throws -> RPCClient) async -> Bool {
+    for _ in 0..<1_000 {
+        do {
+            let late = try await open()
+            if (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil { return true }
+        } catch {
+            return true
+        }
+    }
+    return false
+}
+
 /// A one-shot signal a test can wait for.
 final class Signal: Sendable {
     private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
@@ -140,15 +154,7 @@ struct MuxRPCServerTests {
 
         let shutdown = Task { await server.shutdown() }
         // After GoAway the session refuses new streams.
-        var refused = false
-        for _ in 0..<1_000 where !refused {
-            do {
-                let late = try await connection.openStream()
-                refused = (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil
-            } catch {
-                refused = true
-            }
-        }
+        let refused = await eventuallyRefused { try await connection.openStream() }
         #expect(refused, "the server still took new work after shutdown began")
         release.fire()
         _ = try await held.value  // the call in flight completes normally
@@ -176,15 +182,7 @@ struct MuxRPCServerTests {
         async let shutdown: Void = server.shutdown()
 
         // The listener goes away: new connections are refused (or closed at once).
-        var refused = false
-        for _ in 0..<1_000 where !refused {
-            do {
-                let late = try await dialPlain(address)
-                refused = (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil
-            } catch {
-                refused = true
-            }
-        }
+        let refused = await eventuallyRefused { try await dialPlain(address) }
 
         #expect(refused, "the server still took new connections after shutdown began")
         release.fire()
