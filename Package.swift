@@ -31,6 +31,8 @@ let package = Package(
         .library(name: "MuxRPC", targets: ["MuxRPC"]),
         .executable(name: "muxrpc-codec-demo", targets: ["MuxRPCCodecDemo"]),
         .executable(name: "muxrpc-bench", targets: ["MuxRPCBench"]),
+        .executable(name: "muxrpc-server", targets: ["MuxRPCServerCommand"]),
+        .executable(name: "muxrpc-client", targets: ["MuxRPCClientCommand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
@@ -90,6 +92,32 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/muxrpc-codec-demo",
+            swiftSettings: strictSettings
+        ),
+
+        // The demo programs: a server of the demo services, and a client that
+        // calls them and checks every answer.
+        .executableTarget(
+            name: "MuxRPCServerCommand",
+            dependencies: [
+                "MuxRPC",
+                "MsgpackRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/muxrpc-server",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "MuxRPCClientCommand",
+            dependencies: [
+                "MuxRPC",
+                "MsgpackRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/muxrpc-client",
             swiftSettings: strictSettings
         ),
 

@@ -165,7 +165,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         self.quiescing = true
         self.goAway()
         for stream in Array(self.streams.values) {
-            stream.pipeline.fireUserInboundEventTriggered(event)
+            stream.pipeline.syncOperations.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         self.closeIfQuiescedAndIdle()
     }

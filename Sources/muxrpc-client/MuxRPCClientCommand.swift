@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import MsgpackRPC
+import MuxRPC
+import NIOCore
+import Synchronization
+
+/// `muxrpc-client`: calls the demo services on one or more servers, checks
+/// every answer, and ends with one summary line.
+@main
+struct MuxRPCClientCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "muxrpc-client",
+        abstract: "Call MuxRPC's demo services, check every answer, print a summary line.",
+        discussion: "Exits non-zero when any answer was wrong or any call failed."
+    )
+
+    @Option(name: .customLong("addr"), help: "Server address HOST:PORT (repeat for several servers).")
+    var addresses: [String]
+
+    @Option(help: "Calls in total.")
+    var calls = 10_000
+
+    @Option(help: "Calls in flight at once (one stream each).")
+    var concurrency = 8
+
+    @Option(help: "Bytes in each Echo.Echo payload.")
+    var payload = 64
+
+    @Option(help: "Connection mode: consul, nomad or plain.")
+    var mode: Mode = .consul
+
+    enum Mode: String, ExpressibleByArgument {
+        case consul, nomad, plain
+
+        var connectionMode: ConnectionMode {
+            switch self {
+            case .consul: return .consulMultiplex
+            case .nomad: return .nomadMultiplex
+            case .plain: return .plain
+            }
+        }
+    }
+
+    func validate() throws {
+        guard !addresses.isEmpty else { throw ValidationError("give at least one --addr HOST:PORT") }
+        guard calls > 0, concurrency > 0, payload >= 0 else {
+            throw ValidationError("--calls and --concurrency must be positive, --payload not negative")
+        }
+        for address in addresses { _ = try parse(address) }
+    }
+
+    func parse(_ address: String) throws -> (host: String, port: Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw ValidationError("\(address) is not HOST:PORT")
+        }
+        return (String(address[..<colon]), port)
+    }
+
+    func run() async throws {
+        var connections: [MuxRPCConnection] = []
+        for address in addresses {
+            let (host, port) = try parse(address)
+            let socketAddress = try SocketAddress.makeAddressResolvingHost(host, port: port)
+            connections.append(try await MuxRPCConnection.connect(to: socketAddress, configuration: .init(mode: mode.connectionMode)))
+        }
+        let tally = Tally(calls: calls)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let progress = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let done = tally.done
+                FileHandle.standardError.write(Data("muxrpc-client: \(done)/\(calls) calls\n".utf8))
+            }
+        }
+        let message = (0..<payload).map { UInt8(truncatingIfNeeded: $0) }
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<min(concurrency, calls) {
+                let connection = connections[lane % connections.count]
+                group.addTask {
+                    await Self.runLane(connection: connection, tally: tally, message: message, clock: clock)
+                }
+            }
+        }
+        progress.cancel()
+        let elapsed = clock.now - start
+        for connection in connections { await connection.close() }
+        let summary = tally.summary(elapsed: elapsed)
+        print(summary.line)
+        if summary.failed { throw ExitCode.failure }
+    }
+
+    /// One stream's worth of calls: takes call numbers until none are left;
+    /// a failed stream is replaced by a new one.
+    static func runLane(connection: MuxRPCConnection, tally: Tally, message: [UInt8], clock: ContinuousClock) async {
+        var stream: RPCClient?
+        while let number = tally.take() {
+            let began = clock.now
+            do {
+                if stream == nil || !stream!.isUsable {
+                    try? await stream?.close()
+                    stream = try await connection.openStream()
+                }
+                try await call(number, on: stream!, message: message)
+                tally.record(ok: true, latency: clock.now - began)
+            } catch {
+                FileHandle.standardError.write(Data("muxrpc-client: call \(number) failed: \(error)\n".utf8))
+                tally.record(ok: false, latency: clock.now - began)
+            }
+        }
+        try? await stream?.close()
+    }
+
+    /// Call `number` goes to one of the demo services in turn; each answer is
+    /// checked against what it must be.
+    static func call(_ number: Int, on stream: RPCClient, message: [UInt8]) async throws {
+        switch number % 4 {
+        case 0:
+            _ = try await stream.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        case 1:
+            let a = Int64(number) * 7_919, b = -Int64(number)
+            let reply = try await stream.call("Arith.Add", DemoServices.AddArgs(a: a, b: b), returning: DemoServices.AddReply.self)
+            guard reply.sum == a + b else { throw WrongAnswer("Arith.Add(\(a), \(b)) = \(reply.sum)") }
+        case 2:
+            do {
+                _ = try await stream.call("Test.Fail", DemoServices.FailArgs(message: "failure \(number)"), returning: RPCEmpty.self)
+                throw WrongAnswer("Test.Fail succeeded")
+            } catch let error as RPCError where error.code == .serverError {
+                guard error.message == "failure \(number)" else { throw WrongAnswer("Test.Fail said \(error.message)") }
+            }
+        default:
+            let reply = try await stream.call("Echo.Echo", DemoServices.EchoArgs(msg: message), returning: DemoServices.EchoReply.self)
+            guard reply.msg == message else { throw WrongAnswer("Echo.Echo returned \(reply.msg.count) different bytes") }
+        }
+    }
+}
+
+struct WrongAnswer: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Shared between the lanes: call numbers to hand out, and the results.
+final class Tally: Sendable {
+    private struct State {
+        var next = 0
+        var ok = 0
+        var errors = 0
+        var latencies: [Duration] = []
+    }
+
+    private let calls: Int
+    private let state = Mutex(State())
+
+    init(calls: Int) {
+        self.calls = calls
+        state.withLock { $0.latencies.reserveCapacity(calls) }
+    }
+
+    func take() -> Int? {
+        state.withLock { state in
+            guard state.next < calls else { return nil }
+            defer { state.next += 1 }
+            return state.next
+        }
+    }
+
+    func record(ok: Bool, latency: Duration) {
+        state.withLock { state in
+            if ok { state.ok += 1 } else { state.errors += 1 }
+            state.latencies.append(latency)
+        }
+    }
+
+    var done: Int { state.withLock { $0.ok + $0.errors } }
+
+    func summary(elapsed: Duration) -> (line: String, failed: Bool) {
+        state.withLock { state in
+            let sorted = state.latencies.sorted()
+            func micros(_ quantile: Double) -> String {
+                guard !sorted.isEmpty else { return "0" }
+                let duration = sorted[min(sorted.count - 1, Int(Double(sorted.count) * quantile))]
+                let (seconds, attoseconds) = duration.components
+                return String(format: "%.1f", Double(seconds) * 1e6 + Double(attoseconds) / 1e12)
+            }
+            let (seconds, attoseconds) = elapsed.components
+            let rate = Double(state.ok + state.errors) / (Double(seconds) + Double(attoseconds) / 1e18)
+            let line = "calls=\(calls) ok=\(state.ok) errors=\(state.errors) calls_per_s=\(String(format: "%.0f", rate)) p50_us=\(micros(0.5)) p99_us=\(micros(0.99))"
+            return (line, state.errors > 0 || state.ok != calls)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import MsgpackRPC
+import MuxRPC
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// `muxrpc-server`: serves the demo services (Status.Ping, Echo.Echo,
+/// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and shuts
+/// down gracefully on Ctrl-C or SIGTERM.
+@main
+struct MuxRPCServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "muxrpc-server",
+        abstract: "Serve MuxRPC's demo services (plain, Consul and Nomad modes on one port)."
+    )
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on; 0 picks a free one.")
+    var port = 0
+
+    @Option(help: "PEM certificate chain: offer TLS (clients send 0x03 first).")
+    var tlsCertificate: String?
+
+    @Option(help: "PEM private key for --tls-certificate.")
+    var tlsKey: String?
+
+    @Flag(help: "Refuse clients that do not use TLS.")
+    var requireTLS = false
+
+    @Option(help: "Seconds a graceful shutdown lets calls in flight finish.")
+    var gracePeriod = 10
+
+    func validate() throws {
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-certificate and --tls-key go together")
+        }
+        guard !requireTLS || tlsCertificate != nil else {
+            throw ValidationError("--require-tls needs --tls-certificate and --tls-key")
+        }
+    }
+
+    func run() async throws {
+        var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
+        if let tlsCertificate, let tlsKey {
+            let tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))
+            )
+            configuration.preamble.tls = try NIOSSLContext(configuration: tls)
+            configuration.preamble.requireTLS = requireTLS
+        }
+        let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
+        let address = try await server.start()
+        // Written straight to the file descriptor so a script reading our
+        // output sees it at once, whatever stdout's buffering.
+        FileHandle.standardOutput.write(Data("listening on \(host):\(address.port ?? port)\n".utf8))
+        let signal = await waitForTerminationSignal()
+        FileHandle.standardError.write(Data("muxrpc-server: \(signal), shutting down gracefully\n".utf8))
+        await server.shutdown()
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and returns its name.
+func waitForTerminationSignal() async -> String {
+    let resumed = Mutex(false)
+    // Kept alive until a signal came; a released source stops listening.
+    var sources: [any DispatchSourceSignal] = []
+    defer { withExtendedLifetime(sources) {} }
+    return await withCheckedContinuation { continuation in
+        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let first = resumed.withLock { resumed in
+                    defer { resumed = true }
+                    return !resumed
+                }
+                if first { continuation.resume(returning: name) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
