@@ -8,12 +8,19 @@ import Yamux
 
 /// Opens a plain (0x00) RPC connection to `address` and returns its client.
 func dialPlain(_ address: SocketAddress) async throws -> RPCClient {
-    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .connect(to: address).get()
-    return try await channel.eventLoop.submit {
-        try ConnectionPreambleClient.configure(channel, mode: .plain)
-        return try channel.pipeline.syncOperations.addMsgpackRPCClient()
-    }.get()
+    try await MuxRPCConnection.connect(to: address, configuration: .init(mode: .plain)).openStream()
+}
+
+/// The demo services plus Hold.Call, which signals `entered` and answers
+/// once `release` fires: a call that stays in flight as long as a test needs.
+func servicesHoldingACall(entered: Signal, release: Signal) -> RPCServiceRegistry {
+    var services = DemoServices.registry
+    services.register(service: "Hold", method: "Call") { (_: RPCEmpty, _) -> RPCEmpty in
+        entered.fire()
+        await release.wait()
+        return RPCEmpty()
+    }
+    return services
 }
 
 /// Opens new streams (or connections) with `open` until one is refused,
@@ -137,12 +144,7 @@ struct MuxRPCServerTests {
     func gracefulShutdownMultiplexed() async throws {
         let entered = Signal()
         let release = Signal()
-        var services = DemoServices.registry
-        services.register(service: "Hold", method: "Call") { (_: RPCEmpty, _) -> RPCEmpty in
-            entered.fire()
-            await release.wait()
-            return RPCEmpty()
-        }
+        let services = servicesHoldingACall(entered: entered, release: release)
         let server = MuxRPCServer(services: services, configuration: .patient(shutdownGracePeriod: .seconds(600)))
         let address = try await server.start()
         let connection = try await MuxRPCConnection.connect(to: address)
@@ -167,12 +169,7 @@ struct MuxRPCServerTests {
     func gracefulShutdown() async throws {
         let entered = Signal()
         let release = Signal()
-        var services = DemoServices.registry
-        services.register(service: "Hold", method: "Call") { (_: RPCEmpty, _) -> RPCEmpty in
-            entered.fire()
-            await release.wait()
-            return RPCEmpty()
-        }
+        let services = servicesHoldingACall(entered: entered, release: release)
         let server = MuxRPCServer(services: services, configuration: .patient(shutdownGracePeriod: .seconds(600)))
         let address = try await server.start()
         let client = try await dialPlain(address)
