@@ -1,7 +1,6 @@
 import MsgpackRPC
 import MuxRPC
 import NIOCore
-import NIOPosix
 import Synchronization
 import Testing
 import Yamux
