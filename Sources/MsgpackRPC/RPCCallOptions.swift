@@ -27,8 +27,9 @@ public struct RPCCallOptions: Sendable {
     /// No timeout, no deadline, no trace context.
     public static var defaults: RPCCallOptions { RPCCallOptions() }
 
-    /// The earlier of ``deadline`` and now + ``timeout``.
-    var effectiveDeadline: RPCDeadline? {
+    /// The earlier of ``deadline`` and now + ``timeout``. Read it once when a
+    /// call starts: with a timeout, each read is a new "now".
+    public var effectiveDeadline: RPCDeadline? {
         switch (deadline, timeout) {
         case (nil, nil): nil
         case (let deadline?, nil): deadline

@@ -29,19 +29,23 @@ public final class MuxRPCConnection: Sendable {
         public var yamux: YamuxConfiguration
         /// Each stream's RPC client.
         public var rpc: RPCClient.Configuration
+        /// How long a TCP connect may take. Default 10 seconds (Consul's dial timeout).
+        public var connectTimeout: Duration
 
         public init(
             mode: ConnectionMode = .consulMultiplex,
             tls: NIOSSLContext? = nil,
             serverHostname: String? = nil,
             yamux: YamuxConfiguration = .init(),
-            rpc: RPCClient.Configuration = .init()
+            rpc: RPCClient.Configuration = .init(),
+            connectTimeout: Duration = .seconds(10)
         ) {
             self.mode = mode
             self.tls = tls
             self.serverHostname = serverHostname
             self.yamux = yamux
             self.rpc = rpc
+            self.connectTimeout = connectTimeout
         }
     }
 
@@ -69,7 +73,7 @@ public final class MuxRPCConnection: Sendable {
         guard configuration.mode != .plain else {
             return MuxRPCConnection(address: address, configuration: configuration, group: group, session: nil)
         }
-        let channel = try await dial(address, group: group)
+        let channel = try await dial(address, timeout: configuration.connectTimeout, group: group)
         let session = try await channel.eventLoop.submit {
             try ConnectionPreambleClient.configure(
                 channel, mode: configuration.mode, tls: configuration.tls, serverHostname: configuration.serverHostname
@@ -79,8 +83,9 @@ public final class MuxRPCConnection: Sendable {
         return MuxRPCConnection(address: address, configuration: configuration, group: group, session: session)
     }
 
-    private static func dial(_ address: SocketAddress, group: any EventLoopGroup) async throws -> any Channel {
+    private static func dial(_ address: SocketAddress, timeout: Duration, group: any EventLoopGroup) async throws -> any Channel {
         try await ClientBootstrap(group: group)
+            .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(to: address).get()
     }
@@ -89,7 +94,7 @@ public final class MuxRPCConnection: Sendable {
     public func openStream() async throws -> RPCClient {
         let configuration = self.configuration
         guard let session else {
-            let channel = try await Self.dial(address, group: group)
+            let channel = try await Self.dial(address, timeout: configuration.connectTimeout, group: group)
             return try await channel.eventLoop.submit {
                 try ConnectionPreambleClient.configure(
                     channel, mode: .plain, tls: configuration.tls, serverHostname: configuration.serverHostname

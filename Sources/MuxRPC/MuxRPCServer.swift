@@ -63,7 +63,18 @@ public final class MuxRPCServer: Sendable {
         var listener: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var shuttingDown = false
-        var refusedConnections = 0
+        var statistics = Statistics()
+    }
+
+    /// What the server has done since it started.
+    public struct Statistics: Sendable, Hashable {
+        /// TCP connections admitted.
+        public var connectionsAccepted = 0
+        /// TCP connections closed at once: over ``Configuration/maxConnections``
+        /// or during shutdown.
+        public var connectionsRefused = 0
+        /// Yamux streams accepted, over all sessions.
+        public var streamsAccepted = 0
     }
 
     /// A server for `services`. `group` defaults to NIO's shared
@@ -86,6 +97,11 @@ public final class MuxRPCServer: Sendable {
     /// Connections being served now.
     public var connectionCount: Int {
         state.withLock { $0.connections.count }
+    }
+
+    /// Counts of connections and streams since the server started.
+    public var statistics: Statistics {
+        state.withLock { $0.statistics }
     }
 
     /// Starts listening and returns the bound address.
@@ -111,9 +127,10 @@ public final class MuxRPCServer: Sendable {
         let key = ObjectIdentifier(channel)
         let admitted = state.withLock { state -> Bool in
             guard !state.shuttingDown, state.connections.count < configuration.maxConnections else {
-                state.refusedConnections += 1
+                state.statistics.connectionsRefused += 1
                 return false
             }
+            state.statistics.connectionsAccepted += 1
             state.connections[key] = channel
             return true
         }
@@ -124,10 +141,8 @@ public final class MuxRPCServer: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             _ = state.withLock { $0.connections.removeValue(forKey: key) }
         }
-        let rpcServer = self.rpcServer
-        let yamux = configuration.yamux
-        let handler = ConnectionPreambleHandler(configuration: configuration.preamble) { mode, _, channel in
-            try Self.install(mode: mode, on: channel, rpcServer: rpcServer, yamux: yamux)
+        let handler = ConnectionPreambleHandler(configuration: configuration.preamble) { [self] mode, _, channel in
+            try install(mode: mode, on: channel)
         }
         try channel.pipeline.syncOperations.addHandler(handler)
     }
@@ -135,24 +150,26 @@ public final class MuxRPCServer: Sendable {
     /// Appends what serves `mode` on a connection whose preamble was read:
     /// the RPC server itself (plain), or a yamux session whose every inbound
     /// stream gets one (Consul), after its stream-type byte (Nomad).
-    static func install(mode: ConnectionMode, on channel: any Channel, rpcServer: RPCServer, yamux: YamuxConfiguration) throws {
+    private func install(mode: ConnectionMode, on channel: any Channel) throws {
         switch mode {
         case .plain:
             try channel.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
         case .consulMultiplex, .nomadMultiplex:
-            let session = try YamuxSession.configure(on: channel, role: .server, configuration: yamux)
+            let session = try YamuxSession.configure(on: channel, role: .server, configuration: configuration.yamux)
             let nomad = mode == .nomadMultiplex
-            Task {
-                await serveStreams(of: session, nomad: nomad, rpcServer: rpcServer)
+            Task { [self] in
+                await serveStreams(of: session, nomad: nomad)
             }
         }
     }
 
     /// Accepts a session's streams until it ends, each served by its own
     /// pipeline on the session's event loop.
-    private static func serveStreams(of session: YamuxSession, nomad: Bool, rpcServer: RPCServer) async {
+    private func serveStreams(of session: YamuxSession, nomad: Bool) async {
+        let rpcServer = self.rpcServer
         do {
             for try await stream in session.inboundStreams {
+                state.withLock { $0.statistics.streamsAccepted += 1 }
                 try? await stream.configurePipeline { channel in
                     if nomad {
                         try channel.pipeline.syncOperations.addHandler(NomadStreamTypeHandler(rpcServer: rpcServer))
@@ -206,10 +223,7 @@ extension MuxRPCServer {
                 if first { continuation.resume(returning: inTime) }
             }
             future.whenComplete { _ in resumeOnce(true) }
-            let (seconds, attoseconds) = limit.components
-            let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-            let timeout = TimeAmount.nanoseconds(nanoseconds.overflow ? .max : nanoseconds.partialValue + attoseconds / 1_000_000_000)
-            future.eventLoop.scheduleTask(in: timeout) { resumeOnce(false) }
+            future.eventLoop.scheduleTask(in: TimeAmount(limit)) { resumeOnce(false) }
         }
     }
 }

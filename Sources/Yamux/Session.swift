@@ -159,6 +159,23 @@ public final class YamuxSession: Sendable {
         return (try? await promise.futureResult.get()) ?? .sessionClosed
     }
 
+    /// Calls `callback` on the session's event loop once the session has ended
+    /// (at once if it already has), with the reason. Unlike
+    /// ``waitForClose()`` it needs no task: a connection pool registers one per
+    /// session to drop it the moment it fails.
+    public func onClose(_ callback: @escaping @Sendable (YamuxError) -> Void) {
+        let handler = self.handler
+        self.eventLoop.execute { handler.value.onClose(callback) }
+    }
+
+    /// Calls `callback` on the session's event loop when the peer sends
+    /// GoAway(0): it accepts no new streams, while open ones go on. Never
+    /// called if the session ends without one (see ``onClose(_:)``).
+    public func onRemoteGoAway(_ callback: @escaping @Sendable () -> Void) {
+        let handler = self.handler
+        self.eventLoop.execute { handler.value.onRemoteGoAway(callback) }
+    }
+
     /// Number of streams currently in the session's stream map.
     public var streamCount: Int {
         get async {

@@ -77,6 +77,8 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
     /// Fires once when the session ends, with the reason.
     private var closeCallbacks: [(YamuxError) -> Void] = []
+    /// Called once when the peer sends GoAway(0) (see ``onRemoteGoAway(_:)``).
+    private var remoteGoAwayCallbacks: [() -> Void] = []
 
     init(role: YamuxRole, configuration: YamuxConfiguration) {
         self.role = role
@@ -357,8 +359,12 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     private func handleGoAway(_ header: YamuxFrameHeader) {
         switch header.length {
         case YamuxGoAwayCode.normal.rawValue:
+            guard !self.remoteGoAway else { return }
             self.remoteGoAway = true
             while let open = self.pendingOpens.popFirst() { open(.failure(YamuxError.remoteGoAway)) }
+            let callbacks = self.remoteGoAwayCallbacks
+            self.remoteGoAwayCallbacks = []
+            for callback in callbacks { callback() }
         case YamuxGoAwayCode.protocolError.rawValue:
             self.closeSession(error: .remoteProtocolError, goAway: nil)
         case YamuxGoAwayCode.internalError.rawValue:
@@ -721,6 +727,18 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Registers `callback` for the peer's GoAway(0); runs it at once if one
+    /// already came. Dropped unrun if the session ends without one.
+    func onRemoteGoAway(_ callback: @escaping () -> Void) {
+        if self.remoteGoAway {
+            callback()
+        } else if case .closed = self.state {
+            return
+        } else {
+            self.remoteGoAwayCallbacks.append(callback)
+        }
+    }
+
     /// Ends the session: GoAway (if given) is written and flushed before the connection closes;
     /// every stream, waiter and ping fails with `error`.
     func closeSession(error: YamuxError, goAway: YamuxGoAwayCode?) {
@@ -750,6 +768,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         }
         self.serviceAcceptWaiters()
         self.runDeferred()
+        self.remoteGoAwayCallbacks.removeAll()
         let callbacks = self.closeCallbacks
         self.closeCallbacks.removeAll()
         for callback in callbacks { callback(error) }

@@ -1,0 +1,18 @@
+public import ServiceLifecycle
+
+extension ConnectionPool: Service {
+    /// Runs until the service group shuts down gracefully, then shuts the
+    /// pool down with its grace period. Cancellation (a forced shutdown)
+    /// closes everything at once.
+    ///
+    /// The pool serves calls whether or not this runs; running it ties the
+    /// pool's shutdown to the application's.
+    public func run() async throws {
+        do {
+            try await gracefulShutdown()
+            await shutdown()
+        } catch {
+            await shutdown(gracePeriod: .zero)
+        }
+    }
+}

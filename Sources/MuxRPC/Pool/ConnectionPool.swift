@@ -1,0 +1,382 @@
+public import MsgpackRPC
+public import NIOCore
+import NIOPosix
+import Synchronization
+import Yamux
+
+/// Calls RPC servers over a few long-lived connections, the way Consul's
+/// `ConnPool` does, with its known faults fixed.
+///
+/// Per server address the pool keeps one yamux session (a second one, up to
+/// ``Configuration/maxSessionsPerAddress``, only when the first has no room
+/// for another stream) and per session a free-list of idle RPC streams. A
+/// call takes an idle stream or opens one, and after a successful call the
+/// stream goes back on the list; a stream that saw any error is closed.
+///
+///     let pool = ConnectionPool()
+///     let reply = try await pool.call("Echo.Echo", EchoArgs(msg: bytes), returning: EchoReply.self, on: address)
+///     await pool.shutdown()
+///
+/// - Concurrent first calls to an address share one dial.
+/// - A session that fails (EOF, keepalive timeout, protocol error) or whose
+///   server sends GoAway leaves the pool at once; the next call redials.
+///   Opening a stream that fails is retried once, on a fresh session.
+/// - The call's deadline covers waiting for a stream, opening it, sending
+///   and receiving.
+/// - Sessions no call used for ``Configuration/maxIdleTime`` are closed.
+/// - ``shutdown()`` (or the `Service` conformance) fails waiters and new
+///   calls at once, lets calls in flight finish within a grace period, then
+///   closes every session.
+///
+/// All bookkeeping happens in ``ConnectionPoolStateMachine`` under one short
+/// lock; dials, stream opens and closes run outside it.
+public final class ConnectionPool: Sendable {
+    typealias StateMachine = ConnectionPoolStateMachine<SocketAddress, MuxRPCConnection, RPCClient>
+    typealias Grant = StateMachine.Grant
+    typealias WaiterID = StateMachine.WaiterID
+
+    public let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let state: Mutex<State>
+    /// Completed once, when a shutdown has closed everything.
+    private let drained: EventLoopPromise<Void>
+
+    /// Creates a pool; nothing is dialled until the first call. `group`
+    /// defaults to NIO's shared `MultiThreadedEventLoopGroup.singleton`.
+    ///
+    /// - Important: Shut the pool down (``shutdown()``, or run it as a
+    ///   `Service`) to close its sessions.
+    public init(configuration: Configuration = .init(), group: (any EventLoopGroup)? = nil) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.group = group ?? MultiThreadedEventLoopGroup.singleton
+        let limits = StateMachine.Limits(
+            maxSessionsPerAddress: configuration.maxSessionsPerAddress,
+            maxStreamsPerSession: configuration.maxStreamsPerSession,
+            maxIdleStreamsPerSession: configuration.maxIdleStreamsPerSession,
+            maxConcurrentCallsPerAddress: configuration.maxConcurrentCallsPerAddress,
+            maxWaitersPerAddress: configuration.maxWaitersPerAddress,
+            failFastWhenBusy: configuration.whenBusy == .failFast,
+            maxIdleTime: TimeAmount(configuration.maxIdleTime)
+        )
+        self.state = Mutex(State(machine: StateMachine(limits: limits)))
+        self.drained = self.group.any().makePromise(of: Void.self)
+        let interval = TimeAmount(configuration.reapInterval)
+        let reaper = self.group.any().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
+            guard let self else { return task.cancel() }
+            self.update { $0.reap(now: .now()) }
+        }
+        state.withLock { $0.reaper = reaper }
+    }
+
+    deinit {
+        // NIO reports a promise that is dropped without a result.
+        if !state.withLock({ $0.hasDrained }) { drained.succeed() }
+    }
+
+    /// What the pool holds now and has done so far.
+    public var statistics: ConnectionPoolStatistics {
+        state.withLock { state in
+            var statistics = state.machine.statistics
+            statistics.connections = state.liveConnections.count
+            return statistics
+        }
+    }
+
+    // MARK: Calls
+
+    /// Calls `serviceMethod` on the server at `address` with `arguments` and
+    /// decodes the reply as `Reply`.
+    ///
+    /// - Throws: ``ConnectionPoolError`` when no stream could be had (nothing
+    ///   was sent), or `RPCError` for the call itself.
+    public func call<Arguments: Encodable, Reply: Decodable>(
+        _ serviceMethod: String,
+        _ arguments: Arguments,
+        returning: Reply.Type = Reply.self,
+        on address: SocketAddress,
+        options: RPCCallOptions = .defaults
+    ) async throws -> Reply {
+        // One deadline for every step, fixed now: a timeout re-read later
+        // would restart the clock.
+        var options = options
+        let deadline = options.effectiveDeadline
+        options.deadline = deadline
+        options.timeout = nil
+        return try await withStream(to: address, deadline: deadline) { stream in
+            try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
+        }
+    }
+
+    /// Lends `body` a stream to `address` for one or more calls made one
+    /// after another. The stream goes back to the pool if `body` returns and
+    /// the stream is still usable, and is closed if `body` throws.
+    ///
+    /// - Parameter deadline: bounds the wait for a stream (calls made in
+    ///   `body` take their own options).
+    public func withStream<Value>(
+        to address: SocketAddress,
+        deadline: RPCDeadline? = nil,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws -> Value {
+        var hasRetried = false
+        while true {
+            let grant = try await acquire(address, deadline: deadline)
+            let stream: RPCClient
+            switch grant {
+            case .idleStream(let idle, _):
+                stream = idle
+            case .newStream(let connection, let lease):
+                do {
+                    stream = try await openStream(on: connection, deadline: deadline, address: address)
+                } catch let error as ConnectionPoolError where error.code == .deadlineExceeded {
+                    update { $0.release(lease, stream: nil, reusable: false, now: .now()) }
+                    throw error
+                } catch {
+                    // The session can open no more streams: drop it, and try
+                    // once more on a fresh one, as Consul does.
+                    update { $0.streamOpenFailed(lease, now: .now()) }
+                    if !hasRetried {
+                        hasRetried = true
+                        continue
+                    }
+                    throw ConnectionPoolError(
+                        code: .streamOpenFailed, message: "opening a stream failed twice", address: address, cause: error
+                    )
+                }
+            }
+            let result: Value
+            do {
+                result = try await body(stream)
+            } catch {
+                update { $0.release(grant.lease, stream: stream, reusable: false, now: .now()) }
+                throw error
+            }
+            update { $0.release(grant.lease, stream: stream, reusable: stream.isUsable, now: .now()) }
+            return result
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Shuts the pool down: new calls and waiting callers fail at once with
+    /// ``ConnectionPoolError/Code/shutDown``, idle streams close, calls in
+    /// flight get ``Configuration/shutdownGracePeriod`` to finish, then every
+    /// session closes. Returns when all are closed.
+    public func shutdown() async {
+        await shutdown(gracePeriod: configuration.shutdownGracePeriod)
+    }
+
+    func shutdown(gracePeriod: Duration) async {
+        let reaper = state.withLock { $0.reaper.take() }
+        reaper?.cancel()
+        update { $0.beginShutdown() }
+        if await MuxRPCServer.wait(for: drained.futureResult, atMost: gracePeriod) { return }
+        update { $0.closeEverything() }
+        try? await drained.futureResult.get()
+    }
+
+    // MARK: Waiting for a stream
+
+    private func acquire(_ address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
+        if let deadline, deadline.hasPassed {
+            throw ConnectionPoolError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
+        }
+        let decision = state.withLock { $0.machine.acquire(address, now: .now()) }
+        switch decision {
+        case .granted(let grant):
+            return grant
+        case .failed(var error):
+            error.address = address
+            throw error
+        case .wait(let waiter, let dial):
+            if let dial { start(dial) }
+            return try await wait(for: waiter, address: address, deadline: deadline)
+        }
+    }
+
+    private func wait(for waiter: WaiterID, address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
+        let timer = deadline.map { deadline in
+            group.any().scheduleTask(deadline: deadline.nioDeadline) { [weak self] in
+                self?.abandon(waiter, ConnectionPoolError(
+                    code: .deadlineExceeded, message: "the deadline passed while the call waited for a stream", address: address
+                ))
+            }
+        }
+        defer { timer?.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
+                let outcome = state.withLock { state -> Result<Grant, ConnectionPoolError>? in
+                    if let outcome = state.outcomes.removeValue(forKey: waiter) { return outcome }
+                    state.waiting[waiter] = continuation
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+            }
+        } onCancel: { [weak self] in
+            self?.abandon(waiter, ConnectionPoolError(
+                code: .cancelled, message: "the task was cancelled while the call waited for a stream", address: address
+            ))
+        }
+    }
+
+    /// A waiter's deadline passed or its task was cancelled: fail it, unless
+    /// it was granted a stream (or failed) first.
+    private func abandon(_ waiter: WaiterID, _ error: ConnectionPoolError) {
+        let continuation = state.withLock { state -> CheckedContinuation<Grant, any Error>? in
+            guard state.machine.removeWaiter(waiter) else { return nil }
+            if let continuation = state.waiting.removeValue(forKey: waiter) { return continuation }
+            state.outcomes[waiter] = .failure(error)
+            return nil
+        }
+        continuation?.resume(throwing: error)
+    }
+
+    // MARK: Sessions and streams
+
+    private func start(_ dial: StateMachine.Dial) {
+        let configuration = configuration.connection
+        let group = group
+        Task {
+            do {
+                let connection = try await MuxRPCConnection.connect(to: dial.address, configuration: configuration, group: group)
+                updateState { state in
+                    if connection.session != nil {
+                        state.liveConnections[ObjectIdentifier(connection)] = connection
+                    }
+                    return state.machine.connected(dial, connection: connection, now: .now())
+                }
+                watch(connection, as: StateMachine.Lease(address: dial.address, session: dial.session))
+            } catch {
+                let failure = ConnectionPoolError(
+                    code: .connectFailed, message: "connecting to the server failed", address: dial.address, cause: error
+                )
+                update { $0.connectFailed(dial, error: failure, now: .now()) }
+            }
+        }
+    }
+
+    /// Takes the session out of the pool the moment it ends or its server
+    /// sends GoAway.
+    private func watch(_ connection: MuxRPCConnection, as lease: StateMachine.Lease) {
+        guard let session = connection.session else { return }
+        let key = ObjectIdentifier(connection)
+        session.onRemoteGoAway { [weak self] in
+            self?.update { $0.sessionDraining(lease, now: .now()) }
+        }
+        session.onClose { [weak self] _ in
+            self?.updateState { state in
+                state.liveConnections[key] = nil
+                return state.machine.sessionClosed(lease, now: .now())
+            }
+        }
+    }
+
+    /// Opens a stream on `connection`, giving up at `deadline`. A stream
+    /// that opens after that is closed.
+    private func openStream(on connection: MuxRPCConnection, deadline: RPCDeadline?, address: SocketAddress) async throws -> RPCClient {
+        guard let deadline else { return try await connection.openStream() }
+        let outcome = Mutex<Bool>(false)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RPCClient, any Error>) in
+            let first: @Sendable () -> Bool = {
+                outcome.withLock { decided in
+                    defer { decided = true }
+                    return !decided
+                }
+            }
+            let timer = group.any().scheduleTask(deadline: deadline.nioDeadline) {
+                if first() {
+                    continuation.resume(throwing: ConnectionPoolError(
+                        code: .deadlineExceeded, message: "the deadline passed while a stream was being opened", address: address
+                    ))
+                }
+            }
+            Task {
+                do {
+                    let stream = try await connection.openStream()
+                    timer.cancel()
+                    if first() { continuation.resume(returning: stream) } else { stream.channel.close(promise: nil) }
+                } catch {
+                    timer.cancel()
+                    if first() { continuation.resume(throwing: error) }
+                }
+            }
+        }
+    }
+
+    // MARK: Carrying out the state machine's actions
+
+    /// Applies one event to the state machine under the lock, then carries
+    /// out what it asks for outside it.
+    private func update(_ event: (inout StateMachine) -> StateMachine.Actions) {
+        updateState { state in event(&state.machine) }
+    }
+
+    /// ``update(_:)`` for events that also touch the pool's own state.
+    private func updateState(_ event: (inout State) -> StateMachine.Actions) {
+        let work = state.withLock { state in
+            let actions = event(&state)
+            return state.claim(actions)
+        }
+        for (continuation, outcome) in work.resumptions {
+            continuation.resume(with: outcome.mapError { $0 as any Error })
+        }
+        for stream in work.streamsToClose {
+            stream.channel.close(promise: nil)
+        }
+        for connection in work.connectionsToClose {
+            Task { await connection.close() }
+        }
+        for dial in work.dials {
+            start(dial)
+        }
+        if work.isDrained {
+            drained.succeed()
+        }
+    }
+
+    /// The state under the pool's lock: the machine, and the continuations of
+    /// the callers it told to wait.
+    private struct State {
+        var machine: StateMachine
+        var waiting: [WaiterID: CheckedContinuation<Grant, any Error>] = [:]
+        /// Outcomes decided before the waiter's continuation was stored.
+        var outcomes: [WaiterID: Result<Grant, ConnectionPoolError>] = [:]
+        /// Sessions not yet closed, whether or not the machine still has them.
+        var liveConnections: [ObjectIdentifier: MuxRPCConnection] = [:]
+        var reaper: RepeatedTask?
+        var hasDrained = false
+
+        /// Takes the continuations the actions resume (or records the
+        /// outcome for a waiter that has not stored its continuation yet).
+        mutating func claim(_ actions: StateMachine.Actions) -> Work {
+            var work = Work(
+                streamsToClose: actions.streamsToClose,
+                connectionsToClose: actions.connectionsToClose,
+                dials: actions.dials
+            )
+            func settle(_ waiter: WaiterID, _ outcome: Result<Grant, ConnectionPoolError>) {
+                if let continuation = waiting.removeValue(forKey: waiter) {
+                    work.resumptions.append((continuation, outcome))
+                } else {
+                    outcomes[waiter] = outcome
+                }
+            }
+            for (waiter, grant) in actions.grants { settle(waiter, .success(grant)) }
+            for (waiter, error) in actions.failedWaiters { settle(waiter, .failure(error)) }
+            if !hasDrained, machine.isDrained, liveConnections.isEmpty {
+                hasDrained = true
+                work.isDrained = true
+            }
+            return work
+        }
+    }
+
+    private struct Work {
+        var streamsToClose: [RPCClient]
+        var connectionsToClose: [MuxRPCConnection]
+        var dials: [StateMachine.Dial]
+        var resumptions: [(CheckedContinuation<Grant, any Error>, Result<Grant, ConnectionPoolError>)] = []
+        var isDrained = false
+    }
+}

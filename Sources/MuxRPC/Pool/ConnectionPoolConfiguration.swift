@@ -1,0 +1,100 @@
+import Yamux
+
+extension ConnectionPool {
+    /// The pool's limits and timers. Every limit is per server address; the
+    /// defaults follow Consul's pool where it has one (64 idle streams per
+    /// session, two minutes before an idle session is closed).
+    public struct Configuration: Sendable {
+        /// What a caller over a limit does.
+        public enum BusyPolicy: Sendable, Hashable {
+            /// Wait for a stream until the call's deadline (or cancellation).
+            case wait
+            /// Fail at once with ``ConnectionPoolError/Code/overloaded``.
+            /// Callers still wait for a session being dialled: that is not
+            /// being over a limit.
+            case failFast
+        }
+
+        /// How each session is reached: preamble mode, TLS, yamux and RPC settings.
+        public var connection: MuxRPCConnection.Configuration
+
+        /// Sessions (TCP connections) per address. A second one opens only
+        /// when every open one has ``maxStreamsPerSession`` streams.
+        /// Default 2.
+        public var maxSessionsPerAddress: Int
+        /// Streams (busy plus idle) per session. Default 1024, well under
+        /// yamux's own stream limit and hashicorp's accept backlog of 256
+        /// un-acknowledged opens.
+        public var maxStreamsPerSession: Int
+        /// Idle streams kept per session for reuse; a stream returned beyond
+        /// this is closed. Default 64 (Consul's `MaxStreams`).
+        public var maxIdleStreamsPerSession: Int
+        /// Calls in flight per address; beyond it callers wait or fail
+        /// (``whenBusy``). Default 2048.
+        public var maxConcurrentCallsPerAddress: Int
+        /// Callers waiting for a stream per address; one more fails with
+        /// ``ConnectionPoolError/Code/tooManyWaiters``. Default 1024.
+        public var maxWaitersPerAddress: Int
+        /// What a caller over ``maxConcurrentCallsPerAddress`` or the stream
+        /// limits does. Default ``BusyPolicy/wait``.
+        public var whenBusy: BusyPolicy
+
+        /// A session no call has used for this long is closed. Default 2
+        /// minutes (Consul's `MaxTime`).
+        public var maxIdleTime: Duration
+        /// How often idle sessions are looked for. Default 1 second.
+        public var reapInterval: Duration
+        /// How long ``ConnectionPool/shutdown()`` lets calls in flight finish
+        /// before it closes their sessions. Default 10 seconds.
+        public var shutdownGracePeriod: Duration
+
+        public init(
+            connection: MuxRPCConnection.Configuration = .init(),
+            maxSessionsPerAddress: Int = 2,
+            maxStreamsPerSession: Int = 1024,
+            maxIdleStreamsPerSession: Int = 64,
+            maxConcurrentCallsPerAddress: Int = 2048,
+            maxWaitersPerAddress: Int = 1024,
+            whenBusy: BusyPolicy = .wait,
+            maxIdleTime: Duration = .seconds(120),
+            reapInterval: Duration = .seconds(1),
+            shutdownGracePeriod: Duration = .seconds(10)
+        ) {
+            self.connection = connection
+            self.maxSessionsPerAddress = maxSessionsPerAddress
+            self.maxStreamsPerSession = maxStreamsPerSession
+            self.maxIdleStreamsPerSession = maxIdleStreamsPerSession
+            self.maxConcurrentCallsPerAddress = maxConcurrentCallsPerAddress
+            self.maxWaitersPerAddress = maxWaitersPerAddress
+            self.whenBusy = whenBusy
+            self.maxIdleTime = maxIdleTime
+            self.reapInterval = reapInterval
+            self.shutdownGracePeriod = shutdownGracePeriod
+        }
+
+        /// Throws ``ConnectionPoolConfigurationError`` for a limit that cannot work.
+        public func validate() throws {
+            func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+                if !condition { throw ConnectionPoolConfigurationError(message: message()) }
+            }
+            try require(maxSessionsPerAddress >= 1, "maxSessionsPerAddress must be at least 1")
+            try require(maxStreamsPerSession >= 1, "maxStreamsPerSession must be at least 1")
+            try require(
+                connection.mode == .plain || maxStreamsPerSession <= connection.yamux.maxConcurrentStreams,
+                "maxStreamsPerSession (\(maxStreamsPerSession)) exceeds yamux's maxConcurrentStreams (\(connection.yamux.maxConcurrentStreams))"
+            )
+            try require(maxIdleStreamsPerSession >= 0, "maxIdleStreamsPerSession must not be negative")
+            try require(maxConcurrentCallsPerAddress >= 1, "maxConcurrentCallsPerAddress must be at least 1")
+            try require(maxWaitersPerAddress >= 1, "maxWaitersPerAddress must be at least 1: a first call waits for its dial")
+            try require(maxIdleTime > .zero, "maxIdleTime must be positive")
+            try require(reapInterval > .zero, "reapInterval must be positive")
+            try require(shutdownGracePeriod >= .zero, "shutdownGracePeriod must not be negative")
+        }
+    }
+}
+
+/// A ``ConnectionPool/Configuration`` that cannot work.
+public struct ConnectionPoolConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { "invalid connection pool configuration: \(message)" }
+}
