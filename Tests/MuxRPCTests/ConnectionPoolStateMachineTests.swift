@@ -179,6 +179,19 @@ struct ConnectionPoolStateMachineTests {
         #expect(released.connectionsToClose == ["a#0"])
     }
 
+    @Test("a failed dial beside a draining session fails its waiters, without redialling")
+    func connectFailureWhileDraining() throws {
+        var machine = try readyMachine()
+        let busy = try #require(machine.acquire("a", now: start).grant)
+        _ = machine.sessionDraining(busy.lease, now: start)
+        let (waiter, dial) = try #require(machine.acquire("a", now: start).waiting)
+        let error = ConnectionPoolError(code: .connectFailed, message: "refused")
+        let actions = machine.connectFailed(try #require(dial), error: error, now: start)
+        #expect(actions.failedWaiters.map(\.0) == [waiter])
+        #expect(actions.dials.isEmpty)
+        #expect(machine.statistics.dials == 2)
+    }
+
     @Test("a failed stream open drops the session")
     func streamOpenFailure() throws {
         var machine = try readyMachine()

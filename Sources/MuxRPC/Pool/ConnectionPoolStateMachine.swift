@@ -247,21 +247,23 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         return actions
     }
 
-    /// A dial failed. If no other session to the address exists or is being
-    /// dialled, every waiter fails with it (they all came while it was
-    /// tried); otherwise they go on waiting for the other sessions.
+    /// A dial failed. Unless a ready session to the address remains, every
+    /// waiter fails with it (they all came while it was tried, and a
+    /// draining session takes no new calls); otherwise they go on waiting
+    /// for room on the ready sessions. Either way no new dial starts here:
+    /// redialling a refusing server at once would loop.
     mutating func connectFailed(_ dial: Dial, error: ConnectionPoolError, now: NIODeadline) -> Actions {
         var actions = Actions()
         counters.connectFailures += 1
         modify(dial.address) { machine, state in
             state.sessions.removeAll { $0.id == dial.session }
-            if state.sessions.isEmpty {
+            if state.sessions.contains(where: \.isReady) {
+                machine.serveWaiters(dial.address, &state, now: now, mayDial: false, into: &actions)
+            } else {
                 while let waiter = state.waiters.popFirst() {
                     machine.waiterAddresses[waiter] = nil
                     actions.failedWaiters.append((waiter, error))
                 }
-            } else {
-                machine.serveWaiters(dial.address, &state, now: now, into: &actions)
             }
         }
         return actions
@@ -438,14 +440,20 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
 
     /// Hands out what the address can give to its waiters, in order, and
     /// dials another session if they still wait for room.
-    private mutating func serveWaiters(_ address: Address, _ state: inout AddressState, now: NIODeadline, into actions: inout Actions) {
+    private mutating func serveWaiters(
+        _ address: Address,
+        _ state: inout AddressState,
+        now: NIODeadline,
+        mayDial: Bool = true,
+        into actions: inout Actions
+    ) {
         while !state.waiters.isEmpty, state.callsInFlight < limits.maxConcurrentCallsPerAddress,
               let grant = takeGrant(address, &state, now: now) {
             let waiter = state.waiters.removeFirst()
             waiterAddresses[waiter] = nil
             actions.grants.append((waiter, grant))
         }
-        if !state.waiters.isEmpty, state.callsInFlight < limits.maxConcurrentCallsPerAddress,
+        if mayDial, !state.waiters.isEmpty, state.callsInFlight < limits.maxConcurrentCallsPerAddress,
            let dial = startDialIfNeeded(address, &state, now: now) {
             actions.dials.append(dial)
         }
