@@ -5,8 +5,8 @@ import MuxRPC
 import NIOCore
 import Synchronization
 
-/// `muxrpc-client`: calls the demo services on one or more servers, checks
-/// every answer, and ends with one summary line.
+/// `muxrpc-client`: calls the demo services on one or more servers through a
+/// connection pool, checks every answer, and ends with one summary line.
 @main
 struct MuxRPCClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +21,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
     @Option(help: "Calls in total.")
     var calls = 10_000
 
-    @Option(help: "Calls in flight at once (one stream each).")
+    @Option(help: "Calls in flight at once.")
     var concurrency = 8
 
     @Option(help: "Bytes in each Echo.Echo payload.")
@@ -58,12 +58,14 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var connections: [MuxRPCConnection] = []
-        for address in addresses {
+        let servers = try addresses.map { address in
             let (host, port) = try parse(address)
-            let socketAddress = try SocketAddress.makeAddressResolvingHost(host, port: port)
-            connections.append(try await MuxRPCConnection.connect(to: socketAddress, configuration: .init(mode: mode.connectionMode)))
+            return try SocketAddress.makeAddressResolvingHost(host, port: port)
         }
+        let pool = try ConnectionPool(configuration: .init(
+            connection: .init(mode: mode.connectionMode),
+            keepsStreamsAfterServerErrors: true
+        ))
         let tally = Tally(calls: calls)
         let clock = ContinuousClock()
         let start = clock.now
@@ -76,61 +78,49 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         }
         let message = (0..<payload).map { UInt8(truncatingIfNeeded: $0) }
         await withTaskGroup(of: Void.self) { group in
-            for lane in 0..<min(concurrency, calls) {
-                let connection = connections[lane % connections.count]
+            for _ in 0..<min(concurrency, calls) {
                 group.addTask {
-                    await Self.runLane(connection: connection, tally: tally, message: message, clock: clock)
+                    while let number = tally.take() {
+                        let server = servers[number % servers.count]
+                        let began = clock.now
+                        do {
+                            try await Self.call(number, on: server, through: pool, message: message)
+                            tally.record(ok: true, latency: clock.now - began)
+                        } catch {
+                            FileHandle.standardError.write(Data("muxrpc-client: call \(number) to \(server) failed: \(error)\n".utf8))
+                            tally.record(ok: false, latency: clock.now - began)
+                        }
+                    }
                 }
             }
         }
         progress.cancel()
         let elapsed = clock.now - start
-        for connection in connections { await connection.close() }
+        await pool.shutdown()
         let summary = tally.summary(elapsed: elapsed)
         print(summary.line)
         if summary.failed { throw ExitCode.failure }
     }
 
-    /// One stream's worth of calls: takes call numbers until none are left;
-    /// a failed stream is replaced by a new one.
-    static func runLane(connection: MuxRPCConnection, tally: Tally, message: [UInt8], clock: ContinuousClock) async {
-        var stream: RPCClient?
-        while let number = tally.take() {
-            let began = clock.now
-            do {
-                if stream == nil || !stream!.isUsable {
-                    try? await stream?.close()
-                    stream = try await connection.openStream()
-                }
-                try await call(number, on: stream!, message: message)
-                tally.record(ok: true, latency: clock.now - began)
-            } catch {
-                FileHandle.standardError.write(Data("muxrpc-client: call \(number) failed: \(error)\n".utf8))
-                tally.record(ok: false, latency: clock.now - began)
-            }
-        }
-        try? await stream?.close()
-    }
-
     /// Call `number` goes to one of the demo services in turn; each answer is
     /// checked against what it must be.
-    static func call(_ number: Int, on stream: RPCClient, message: [UInt8]) async throws {
+    static func call(_ number: Int, on server: SocketAddress, through pool: ConnectionPool, message: [UInt8]) async throws {
         switch number % 4 {
         case 0:
-            _ = try await stream.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+            _ = try await pool.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self, on: server)
         case 1:
             let a = Int64(number) * 7_919, b = -Int64(number)
-            let reply = try await stream.call("Arith.Add", DemoServices.AddArgs(a: a, b: b), returning: DemoServices.AddReply.self)
+            let reply = try await pool.call("Arith.Add", DemoServices.AddArgs(a: a, b: b), returning: DemoServices.AddReply.self, on: server)
             guard reply.sum == a + b else { throw WrongAnswer("Arith.Add(\(a), \(b)) = \(reply.sum)") }
         case 2:
             do {
-                _ = try await stream.call("Test.Fail", DemoServices.FailArgs(message: "failure \(number)"), returning: RPCEmpty.self)
+                _ = try await pool.call("Test.Fail", DemoServices.FailArgs(message: "failure \(number)"), returning: RPCEmpty.self, on: server)
                 throw WrongAnswer("Test.Fail succeeded")
             } catch let error as RPCError where error.code == .serverError {
                 guard error.message == "failure \(number)" else { throw WrongAnswer("Test.Fail said \(error.message)") }
             }
         default:
-            let reply = try await stream.call("Echo.Echo", DemoServices.EchoArgs(msg: message), returning: DemoServices.EchoReply.self)
+            let reply = try await pool.call("Echo.Echo", DemoServices.EchoArgs(msg: message), returning: DemoServices.EchoReply.self, on: server)
             guard reply.msg == message else { throw WrongAnswer("Echo.Echo returned \(reply.msg.count) different bytes") }
         }
     }

@@ -110,7 +110,9 @@ public final class ConnectionPool: Sendable {
 
     /// Lends `body` a stream to `address` for one or more calls made one
     /// after another. The stream goes back to the pool if `body` returns and
-    /// the stream is still usable, and is closed if `body` throws.
+    /// the stream is still usable, and is closed if `body` throws (unless
+    /// ``Configuration/keepsStreamsAfterServerErrors`` and the error is the
+    /// server's answer).
     ///
     /// - Parameter deadline: bounds the wait for a stream (calls made in
     ///   `body` take their own options).
@@ -149,7 +151,9 @@ public final class ConnectionPool: Sendable {
             do {
                 result = try await body(stream)
             } catch {
-                update { $0.release(grant.lease, stream: stream, reusable: false, now: .now()) }
+                let reusable = configuration.keepsStreamsAfterServerErrors
+                    && (error as? RPCError)?.code == .serverError && stream.isUsable
+                update { $0.release(grant.lease, stream: stream, reusable: reusable, now: .now()) }
                 throw error
             }
             update { $0.release(grant.lease, stream: stream, reusable: stream.isUsable, now: .now()) }

@@ -38,6 +38,11 @@ extension ConnectionPool {
         /// What a caller over ``maxConcurrentCallsPerAddress`` or the stream
         /// limits does. Default ``BusyPolicy/wait``.
         public var whenBusy: BusyPolicy
+        /// Whether a stream goes back to the free-list after the server
+        /// answered with an error. Default false, as Consul does: any error
+        /// closes the stream. True is safe too (an error reply leaves the
+        /// stream in step) and spares a stream open per error reply.
+        public var keepsStreamsAfterServerErrors: Bool
 
         /// A session no call has used for this long is closed. Default 2
         /// minutes (Consul's `MaxTime`).
@@ -56,6 +61,7 @@ extension ConnectionPool {
             maxConcurrentCallsPerAddress: Int = 2048,
             maxWaitersPerAddress: Int = 1024,
             whenBusy: BusyPolicy = .wait,
+            keepsStreamsAfterServerErrors: Bool = false,
             maxIdleTime: Duration = .seconds(120),
             reapInterval: Duration = .seconds(1),
             shutdownGracePeriod: Duration = .seconds(10)
@@ -67,6 +73,7 @@ extension ConnectionPool {
             self.maxConcurrentCallsPerAddress = maxConcurrentCallsPerAddress
             self.maxWaitersPerAddress = maxWaitersPerAddress
             self.whenBusy = whenBusy
+            self.keepsStreamsAfterServerErrors = keepsStreamsAfterServerErrors
             self.maxIdleTime = maxIdleTime
             self.reapInterval = reapInterval
             self.shutdownGracePeriod = shutdownGracePeriod
