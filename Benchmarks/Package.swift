@@ -36,5 +36,18 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // The connection pool: acquire/release under contention, and calls
+        // through the pool against bare streams (a plain executable: see its
+        // header for why not ordo-one/benchmark).
+        .executableTarget(
+            name: "PoolBenchmarks",
+            dependencies: [
+                .product(name: "MuxRPC", package: "MuxRPC"),
+                .product(name: "MsgpackRPC", package: "MuxRPC"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/PoolBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
