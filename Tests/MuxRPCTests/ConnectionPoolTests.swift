@@ -2,6 +2,7 @@ import Foundation
 import MsgpackRPC
 import MuxRPC
 import NIOCore
+import ServiceLifecycleTestKit
 import Testing
 
 /// The pool against real servers on loopback.
@@ -336,6 +337,26 @@ struct ConnectionPoolTests {
         #expect(server.statistics.connectionsAccepted == 1)
         #expect(pool.statistics.streamsOpened == 1)
         await pool.shutdown()
+        await server.shutdown()
+    }
+
+    @Test("as a Service, the pool shuts down with its service group")
+    func service() async throws {
+        let server = MuxRPCServer(services: DemoServices.registry, configuration: .patient())
+        let address = try await server.start()
+        let pool = try ConnectionPool()
+        try await testGracefulShutdown { trigger in
+            let running = Task { try await pool.run() }
+            try await Self.echo(pool, address, "while running")
+            #expect(pool.statistics.sessions == 1)
+            trigger.triggerGracefulShutdown()
+            try await running.value
+        }
+        #expect(pool.statistics.sessions == 0)
+        #expect(pool.statistics.connections == 0)
+        await #expect {
+            try await Self.echo(pool, address, "after")
+        } throws: { ($0 as? ConnectionPoolError)?.code == .shutDown }
         await server.shutdown()
     }
 
