@@ -28,17 +28,22 @@ public struct RPCServer: Sendable {
         /// answered without thread hops. Default true. Turn it off when
         /// handlers compute for long or block: they would stall the loop.
         public var runsHandlersOnEventLoop: Bool
+        /// Interceptors around every handler, each on the calls in its scope;
+        /// the first runs outermost. Default none.
+        public var interceptors: [RPCScopedInterceptor<any RPCServerInterceptor>]
 
         public init(
             limits: MessagePackLimits = .default,
             encoder: MessagePackEncoder = MessagePackEncoder(),
             decoder: MessagePackDecoder? = nil,
-            runsHandlersOnEventLoop: Bool = true
+            runsHandlersOnEventLoop: Bool = true,
+            interceptors: [RPCScopedInterceptor<any RPCServerInterceptor>] = []
         ) {
             self.limits = limits
             self.encoder = encoder
             self.decoder = decoder ?? MessagePackDecoder(limits: limits)
             self.runsHandlersOnEventLoop = runsHandlersOnEventLoop
+            self.interceptors = interceptors
         }
     }
 

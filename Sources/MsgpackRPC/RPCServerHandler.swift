@@ -48,7 +48,8 @@ final class RPCServerHandler: ChannelDuplexHandler {
         self.coders = RPCServerCoders(
             encoder: server.configuration.encoder,
             decoder: server.configuration.decoder,
-            allocator: ByteBufferAllocator()
+            allocator: ByteBufferAllocator(),
+            interceptors: server.configuration.interceptors
         )
     }
 

@@ -79,7 +79,18 @@ struct RPCMethod: Sendable {
                     context: context)
             }
             do {
-                let reply = try await handler(arguments, context)
+                let reply: Reply
+                if coders.interceptors.isEmpty {
+                    reply = try await handler(arguments, context)
+                } else {
+                    let response = try await coders.interceptors.intercept(RPCServerRequest(arguments: arguments), context: context) {
+                        _, context in RPCServerResponse(reply: try await handler(arguments, context))
+                    }
+                    guard let typed = response.reply as? Reply else {
+                        throw RPCServiceError("an interceptor replaced the reply of \(context.serviceMethod) with a \(type(of: response.reply))")
+                    }
+                    reply = typed
+                }
                 var response = coders.allocator.buffer(capacity: 64 + context.serviceMethod.utf8.count)
                 RPCResponseHeader(serviceMethod: context.serviceMethod, seq: context.seq).write(to: &response)
                 do {
@@ -117,6 +128,7 @@ struct RPCServerCoders: Sendable {
     var encoder: MessagePackEncoder
     var decoder: MessagePackDecoder
     var allocator: ByteBufferAllocator
+    var interceptors: [RPCScopedInterceptor<any RPCServerInterceptor>] = []
 
     /// A net/rpc error response: the header with `Error` set, then an empty
     /// struct (0x80) as body, as Go's server sends `invalidRequest`.

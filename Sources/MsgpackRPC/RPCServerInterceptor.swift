@@ -1,0 +1,56 @@
+/// Runs around a server's handlers: to log, measure, trace, authorize or
+/// rate-limit the calls it serves.
+///
+/// An interceptor sees each request once its arguments are decoded. It calls
+/// `next` to go on to the next interceptor (and in the end the handler), or
+/// throws to answer with an error instead: the thrown error's text becomes
+/// the net/rpc error reply, as a handler's would. It may change the context
+/// it passes on.
+///
+/// Register interceptors in ``RPCServer/Configuration/interceptors``; the
+/// first one listed runs outermost.
+public protocol RPCServerInterceptor: Sendable {
+    func intercept(
+        _ request: RPCServerRequest,
+        context: RPCServerContext,
+        next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
+    ) async throws -> RPCServerResponse
+}
+
+/// A request as server interceptors see it.
+public struct RPCServerRequest: Sendable {
+    /// The decoded arguments, as the handler will get them.
+    public let arguments: any Sendable
+}
+
+/// A handler's reply as server interceptors see it. Interceptors pass it on;
+/// replacing it with a value of another type fails the call.
+public struct RPCServerResponse: Sendable {
+    /// The handler's reply.
+    public let reply: any Sendable
+}
+
+extension Array where Element == RPCScopedInterceptor<any RPCServerInterceptor> {
+    /// Runs the interceptors in scope for `context`'s method around `handler`.
+    func intercept(
+        _ request: RPCServerRequest,
+        context: RPCServerContext,
+        handler: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
+    ) async throws -> RPCServerResponse {
+        try await intercept(from: startIndex, request, context: context, handler: handler)
+    }
+
+    private func intercept(
+        from index: Int,
+        _ request: RPCServerRequest,
+        context: RPCServerContext,
+        handler: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
+    ) async throws -> RPCServerResponse {
+        var index = index
+        while index < endIndex, !self[index].scope.contains(context.serviceMethod) { index += 1 }
+        guard index < endIndex else { return try await handler(request, context) }
+        return try await self[index].interceptor.intercept(request, context: context) { request, context in
+            try await intercept(from: index + 1, request, context: context, handler: handler)
+        }
+    }
+}
