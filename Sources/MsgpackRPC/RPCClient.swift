@@ -103,7 +103,7 @@ public final class RPCClient: Sendable {
         writeBody: (inout ByteBuffer) throws -> Void
     ) async throws -> RPCRawResponse {
         if Task.isCancelled {
-            throw RPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was sent", isStreamUsable: true)
+            throw RPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was sent", isStreamUsable: true, requestWasSent: false)
         }
         let seq = try begin()
         var callError: RPCError?
@@ -111,7 +111,7 @@ public final class RPCClient: Sendable {
         do {
             let deadline = options.effectiveDeadline
             if let deadline, deadline.hasPassed {
-                throw RPCError(code: .deadlineExceeded, message: "the deadline passed before \(serviceMethod) was sent", isStreamUsable: true)
+                throw RPCError(code: .deadlineExceeded, message: "the deadline passed before \(serviceMethod) was sent", isStreamUsable: true, requestWasSent: false)
             }
             var request = channel.allocator.buffer(capacity: 64 + serviceMethod.utf8.count)
             let header = RPCRequestHeader(
@@ -124,7 +124,7 @@ public final class RPCClient: Sendable {
             do {
                 try writeBody(&request)
             } catch {
-                throw RPCError(code: .encodingFailed, message: "the arguments of \(serviceMethod) could not be encoded; nothing was sent", isStreamUsable: true, cause: error)
+                throw RPCError(code: .encodingFailed, message: "the arguments of \(serviceMethod) could not be encoded; nothing was sent", isStreamUsable: true, requestWasSent: false, cause: error)
             }
             let response = try await send(request, seq: seq, serviceMethod: serviceMethod, deadline: deadline?.nioDeadline)
             if !response.header.error.isEmpty {
@@ -161,10 +161,10 @@ public final class RPCClient: Sendable {
     private func begin() throws(RPCError) -> UInt64 {
         let result: Result<UInt64, RPCError> = state.withLockedValue { state in
             if let failure = state.failure {
-                return .failure(RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(failure.message)", isStreamUsable: false, cause: failure))
+                return .failure(RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(failure.message)", isStreamUsable: false, requestWasSent: false, cause: failure))
             }
             if state.inFlight {
-                return .failure(RPCError(code: .callInProgress, message: "another call is in flight on this stream; net/rpc streams carry one call at a time", isStreamUsable: true))
+                return .failure(RPCError(code: .callInProgress, message: "another call is in flight on this stream; net/rpc streams carry one call at a time", isStreamUsable: true, requestWasSent: false))
             }
             state.inFlight = true
             defer { state.nextSeq &+= 1 }

@@ -60,17 +60,17 @@ final class RPCClientHandler: ChannelInboundHandler {
     func start(request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: NIODeadline?, promise: EventLoopPromise<RPCRawResponse>) {
         switch state {
         case .unusable(let error):
-            promise.fail(RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(error.message)", isStreamUsable: false, cause: error))
+            promise.fail(RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(error.message)", isStreamUsable: false, requestWasSent: false, cause: error))
             return
         case .awaitingHeader, .awaitingBody:
             // RPCClient admits one call at a time, so this is a bug above us.
-            promise.fail(RPCError(code: .callInProgress, message: "another call is in flight on this stream", isStreamUsable: true))
+            promise.fail(RPCError(code: .callInProgress, message: "another call is in flight on this stream", isStreamUsable: true, requestWasSent: false))
             return
         case .idle:
             break
         }
         guard let context, context.channel.isActive else {
-            let error = RPCError(code: .connectionClosed, message: "the stream is closed", isStreamUsable: false)
+            let error = RPCError(code: .connectionClosed, message: "the stream is closed", isStreamUsable: false, requestWasSent: false)
             state = .unusable(error)
             promise.fail(error)
             return

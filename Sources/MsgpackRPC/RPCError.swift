@@ -75,11 +75,17 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     /// The underlying error, if any (a `MessagePackError`, a `DecodingError`, a
     /// NIO `ChannelError`).
     public var cause: (any Error)?
+    /// Whether the request may have reached the server. False only when the
+    /// client knows nothing was written (refused before sending, the stream
+    /// already closed): then the call did not run and may be retried
+    /// elsewhere. True whenever in doubt.
+    public var requestWasSent: Bool
 
-    public init(code: Code, message: String, isStreamUsable: Bool, cause: (any Error)? = nil) {
+    public init(code: Code, message: String, isStreamUsable: Bool, requestWasSent: Bool = true, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.isStreamUsable = isStreamUsable
+        self.requestWasSent = requestWasSent
         self.cause = cause
     }
 
