@@ -1,0 +1,88 @@
+public import MsgpackRPC
+public import NIOCore
+
+/// Runs around each attempt of a ``MuxRPCClient`` call, once its server is
+/// chosen: to log, measure, trace or rate-limit what goes on the wire.
+///
+/// An interceptor calls `next` to go on (to the next interceptor, and in the
+/// end the pool and the server), or throws to fail the attempt. It may
+/// change the request's options on the way, such as the trace context or
+/// the deadline. A retried call passes through the interceptors once per
+/// attempt (``ClientContext/attempt``).
+///
+/// Register them in ``MuxRPCClient/Configuration/interceptors``; the first
+/// one listed runs outermost.
+public protocol ClientInterceptor: Sendable {
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        next: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse
+}
+
+/// A call as client interceptors see it.
+public struct ClientRequest: Sendable {
+    /// "Service.Method".
+    public let serviceMethod: String
+    /// The arguments, encoded when the request is written.
+    public let arguments: any Encodable & Sendable
+    /// Deadline, trace context and the rest; interceptors may change them.
+    public var options: RPCCallOptions
+
+    public init(serviceMethod: String, arguments: any Encodable & Sendable, options: RPCCallOptions) {
+        self.serviceMethod = serviceMethod
+        self.arguments = arguments
+        self.options = options
+    }
+}
+
+/// The decoded reply, as client interceptors see it. Pass it on unchanged:
+/// the caller gets it back as the type it asked for.
+public struct ClientResponse: Sendable {
+    public let reply: any Sendable
+
+    public init(reply: any Sendable) {
+        self.reply = reply
+    }
+}
+
+/// Where an attempt goes.
+public struct ClientContext: Sendable {
+    /// "Service.Method".
+    public let serviceMethod: String
+    /// The server the balancer chose for this attempt.
+    public let endpoint: SocketAddress
+    /// 1 for the first attempt, 2 for the first retry, and so on.
+    public let attempt: Int
+
+    public init(serviceMethod: String, endpoint: SocketAddress, attempt: Int) {
+        self.serviceMethod = serviceMethod
+        self.endpoint = endpoint
+        self.attempt = attempt
+    }
+}
+
+extension Array where Element == RPCScopedInterceptor<any ClientInterceptor> {
+    /// Runs the interceptors in scope for the request's method around `call`.
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        call: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        try await intercept(from: startIndex, request, context: context, call: call)
+    }
+
+    private func intercept(
+        from index: Int,
+        _ request: ClientRequest,
+        context: ClientContext,
+        call: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        var index = index
+        while index < endIndex, !self[index].scope.contains(request.serviceMethod) { index += 1 }
+        guard index < endIndex else { return try await call(request, context) }
+        return try await self[index].interceptor.intercept(request, context: context) { request, context in
+            try await intercept(from: index + 1, request, context: context, call: call)
+        }
+    }
+}
