@@ -14,7 +14,8 @@ struct ConnectionPoolStateMachineTests {
         idle: Int = 64,
         calls: Int = 2048,
         waiters: Int = 1024,
-        failFast: Bool = false
+        failFast: Bool = false,
+        replacement: TimeAmount? = nil
     ) -> Machine.Limits {
         .init(
             maxSessionsPerAddress: sessions,
@@ -23,7 +24,8 @@ struct ConnectionPoolStateMachineTests {
             maxConcurrentCallsPerAddress: calls,
             maxWaitersPerAddress: waiters,
             failFastWhenBusy: failFast,
-            maxIdleTime: .seconds(120)
+            maxIdleTime: .seconds(120),
+            replacementInterval: replacement
         )
     }
 
@@ -190,6 +192,37 @@ struct ConnectionPoolStateMachineTests {
         #expect(actions.failedWaiters.map(\.0) == [waiter])
         #expect(actions.dials.isEmpty)
         #expect(machine.statistics.dials == 2)
+    }
+
+    @Test("a failed last session is replaced in the background, at most once per interval")
+    func replacement() throws {
+        var machine = try readyMachine(Self.limits(replacement: .seconds(1)))
+        let lease = Machine.Lease(address: "a", session: .init(rawValue: 0))
+        let first = machine.sessionClosed(lease, now: start)
+        let dial = try #require(first.dials.first)
+        #expect(machine.statistics.connectingSessions == 1)
+        _ = machine.connected(dial, connection: "a#1", now: start)
+        // The replacement fails at once: no second replacement within the interval.
+        #expect(machine.sessionClosed(.init(address: "a", session: dial.session), now: start + .milliseconds(10)).dials.isEmpty)
+        // Without the interval set, nothing is dialled until a call comes.
+        var lazy = try readyMachine()
+        #expect(lazy.sessionClosed(lease, now: start).dials.isEmpty)
+    }
+
+    @Test("draining an address closes idle sessions now and busy ones after their calls")
+    func drainAddress() throws {
+        var machine = try readyMachine(Self.limits(sessions: 2, streams: 1))
+        let busy = try #require(machine.acquire("a", now: start).grant)
+        let (_, dial) = try #require(machine.acquire("a", now: start).waiting)
+        let second = machine.connected(try #require(dial), connection: "a#1", now: start)
+        _ = machine.release(try #require(second.grants.first?.1).lease, stream: 1, reusable: true, now: start)
+        #expect(machine.readySessions.count == 2)
+        let drained = machine.drain("a", now: start)
+        #expect(drained.connectionsToClose == ["a#1"])
+        #expect(drained.streamsToClose == [1])
+        #expect(machine.readySessions.isEmpty)
+        #expect(machine.release(busy.lease, stream: 0, reusable: true, now: start).connectionsToClose == ["a#0"])
+        #expect(machine.statistics.sessions == 0)
     }
 
     @Test("a failed stream open drops the session")

@@ -57,7 +57,8 @@ public final class ConnectionPool: Sendable {
             maxConcurrentCallsPerAddress: configuration.maxConcurrentCallsPerAddress,
             maxWaitersPerAddress: configuration.maxWaitersPerAddress,
             failFastWhenBusy: configuration.whenBusy == .failFast,
-            maxIdleTime: TimeAmount(configuration.maxIdleTime)
+            maxIdleTime: TimeAmount(configuration.maxIdleTime),
+            replacementInterval: configuration.sessionReplacementInterval.map { TimeAmount($0) }
         )
         self.state = Mutex(State(machine: StateMachine(limits: limits)))
         self.drained = self.group.any().makePromise(of: Void.self)
@@ -66,7 +67,16 @@ public final class ConnectionPool: Sendable {
             guard let self else { return task.cancel() }
             self.update { $0.reap(now: .now()) }
         }
-        state.withLock { $0.reaper = reaper }
+        let healthCheck = configuration.healthCheckInterval.map { interval in
+            self.group.any().scheduleRepeatedTask(initialDelay: TimeAmount(interval), delay: TimeAmount(interval)) { [weak self] task in
+                guard let self else { return task.cancel() }
+                self.checkHealth()
+            }
+        }
+        state.withLock { state in
+            state.reaper = reaper
+            state.healthCheck = healthCheck
+        }
     }
 
     deinit {
@@ -172,12 +182,63 @@ public final class ConnectionPool: Sendable {
     }
 
     func shutdown(gracePeriod: Duration) async {
-        let reaper = state.withLock { $0.reaper.take() }
-        reaper?.cancel()
+        let timers = state.withLock { [$0.reaper.take(), $0.healthCheck.take()] }
+        for timer in timers { timer?.cancel() }
         update { $0.beginShutdown() }
         if await MuxRPCServer.wait(for: drained.futureResult, atMost: gracePeriod) { return }
         update { $0.closeEverything() }
         try? await drained.futureResult.get()
+    }
+
+    // MARK: Endpoints
+
+    /// Takes `address` out of use: its sessions take no new calls, their
+    /// idle streams close, and each session closes once its last call in
+    /// flight ends. A later call to the address dials afresh.
+    public func drain(_ address: SocketAddress) {
+        update { $0.drain(address, now: .now()) }
+    }
+
+    /// The round-trip time the latest health check measured to `address`.
+    public func roundTripTime(to address: SocketAddress) -> Duration? {
+        state.withLock { $0.machine.roundTripTime(to: address) }.map { Duration($0) }
+    }
+
+    /// Pings every ready session; one that does not answer within
+    /// ``Configuration/healthCheckTimeout`` is closed, which takes it out
+    /// of the pool and starts its replacement.
+    private func checkHealth() {
+        let sessions = state.withLock { $0.machine.readySessions }
+        let timeout = configuration.healthCheckTimeout
+        for (lease, connection) in sessions {
+            guard let session = connection.session else { continue }
+            Task { [weak self] in
+                let start = ContinuousClock.now
+                let answered = await Self.within(timeout, on: session.channel.eventLoop) {
+                    _ = try await session.ping()
+                }
+                guard let self else { return }
+                if answered {
+                    let rtt = TimeAmount(ContinuousClock.now - start)
+                    state.withLock { $0.machine.recordRoundTripTime(rtt, for: lease.address) }
+                } else {
+                    await connection.close()
+                }
+            }
+        }
+    }
+
+    /// Whether `operation` succeeded within `limit`. One that outlives the
+    /// limit goes on in the background; its outcome is ignored.
+    private static func within(_ limit: Duration, on eventLoop: any EventLoop, _ operation: @escaping @Sendable () async throws -> Void) async -> Bool {
+        let promise = eventLoop.makePromise(of: Bool.self)
+        let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) { promise.succeed(false) }
+        Task {
+            let succeeded = (try? await operation()) != nil
+            timer.cancel()
+            promise.succeed(succeeded)
+        }
+        return (try? await promise.futureResult.get()) ?? false
     }
 
     // MARK: Waiting for a stream
@@ -349,6 +410,7 @@ public final class ConnectionPool: Sendable {
         /// Sessions not yet closed, whether or not the machine still has them.
         var liveConnections: [ObjectIdentifier: MuxRPCConnection] = [:]
         var reaper: RepeatedTask?
+        var healthCheck: RepeatedTask?
         var hasDrained = false
 
         /// Takes the continuations the actions resume (or records the

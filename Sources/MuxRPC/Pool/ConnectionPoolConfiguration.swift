@@ -53,6 +53,21 @@ extension ConnectionPool {
         /// before it closes their sessions. Default 10 seconds.
         public var shutdownGracePeriod: Duration
 
+        /// How often every ready session is pinged (yamux ping), its
+        /// round-trip time recorded; nil for never. Default 10 seconds.
+        /// Yamux keepalive finds dead connections too, but only after its
+        /// own interval (30 s) and without a timeout of ours: a session whose
+        /// server stalls is found here.
+        public var healthCheckInterval: Duration?
+        /// A session whose ping gets no answer within this long is closed.
+        /// Default 5 seconds.
+        public var healthCheckTimeout: Duration
+        /// When an address's last ready session fails, dial a new one at once
+        /// in the background, at most once per this interval, so the next
+        /// call finds it ready; nil to leave the dial to the next call.
+        /// Default 1 second.
+        public var sessionReplacementInterval: Duration?
+
         public init(
             connection: MuxRPCConnection.Configuration = .init(),
             maxSessionsPerAddress: Int = 2,
@@ -64,7 +79,10 @@ extension ConnectionPool {
             keepsStreamsAfterServerErrors: Bool = false,
             maxIdleTime: Duration = .seconds(120),
             reapInterval: Duration = .seconds(1),
-            shutdownGracePeriod: Duration = .seconds(10)
+            shutdownGracePeriod: Duration = .seconds(10),
+            healthCheckInterval: Duration? = .seconds(10),
+            healthCheckTimeout: Duration = .seconds(5),
+            sessionReplacementInterval: Duration? = .seconds(1)
         ) {
             self.connection = connection
             self.maxSessionsPerAddress = maxSessionsPerAddress
@@ -77,6 +95,9 @@ extension ConnectionPool {
             self.maxIdleTime = maxIdleTime
             self.reapInterval = reapInterval
             self.shutdownGracePeriod = shutdownGracePeriod
+            self.healthCheckInterval = healthCheckInterval
+            self.healthCheckTimeout = healthCheckTimeout
+            self.sessionReplacementInterval = sessionReplacementInterval
         }
 
         /// Throws ``ConnectionPoolConfigurationError`` for a limit that cannot work.
@@ -96,6 +117,9 @@ extension ConnectionPool {
             try require(maxIdleTime > .zero, "maxIdleTime must be positive")
             try require(reapInterval > .zero, "reapInterval must be positive")
             try require(shutdownGracePeriod >= .zero, "shutdownGracePeriod must not be negative")
+            try require(healthCheckInterval.map { $0 > .zero } ?? true, "healthCheckInterval must be positive")
+            try require(healthCheckTimeout > .zero, "healthCheckTimeout must be positive")
+            try require(sessionReplacementInterval.map { $0 >= .zero } ?? true, "sessionReplacementInterval must not be negative")
         }
     }
 }

@@ -31,6 +31,9 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         var maxWaitersPerAddress: Int
         var failFastWhenBusy: Bool
         var maxIdleTime: TimeAmount
+        /// Dial a new session when an address's last ready one fails, at most
+        /// once per this interval (nil: never; the next call dials).
+        var replacementInterval: TimeAmount? = nil
     }
 
     /// What a caller may make its call with. Either way the caller now holds
@@ -112,6 +115,10 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         var sessions: [Session] = []
         var waiters = CircularBuffer<WaiterID>()
         var callsInFlight = 0
+        /// When a failed session was last replaced in the background.
+        var lastReplacement: NIODeadline?
+        /// The latest round-trip time a health check measured.
+        var roundTripTime: TimeAmount?
 
         var isEmpty: Bool { sessions.isEmpty && waiters.isEmpty && callsInFlight == 0 }
 
@@ -271,14 +278,69 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
 
     /// The session ended (EOF, keepalive timeout, protocol error, closed by
     /// us): it leaves the pool at once; its calls in flight fail on their own.
+    ///
+    /// When it was the address's last ready session, a new one is dialled
+    /// in the background (at most once per `replacementInterval`), so the
+    /// next call finds a session ready.
     mutating func sessionClosed(_ lease: Lease, now: NIODeadline) -> Actions {
         var actions = Actions()
         modify(lease.address) { machine, state in
             guard let index = state.index(of: lease.session) else { return }
+            let wasReady = state.sessions[index].isReady
             machine.remove(sessionAt: index, &state, into: &actions)
             machine.serveWaiters(lease.address, &state, now: now, into: &actions)
+            if wasReady, let interval = machine.limits.replacementInterval,
+               !state.sessions.contains(where: { $0.isReady || $0.isConnecting }),
+               state.lastReplacement.map({ now - $0 >= interval }) ?? true,
+               let dial = machine.startDialIfNeeded(lease.address, &state, now: now) {
+                state.lastReplacement = now
+                actions.dials.append(dial)
+            }
         }
         return actions
+    }
+
+    /// The address is leaving (its endpoint was removed): every session
+    /// drains as after GoAway, closing when its last call ends.
+    mutating func drain(_ address: Address, now: NIODeadline) -> Actions {
+        var actions = Actions()
+        modify(address) { machine, state in
+            var index = state.sessions.startIndex
+            while index < state.sessions.endIndex {
+                guard case .ready(let connection) = state.sessions[index].phase else {
+                    index += 1
+                    continue
+                }
+                state.sessions[index].phase = .draining(connection)
+                machine.closeIdleStreams(of: &state.sessions[index], into: &actions)
+                if state.sessions[index].leases == 0 {
+                    machine.remove(sessionAt: index, &state, into: &actions)
+                } else {
+                    index += 1
+                }
+            }
+        }
+        return actions
+    }
+
+    /// The ready sessions, for health checks.
+    var readySessions: [(Lease, Connection)] {
+        addresses.flatMap { address, state in
+            state.sessions.compactMap { session in
+                guard case .ready(let connection) = session.phase else { return nil }
+                return (Lease(address: address, session: session.id), connection)
+            }
+        }
+    }
+
+    /// Records a health check's round-trip time.
+    mutating func recordRoundTripTime(_ rtt: TimeAmount, for address: Address) {
+        addresses[address]?.roundTripTime = rtt
+    }
+
+    /// The latest round-trip time measured to `address`, if any.
+    func roundTripTime(to address: Address) -> TimeAmount? {
+        addresses[address]?.roundTripTime
     }
 
     /// The peer sent GoAway: no new streams on the session, which closes when
