@@ -1,0 +1,120 @@
+public import NIOCore
+import NIOPosix
+
+/// One server a ``MuxRPCClient`` may call.
+public struct MuxRPCEndpoint: Sendable, Hashable, CustomStringConvertible {
+    public var address: SocketAddress
+    /// Its share of traffic under weighted balancing (``WeightedRandomBalancer``).
+    /// Default 1.
+    public var weight: Double
+
+    public init(_ address: SocketAddress, weight: Double = 1) {
+        self.address = address
+        self.weight = weight
+    }
+
+    public var description: String { weight == 1 ? "\(address)" : "\(address) (weight \(weight))" }
+}
+
+/// Where a client learns its servers from. A resolver pushes the whole
+/// list each time it changes; added endpoints take traffic at once, removed
+/// ones drain (their calls in flight finish, their sessions then close).
+///
+/// Write your own for Consul's catalog, a config file, anything.
+public protocol EndpointResolver: Sendable {
+    /// Calls `update` with the full list of endpoints, first as soon as it
+    /// is known, then on every change. Returns when no more changes will
+    /// come; the client cancels the task running it at shutdown.
+    func run(updating update: @escaping @Sendable ([MuxRPCEndpoint]) -> Void) async throws
+}
+
+/// A fixed list of endpoints.
+public struct StaticEndpointResolver: EndpointResolver {
+    public let endpoints: [MuxRPCEndpoint]
+
+    public init(_ endpoints: [MuxRPCEndpoint]) {
+        self.endpoints = endpoints
+    }
+
+    public func run(updating update: @escaping @Sendable ([MuxRPCEndpoint]) -> Void) async throws {
+        update(endpoints)
+    }
+}
+
+/// Resolves a host name with the system resolver (getaddrinfo) every
+/// `refreshInterval`, every address it yields an endpoint.
+///
+/// The lookup runs on NIO's blocking-I/O thread pool, never on Swift's
+/// cooperative threads. A failed lookup keeps the last list rather than
+/// emptying it: a DNS outage should not take every server away.
+public struct DNSEndpointResolver: EndpointResolver {
+    public let host: String
+    public let port: Int
+    /// Default 30 seconds.
+    public let refreshInterval: Duration
+
+    public init(host: String, port: Int, refreshInterval: Duration = .seconds(30)) {
+        self.host = host
+        self.port = port
+        self.refreshInterval = refreshInterval
+    }
+
+    public func run(updating update: @escaping @Sendable ([MuxRPCEndpoint]) -> Void) async throws {
+        var last: Set<SocketAddress>?
+        while !Task.isCancelled {
+            if let addresses = try? await resolve(), !addresses.isEmpty, Set(addresses) != last {
+                last = Set(addresses)
+                update(addresses.map { MuxRPCEndpoint($0) })
+            }
+            try await Task.sleep(for: refreshInterval)
+        }
+    }
+
+    /// Every address `host` resolves to, once each, in the resolver's order.
+    func resolve() async throws -> [SocketAddress] {
+        let host = host
+        let port = port
+        return try await NIOThreadPool.singleton.runIfActive {
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var list: UnsafeMutablePointer<addrinfo>?
+            let status = getaddrinfo(host, String(port), &hints, &list)
+            guard status == 0, let first = list else {
+                throw DNSResolutionError(host: host, status: status)
+            }
+            defer { freeaddrinfo(first) }
+            var addresses: [SocketAddress] = []
+            var entry: UnsafeMutablePointer<addrinfo>? = first
+            while let current = entry {
+                if let address = current.pointee.ai_addr,
+                   let socketAddress = try? SocketAddress(address, length: current.pointee.ai_addrlen),
+                   !addresses.contains(socketAddress) {
+                    addresses.append(socketAddress)
+                }
+                entry = current.pointee.ai_next
+            }
+            return addresses
+        }
+    }
+}
+
+/// A host name that did not resolve.
+public struct DNSResolutionError: Error, Sendable, CustomStringConvertible {
+    public let host: String
+    public let status: Int32
+    public var description: String { "could not resolve \(host) (getaddrinfo status \(status))" }
+}
+
+extension SocketAddress {
+    /// The address a `sockaddr` of `length` bytes holds (IPv4 or IPv6).
+    fileprivate init(_ address: UnsafeMutablePointer<sockaddr>, length: socklen_t) throws {
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            self = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+        case AF_INET6:
+            self = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+        default:
+            throw SocketAddressError.unsupported
+        }
+    }
+}

@@ -1,0 +1,15 @@
+public import ServiceLifecycle
+
+extension MuxRPCClient: Service {
+    /// Runs until the service group shuts down gracefully, then shuts the
+    /// client down; cancellation closes everything at once. The client
+    /// serves calls whether or not this runs.
+    public func run() async throws {
+        do {
+            try await gracefulShutdown()
+            await shutdown()
+        } catch {
+            await shutdown(gracePeriod: .zero)
+        }
+    }
+}

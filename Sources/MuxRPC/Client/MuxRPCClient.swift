@@ -1,0 +1,275 @@
+public import MsgpackRPC
+public import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The client stack: calls go to several servers, chosen by a load
+/// balancer, kept away from failing ones by circuit breakers, retried where
+/// that is safe, through interceptors, over a ``ConnectionPool``.
+///
+///     let client = try MuxRPCClient(endpoints: [serverA, serverB])
+///     let reply = try await client.call("Echo.Echo", EchoArgs(msg: bytes), returning: EchoReply.self)
+///     await client.shutdown()
+///
+/// A call's path: one deadline is fixed (the call's own, or
+/// ``Configuration/defaultTimeout``); the balancer picks an endpoint whose
+/// breaker admits calls; the interceptors run; the pool lends a stream and
+/// the call is made. If the attempt fails in a way that proves the call did
+/// not run (``isSafeToRetry(_:)``), and the retry budget and the deadline
+/// allow, it is tried again on another endpoint after a jittered backoff.
+/// Docs/client.md has the whole picture and the defaults' reasons.
+public final class MuxRPCClient: Sendable {
+    /// Everything about a client, each with a sensible default.
+    public struct Configuration: Sendable {
+        /// The pool under the client: sessions, streams, limits, health pings, TLS.
+        public var pool: ConnectionPool.Configuration
+        /// Default ``PowerOfTwoChoicesBalancer``.
+        public var loadBalancer: any LoadBalancer
+        public var circuitBreaker: CircuitBreakerConfiguration
+        public var retry: RetryConfiguration
+        /// Run around every attempt, first outermost. Default none.
+        public var interceptors: [RPCScopedInterceptor<any ClientInterceptor>]
+        /// The deadline of a call that sets none. Default 30 seconds: a call
+        /// to a stalled server must end some time. Nil for none.
+        public var defaultTimeout: Duration?
+        /// How fast old latency samples fade for the balancer. Default 10 seconds.
+        public var latencyDecay: Duration
+
+        public init(
+            pool: ConnectionPool.Configuration = .init(),
+            loadBalancer: any LoadBalancer = PowerOfTwoChoicesBalancer(),
+            circuitBreaker: CircuitBreakerConfiguration = .init(),
+            retry: RetryConfiguration = .init(),
+            interceptors: [RPCScopedInterceptor<any ClientInterceptor>] = [],
+            defaultTimeout: Duration? = .seconds(30),
+            latencyDecay: Duration = .seconds(10)
+        ) {
+            self.pool = pool
+            self.loadBalancer = loadBalancer
+            self.circuitBreaker = circuitBreaker
+            self.retry = retry
+            self.interceptors = interceptors
+            self.defaultTimeout = defaultTimeout
+            self.latencyDecay = latencyDecay
+        }
+
+        func validate() throws {
+            try pool.validate()
+            try circuitBreaker.validate()
+            try retry.validate()
+            if let defaultTimeout, defaultTimeout <= .zero {
+                throw MuxRPCClientConfigurationError(message: "defaultTimeout must be positive")
+            }
+            if latencyDecay <= .zero {
+                throw MuxRPCClientConfigurationError(message: "latencyDecay must be positive")
+            }
+        }
+    }
+
+    public let configuration: Configuration
+    /// The pool the client's calls go through.
+    public let pool: ConnectionPool
+    private let table: Mutex<EndpointTable>
+    private let budget: RetryBudget
+    private let resolver: Mutex<Task<Void, Never>?>
+    /// Completed when the first endpoint list arrives, so that calls made
+    /// before it wait rather than fail.
+    private let firstEndpoints: EventLoopPromise<Void>
+
+    /// A client of a fixed list of servers.
+    public convenience init(
+        endpoints: [SocketAddress],
+        configuration: Configuration = .init(),
+        group: (any EventLoopGroup)? = nil
+    ) throws {
+        try self.init(resolver: StaticEndpointResolver(endpoints.map { MuxRPCEndpoint($0) }), configuration: configuration, group: group)
+    }
+
+    /// A client of the servers `resolver` reports, as they come and go.
+    public init(
+        resolver: some EndpointResolver,
+        configuration: Configuration = .init(),
+        group: (any EventLoopGroup)? = nil
+    ) throws {
+        try configuration.validate()
+        let group = group ?? MultiThreadedEventLoopGroup.singleton
+        self.configuration = configuration
+        self.pool = try ConnectionPool(configuration: configuration.pool, group: group)
+        self.table = Mutex(EndpointTable(breaker: configuration.circuitBreaker, latencyDecay: configuration.latencyDecay))
+        self.budget = RetryBudget(configuration: configuration.retry)
+        self.resolver = Mutex(nil)
+        self.firstEndpoints = group.any().makePromise(of: Void.self)
+        if let fixed = resolver as? StaticEndpointResolver {
+            // Known now: no task, and the first call need not wait.
+            update(fixed.endpoints)
+        } else {
+            let task = Task {
+                _ = try? await resolver.run { [weak self] endpoints in self?.update(endpoints) }
+            }
+            self.resolver.withLock { $0 = task }
+        }
+    }
+
+    deinit {
+        firstEndpoints.succeed()
+        resolver.withLock { $0?.cancel() }
+    }
+
+    /// What the client knows of each endpoint now, in the resolver's order.
+    public var endpointStatistics: [MuxRPCEndpointStatistics] {
+        table.withLock { $0.statistics }
+    }
+
+    // MARK: Calls
+
+    /// Calls `serviceMethod` ("Service.Method") on one of the servers.
+    ///
+    /// - Throws: `RPCError` (the call failed: see its `code`, and
+    ///   `requestWasSent`), ``ConnectionPoolError`` (no stream could be had:
+    ///   nothing was sent), ``MuxRPCClientError`` (no endpoint could take the
+    ///   call), or an interceptor's error. ``isSafeToRetry(_:)`` tells
+    ///   whether trying again elsewhere is safe.
+    public func call<Arguments: Encodable & Sendable, Reply: Decodable & Sendable>(
+        _ serviceMethod: String,
+        _ arguments: Arguments,
+        returning: Reply.Type = Reply.self,
+        options: RPCCallOptions = .defaults
+    ) async throws -> Reply {
+        var options = options
+        if options.timeout == nil, options.deadline == nil { options.timeout = configuration.defaultTimeout }
+        let deadline = options.effectiveDeadline
+        options.deadline = deadline
+        options.timeout = nil
+
+        let clock = ContinuousClock()
+        budget.recordCall(at: clock.now)
+        try await waitForEndpoints(until: deadline)
+        var tried: Set<SocketAddress> = []
+        var attempt = 1
+        while true {
+            let balancer = configuration.loadBalancer
+            let address = try table.withLock { table throws(MuxRPCClientError) in
+                try table.pick(with: balancer, excluding: tried, at: clock.now)
+            }
+            tried.insert(address)
+            let started = clock.now
+            do {
+                let reply = try await attemptCall(serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options)
+                table.withLock { $0.finished(address, .answered, latency: clock.now - started, at: clock.now) }
+                return reply
+            } catch {
+                let outcome = Self.outcome(of: error)
+                table.withLock { $0.finished(address, outcome, latency: clock.now - started, at: clock.now) }
+                guard attempt < configuration.retry.maxAttempts, Self.isSafeToRetry(error), !Task.isCancelled else { throw error }
+                let backoff = configuration.retry.backoff(beforeRetry: attempt)
+                if let deadline, deadline.timeRemaining <= backoff { throw error }
+                guard budget.withdrawRetry(at: clock.now) else { throw error }
+                do {
+                    try await Task.sleep(for: backoff)
+                } catch {
+                    throw RPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was retried", isStreamUsable: true, requestWasSent: false)
+                }
+                attempt += 1
+            }
+        }
+    }
+
+    private func attemptCall<Arguments: Encodable & Sendable, Reply: Decodable & Sendable>(
+        _ serviceMethod: String,
+        _ arguments: Arguments,
+        returning: Reply.Type,
+        on address: SocketAddress,
+        attempt: Int,
+        options: RPCCallOptions
+    ) async throws -> Reply {
+        let interceptors = configuration.interceptors
+        guard !interceptors.isEmpty else {
+            return try await pool.call(serviceMethod, arguments, returning: Reply.self, on: address, options: options)
+        }
+        let response = try await interceptors.intercept(
+            ClientRequest(serviceMethod: serviceMethod, arguments: arguments, options: options),
+            context: ClientContext(serviceMethod: serviceMethod, endpoint: address, attempt: attempt)
+        ) { request, context in
+            ClientResponse(reply: try await pool.call(
+                request.serviceMethod, arguments, returning: Reply.self, on: context.endpoint, options: request.options
+            ))
+        }
+        guard let reply = response.reply as? Reply else {
+            throw RPCError(
+                code: .decodingFailed,
+                message: "an interceptor replaced the reply to \(serviceMethod) with a \(type(of: response.reply))",
+                isStreamUsable: true
+            )
+        }
+        return reply
+    }
+
+    /// Whether a failed call certainly did not run, so that trying it again
+    /// (on this server or another) cannot run it twice: the pool could not
+    /// connect or open a stream, or the request was never written. Errors
+    /// that retrying cannot cure (a deadline, a cancellation, arguments that
+    /// do not encode) are not.
+    public static func isSafeToRetry(_ error: any Error) -> Bool {
+        switch error {
+        case let error as ConnectionPoolError:
+            return [.connectFailed, .streamOpenFailed, .overloaded, .tooManyWaiters].contains(error.code)
+        case let error as RPCError:
+            return !error.requestWasSent && ![.cancelled, .deadlineExceeded, .encodingFailed].contains(error.code)
+        default:
+            return false
+        }
+    }
+
+    /// What an attempt's failure says about its endpoint.
+    static func outcome(of error: any Error) -> AttemptOutcome {
+        switch error {
+        case let error as ConnectionPoolError:
+            return [.connectFailed, .streamOpenFailed].contains(error.code) ? .endpointFailed : .neutral
+        case let error as RPCError:
+            switch error.code {
+            case .serverError, .decodingFailed:
+                return .answered
+            case .connectionClosed, .transportFailure, .protocolViolation, .limitExceeded, .deadlineExceeded, .streamUnusable:
+                return .endpointFailed
+            default:
+                return .neutral
+            }
+        default:
+            return .neutral
+        }
+    }
+
+    // MARK: Endpoints
+
+    private func update(_ endpoints: [MuxRPCEndpoint]) {
+        let removed = table.withLock { $0.replace(with: endpoints) }
+        for address in removed { pool.drain(address) }
+        firstEndpoints.succeed()
+    }
+
+    private func waitForEndpoints(until deadline: RPCDeadline?) async throws {
+        if table.withLock({ $0.hasEndpoints }) { return }
+        let limit = deadline?.timeRemaining ?? .seconds(365 * 24 * 3600)
+        if !(await MuxRPCServer.wait(for: firstEndpoints.futureResult, atMost: limit)) {
+            throw RPCError(code: .deadlineExceeded, message: "no endpoint list arrived before the deadline", isStreamUsable: true, requestWasSent: false)
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Fails new calls with ``MuxRPCClientError/Code/shutDown``, stops the
+    /// resolver and shuts the pool down (calls in flight get its grace period).
+    public func shutdown() async {
+        await shutdown(gracePeriod: configuration.pool.shutdownGracePeriod)
+    }
+
+    func shutdown(gracePeriod: Duration) async {
+        let task = table.withLock { table in
+            table.isShutDown = true
+            return resolver.withLock { $0.take() }
+        }
+        task?.cancel()
+        firstEndpoints.succeed()
+        await pool.shutdown(gracePeriod: gracePeriod)
+    }
+}
