@@ -1,0 +1,228 @@
+import MsgpackRPC
+@testable import MuxRPC
+import NIOCore
+import Testing
+
+/// The client stack's policies, one rule at a time, with explicit times.
+@Suite("Client policies")
+struct ClientPolicyTests {
+    static let a = try! SocketAddress(ipAddress: "127.0.0.1", port: 1)
+    static let b = try! SocketAddress(ipAddress: "127.0.0.1", port: 2)
+    static let c = try! SocketAddress(ipAddress: "127.0.0.1", port: 3)
+
+    static func load(_ address: SocketAddress, weight: Double = 1, inFlight: Int = 0, latency: Duration? = nil) -> EndpointLoad {
+        EndpointLoad(endpoint: MuxRPCEndpoint(address, weight: weight), callsInFlight: inFlight, latency: latency)
+    }
+
+    // MARK: Balancers
+
+    @Test("round robin takes each endpoint in turn")
+    func roundRobin() {
+        let balancer = RoundRobinBalancer()
+        let candidates = [Self.load(Self.a), Self.load(Self.b), Self.load(Self.c)]
+        let picks = (0..<9).map { _ in balancer.pick(from: candidates) }
+        #expect(picks == [0, 1, 2, 0, 1, 2, 0, 1, 2])
+    }
+
+    @Test("weighted random follows the weights and never picks weight 0")
+    func weightedRandom() {
+        let balancer = WeightedRandomBalancer()
+        let candidates = [Self.load(Self.a, weight: 1), Self.load(Self.b, weight: 3), Self.load(Self.c, weight: 0)]
+        var counts = [0, 0, 0]
+        for _ in 0..<20_000 { counts[balancer.pick(from: candidates)] += 1 }
+        #expect(counts[2] == 0)
+        // 3/4 expected; the bounds are more than 10 standard deviations wide.
+        #expect((0.70...0.80).contains(Double(counts[1]) / 20_000))
+    }
+
+    @Test("power of two choices prefers fewer calls in flight and lower latency")
+    func powerOfTwoChoices() {
+        let balancer = PowerOfTwoChoicesBalancer()
+        let busy = [Self.load(Self.a, inFlight: 10, latency: .milliseconds(1)), Self.load(Self.b, inFlight: 0, latency: .milliseconds(1))]
+        #expect((0..<100).allSatisfy { _ in balancer.pick(from: busy) == 1 })
+        let slow = [Self.load(Self.a, latency: .milliseconds(1)), Self.load(Self.b, latency: .milliseconds(50))]
+        #expect((0..<100).allSatisfy { _ in balancer.pick(from: slow) == 0 })
+        // A new endpoint costs as much as the fastest: it is not starved.
+        let fresh = [Self.load(Self.a, inFlight: 1, latency: .milliseconds(1)), Self.load(Self.b)]
+        #expect((0..<100).allSatisfy { _ in balancer.pick(from: fresh) == 1 })
+        // Among many, the two drawn vary: every endpoint is picked sometimes.
+        let many = (1...5).map { Self.load(try! SocketAddress(ipAddress: "127.0.0.1", port: $0)) }
+        #expect(Set((0..<1_000).map { _ in balancer.pick(from: many) }) == Set(0..<5))
+    }
+
+    @Test("peak EWMA jumps up at once and decays down slowly")
+    func peakEWMA() {
+        var average = PeakEWMA(decay: .seconds(10))
+        let start = ContinuousClock.now
+        average.record(.milliseconds(10), at: start)
+        average.record(.milliseconds(100), at: start + .milliseconds(1))
+        #expect(average.value == .milliseconds(100))
+        average.record(.milliseconds(10), at: start + .seconds(1))
+        let afterOneSecond = average.value!
+        #expect(afterOneSecond < .milliseconds(100) && afterOneSecond > .milliseconds(80))
+        average.record(.milliseconds(10), at: start + .seconds(100))
+        #expect(average.value! < .milliseconds(11))
+    }
+
+    // MARK: Circuit breaker
+
+    static let breakerSettings = CircuitBreakerConfiguration(
+        consecutiveFailures: 3, failureRatio: 0.5, window: .seconds(10), minimumCalls: 10,
+        cooldown: .seconds(5), cooldownJitter: 0
+    )
+
+    @Test("opens after consecutive failures; half-open after the cooldown; a probe's success closes it")
+    func breakerCycle() {
+        var breaker = CircuitBreaker(configuration: Self.breakerSettings)
+        let now = ContinuousClock.now
+        let result1 = breaker.recordFailure(at: now)
+        #expect(!result1)
+        let result2 = breaker.recordFailure(at: now)
+        #expect(!result2)
+        let result3 = breaker.recordFailure(at: now)
+        #expect(result3)
+        breaker.open(at: now)
+        let result4 = breaker.admits(at: now + .seconds(4))
+        #expect(!result4)
+        let result5 = breaker.admits(at: now + .seconds(5))
+        #expect(result5)
+        breaker.callStarted()
+        let result6 = breaker.admits(at: now + .seconds(5))
+        #expect(!result6, "one probe at a time")
+        breaker.recordSuccess(at: now + .seconds(6))
+        #expect(breaker.state == .closed)
+        let result7 = breaker.admits(at: now + .seconds(6))
+        #expect(result7)
+    }
+
+    @Test("a failed probe opens the breaker again")
+    func failedProbe() {
+        var breaker = CircuitBreaker(configuration: Self.breakerSettings)
+        let now = ContinuousClock.now
+        breaker.open(at: now)
+        let result8 = breaker.admits(at: now + .seconds(5))
+        #expect(result8)
+        breaker.callStarted()
+        let result9 = breaker.recordFailure(at: now + .seconds(5))
+        #expect(result9)
+        breaker.open(at: now + .seconds(5))
+        let result10 = breaker.admits(at: now + .seconds(9))
+        #expect(!result10)
+    }
+
+    @Test("opens on the failure ratio over the window, once it holds enough calls")
+    func breakerRatio() {
+        var breaker = CircuitBreaker(configuration: Self.breakerSettings)
+        let now = ContinuousClock.now
+        var wantsOpen = false
+        for call in 0..<10 {
+            // Alternate, so there are never three failures in a row.
+            if call % 2 == 0 { breaker.recordSuccess(at: now) } else { wantsOpen = breaker.recordFailure(at: now) }
+        }
+        #expect(wantsOpen, "5 of 10 failed")
+        var recovered = CircuitBreaker(configuration: Self.breakerSettings)
+        for call in 0..<10 { if call % 2 == 0 { recovered.recordSuccess(at: now) } else { _ = recovered.recordFailure(at: now) } }
+        // Twenty seconds later the old calls have left the window.
+        let result11 = recovered.recordFailure(at: now + .seconds(20))
+        #expect(!result11)
+    }
+
+    @Test("the ejection cap never opens every endpoint")
+    func ejectionCap() throws {
+        var table = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        _ = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.b)])
+        let now = ContinuousClock.now
+        for address in [Self.a, Self.b] {
+            for _ in 0..<3 {
+                let picked = try table.pick(with: FirstOf(address), excluding: [], at: now)
+                #expect(picked == address)
+                table.finished(address, .endpointFailed, latency: .milliseconds(1), at: now)
+            }
+        }
+        let states = table.statistics.map(\.breaker)
+        #expect(states.filter { $0 == .open }.count == 1, "50% of two endpoints: one may open, \(states)")
+        // The one left closed still takes calls.
+        let survivor = table.statistics.first { $0.breaker == .closed }!.endpoint.address
+        #expect(try table.pick(with: RandomBalancer(), excluding: [], at: now) == survivor)
+
+        var single = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        _ = single.replace(with: [MuxRPCEndpoint(Self.a)])
+        for _ in 0..<10 {
+            _ = try single.pick(with: RandomBalancer(), excluding: [], at: now)
+            single.finished(Self.a, .endpointFailed, latency: .milliseconds(1), at: now)
+        }
+        #expect(single.statistics[0].breaker == .closed)
+    }
+
+    @Test("a retry avoids the endpoints the call tried when another is admitted")
+    func exclusion() throws {
+        var table = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        _ = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.b)])
+        let now = ContinuousClock.now
+        #expect(try table.pick(with: FirstOf(Self.a), excluding: [Self.a], at: now) == Self.b)
+        #expect(try table.pick(with: FirstOf(Self.a), excluding: [Self.a, Self.b], at: now) == Self.a)
+    }
+
+    @Test("a new endpoint list keeps the state of endpoints that stay and reports the ones removed")
+    func replacingEndpoints() throws {
+        var table = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        _ = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.b)])
+        _ = try table.pick(with: FirstOf(Self.a), excluding: [], at: .now)
+        let removed = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.c)])
+        #expect(removed == [Self.b])
+        #expect(table.statistics.map(\.endpoint.address) == [Self.a, Self.c])
+        #expect(table.statistics[0].callsInFlight == 1)
+        table.finished(Self.b, .answered, latency: .milliseconds(1), at: .now)  // a late end on a removed endpoint
+        #expect(table.statistics.count == 2)
+        #expect(throws: MuxRPCClientError.self) {
+            var empty = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+            _ = try empty.pick(with: RandomBalancer(), excluding: [], at: .now)
+        }
+    }
+
+    // MARK: Retries
+
+    @Test("the retry budget allows a ratio of calls plus a floor per second")
+    func retryBudget() {
+        let budget = RetryBudget(configuration: .init(budgetRatio: 0.1, minimumRetriesPerSecond: 1, budgetWindow: .seconds(10)))
+        let now = ContinuousClock.now
+        for _ in 0..<100 { budget.recordCall(at: now) }
+        // 1 per second × 10 s + 10% of 100 calls.
+        let granted = (0..<50).filter { _ in budget.withdrawRetry(at: now) }.count
+        #expect(granted == 20)
+        // After the window, the old calls and retries no longer count.
+        #expect(budget.withdrawRetry(at: now + .seconds(11)))
+    }
+
+    @Test("backoff is jittered, grows, and stays within its bounds")
+    func backoff() {
+        let retry = RetryConfiguration(initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50))
+        for attempt in 1...6 {
+            let bound = min(.milliseconds(50), Duration.milliseconds(10) * (1 << (attempt - 1)))
+            #expect((0..<100).allSatisfy { _ in retry.backoff(beforeRetry: attempt) <= bound })
+        }
+        #expect(Set((0..<50).map { _ in retry.backoff(beforeRetry: 3) }).count > 1)
+    }
+
+    @Test("only calls that certainly did not run are safe to retry")
+    func retrySafety() {
+        #expect(MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .connectFailed, message: "")))
+        #expect(MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .streamOpenFailed, message: "")))
+        #expect(!MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .deadlineExceeded, message: "")))
+        #expect(!MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .shutDown, message: "")))
+        #expect(MuxRPCClient.isSafeToRetry(RPCError(code: .connectionClosed, message: "", isStreamUsable: false, requestWasSent: false)))
+        #expect(!MuxRPCClient.isSafeToRetry(RPCError(code: .connectionClosed, message: "", isStreamUsable: false)))
+        #expect(!MuxRPCClient.isSafeToRetry(RPCError(code: .serverError, message: "", isStreamUsable: true)))
+        #expect(!MuxRPCClient.isSafeToRetry(RPCError(code: .encodingFailed, message: "", isStreamUsable: true, requestWasSent: false)))
+        #expect(!MuxRPCClient.isSafeToRetry(MuxRPCClientError(code: .noEndpoints, message: "")))
+    }
+}
+
+/// A balancer that picks one address whenever it is a candidate.
+struct FirstOf: LoadBalancer {
+    let address: SocketAddress
+    init(_ address: SocketAddress) { self.address = address }
+    func pick(from candidates: [EndpointLoad]) -> Int {
+        candidates.firstIndex { $0.endpoint.address == address } ?? 0
+    }
+}
