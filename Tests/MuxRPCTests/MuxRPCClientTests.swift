@@ -1,0 +1,450 @@
+import MsgpackRPC
+import MuxRPC
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// The client stack against several real servers on loopback.
+@Suite("MuxRPC client")
+struct MuxRPCClientTests {
+    typealias EchoArgs = DemoServices.EchoArgs
+    typealias EchoReply = DemoServices.EchoReply
+
+    /// A server of the demo services that counts the Echo.Echo calls it answers.
+    final class CountingServer: Sendable {
+        let server: MuxRPCServer
+        private let echoes = Locked(0)
+
+        init(services: RPCServiceRegistry = DemoServices.registry, configuration: MuxRPCServer.Configuration = .patient()) {
+            var services = services
+            let echoes = self.echoes
+            services.register(service: "Echo", method: "Echo") { (args: EchoArgs, _) -> EchoReply in
+                echoes.withLock { $0 += 1 }
+                return EchoReply(msg: args.msg)
+            }
+            server = MuxRPCServer(services: services, configuration: configuration)
+        }
+
+        var echoCount: Int { echoes.withLock { $0 } }
+    }
+
+    static func startServers(_ count: Int) async throws -> ([CountingServer], [SocketAddress]) {
+        var servers: [CountingServer] = []
+        var addresses: [SocketAddress] = []
+        for _ in 0..<count {
+            let server = CountingServer()
+            addresses.append(try await server.server.start())
+            servers.append(server)
+        }
+        return (servers, addresses)
+    }
+
+    static func echo(_ client: MuxRPCClient, _ text: String, options: RPCCallOptions = .defaults) async throws {
+        let message = Array(text.utf8)
+        let reply = try await client.call("Echo.Echo", EchoArgs(msg: message), returning: EchoReply.self, options: options)
+        #expect(reply.msg == message)
+    }
+
+    /// A port nothing listens on.
+    static func deadAddress() async throws -> SocketAddress {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let address = channel.localAddress!
+        try await channel.close()
+        return address
+    }
+
+    static let policies: [(String, any LoadBalancer)] = [
+        ("round robin", RoundRobinBalancer()),
+        ("random", RandomBalancer()),
+        ("weighted random", WeightedRandomBalancer()),
+        ("power of two choices", PowerOfTwoChoicesBalancer()),
+    ]
+
+    @Test("calls spread over every server", arguments: 0..<4)
+    func spread(policy: Int) async throws {
+        let (servers, addresses) = try await Self.startServers(3)
+        let client = try MuxRPCClient(endpoints: addresses, configuration: .init(loadBalancer: Self.policies[policy].1))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<6 {
+                group.addTask { for call in 0..<100 { try await Self.echo(client, "\(lane)/\(call)") } }
+            }
+            try await group.waitForAll()
+        }
+        let counts = servers.map(\.echoCount)
+        #expect(counts.reduce(0, +) == 600)
+        #expect(counts.allSatisfy { $0 >= 60 }, "\(Self.policies[policy].0): \(counts)")
+        if policy == 0 { #expect(counts == [200, 200, 200]) }
+        await client.shutdown()
+        for server in servers { await server.server.shutdown() }
+    }
+
+    @Test("a server killed mid-run: calls move to the others; only calls in flight on it fail")
+    func serverKilled() async throws {
+        let (servers, survivors) = try await Self.startServers(2)
+        var addresses = survivors
+        let victim = MuxRPCServer(services: DemoServices.registry, configuration: .patient(shutdownGracePeriod: .zero))
+        addresses.append(try await victim.start())
+        let client = try MuxRPCClient(endpoints: addresses, configuration: .init(loadBalancer: RoundRobinBalancer()))
+        let done = Locked(0)
+        let failures = Locked(0)
+        let killed = Signal()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<8 {
+                group.addTask {
+                    for call in 0..<375 {
+                        do {
+                            try await Self.echo(client, "\(lane)/\(call)")
+                        } catch {
+                            failures.withLock { $0 += 1 }
+                        }
+                        if done.withLock({ $0 += 1; return $0 }) == 1_000 {
+                            await victim.shutdown()
+                            killed.fire()
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await killed.wait()
+        let failed = failures.withLock { $0 }
+        #expect(failed <= 8, "at most the 8 calls in flight fail, not \(failed)")
+        let stats = client.endpointStatistics
+        #expect(stats[2].calls < 3_000 / 3, "the killed server stopped getting calls")
+        #expect(servers.map(\.echoCount).reduce(0, +) + stats[2].calls - stats[2].failures >= 3_000 - failed)
+        await client.shutdown()
+        for server in servers { await server.server.shutdown() }
+    }
+
+    @Test("a stalled server: pings find it, its breaker opens, traffic moves away, and it comes back when healed")
+    func stalledServer() async throws {
+        let (servers, addresses) = try await Self.startServers(1)
+        let stalled = try await StalledServer.start()
+        var configuration = MuxRPCClient.Configuration(
+            pool: .init(healthCheckInterval: .milliseconds(100), healthCheckTimeout: .milliseconds(500)),
+            loadBalancer: RoundRobinBalancer(),
+            circuitBreaker: .init(consecutiveFailures: 2, cooldown: .milliseconds(500), cooldownJitter: 0),
+            defaultTimeout: .seconds(1)
+        )
+        configuration.retry.maxAttempts = 1
+        let client = try MuxRPCClient(endpoints: [addresses[0], stalled.address], configuration: configuration)
+        func stalledStatistics() -> MuxRPCEndpointStatistics { client.endpointStatistics[1] }
+
+        // Calls to the stalled server time out until its breaker opens.
+        var calls = 0
+        while stalledStatistics().breaker == .closed, calls < 20 {
+            _ = try? await Self.echo(client, "until open \(calls)")
+            calls += 1
+        }
+        #expect(stalledStatistics().breaker != .closed)
+        #expect(stalledStatistics().failures >= 2)
+
+        // From now on the only failures are the breaker's probes of the stalled server.
+        let probesBefore = stalledStatistics().failures
+        var failed = 0
+        for call in 0..<20 {
+            do { try await Self.echo(client, "moved \(call)") } catch { failed += 1 }
+        }
+        #expect(failed == stalledStatistics().failures - probesBefore)
+        #expect(client.endpointStatistics[0].failures == 0)
+        // The health checks closed the stalled sessions (and dialled anew).
+        #expect(await ConnectionPoolTests.eventually { client.pool.statistics.sessionsClosed >= 1 })
+
+        // Healed: a real server on the stalled one's port.
+        let port = stalled.address.port!
+        try await stalled.close()
+        var healedConfiguration = MuxRPCServer.Configuration.patient()
+        healedConfiguration.port = port
+        let healed = CountingServer(configuration: healedConfiguration)
+        try await healed.server.start()
+        let backInService = await ConnectionPoolTests.eventually {
+            _ = try? await Self.echo(client, "probe")
+            return healed.echoCount >= 3
+        }
+        #expect(backInService)
+        #expect(stalledStatistics().breaker == .closed)
+        await client.shutdown()
+        await healed.server.shutdown()
+        for server in servers { await server.server.shutdown() }
+    }
+
+    @Test("calls to a refusing server are retried on another")
+    func retriedElsewhere() async throws {
+        let (servers, addresses) = try await Self.startServers(1)
+        let dead = try await Self.deadAddress()
+        let attempts = AttemptCounter()
+        let client = try MuxRPCClient(
+            endpoints: [dead, addresses[0]],
+            configuration: .init(loadBalancer: RoundRobinBalancer(), interceptors: [.apply(attempts)])
+        )
+        for call in 0..<20 { try await Self.echo(client, "call \(call)") }
+        #expect(servers[0].echoCount == 20)
+        #expect(attempts.count > 20, "the calls first sent to the dead server were retried")
+        await client.shutdown()
+        await servers[0].server.shutdown()
+    }
+
+    @Test("the retry budget holds under a failing server")
+    func retryBudget() async throws {
+        let dead = try await Self.deadAddress()
+        let attempts = AttemptCounter()
+        let client = try MuxRPCClient(endpoints: [dead], configuration: .init(
+            retry: .init(maxAttempts: 10, budgetRatio: 0.1, minimumRetriesPerSecond: 0, initialBackoff: .zero, maxBackoff: .zero),
+            interceptors: [.apply(attempts)]
+        ))
+        for call in 0..<100 {
+            await #expect(throws: ConnectionPoolError.self) { try await Self.echo(client, "call \(call)") }
+        }
+        let retries = attempts.count - 100
+        #expect(retries > 0 && retries <= 10, "10% of 100 calls: \(retries) retries")
+        await client.shutdown()
+    }
+
+    @Test("a call that may have run is not retried")
+    func noRetryOnceSent() async throws {
+        let entered = Signal()
+        let release = Signal()
+        let server = MuxRPCServer(
+            services: servicesHoldingACall(entered: entered, release: release),
+            configuration: .patient(shutdownGracePeriod: .zero)
+        )
+        let address = try await server.start()
+        let attempts = AttemptCounter()
+        let client = try MuxRPCClient(endpoints: [address], configuration: .init(interceptors: [.apply(attempts)]))
+        let call = Task { try await client.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self) }
+        await entered.wait()
+        await server.shutdown()
+        await #expect {
+            _ = try await call.value
+        } throws: { error in
+            (error as? RPCError)?.requestWasSent == true && !MuxRPCClient.isSafeToRetry(error)
+        }
+        #expect(attempts.count == 1)
+        release.fire()
+        await client.shutdown()
+    }
+
+    @Test("retries stop at the call's deadline")
+    func deadlineAcrossRetries() async throws {
+        let dead = try await Self.deadAddress()
+        let attempts = AttemptCounter()
+        let client = try MuxRPCClient(endpoints: [dead], configuration: .init(
+            retry: .init(maxAttempts: 1_000, minimumRetriesPerSecond: 1_000, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(20)),
+            interceptors: [.apply(attempts)]
+        ))
+        await #expect(throws: (any Error).self) {
+            try await Self.echo(client, "late", options: .init(timeout: .seconds(2)))
+        }
+        // The deadline, not maxAttempts, ended the retries: backoffs of up to
+        // 20 ms leave room for a few hundred attempts in 2 s, not 1,000.
+        #expect(attempts.count >= 2 && attempts.count < 1_000, "\(attempts.count) attempts")
+        await client.shutdown()
+    }
+
+    @Test("interceptors run in order, in their scope, and reach the server")
+    func interceptors() async throws {
+        let serverLog = Locked<[String]>([])
+        var rpc = RPCServer.Configuration()
+        rpc.interceptors = [
+            .apply(ServerRecorder(log: serverLog), to: .methods(["Echo.Echo"])),
+            .apply(Refuser(), to: .services(["Arith"])),
+        ]
+        var configuration = MuxRPCServer.Configuration.patient()
+        configuration.rpc = rpc
+        let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
+        let address = try await server.start()
+        let clientLog = Locked<[String]>([])
+        let client = try MuxRPCClient(endpoints: [address], configuration: .init(interceptors: [
+            .apply(ClientRecorder(name: "outer", log: clientLog)),
+            .apply(ClientRecorder(name: "echo only", log: clientLog), to: .services(["Echo"])),
+            .apply(TraceSetter()),
+        ]))
+        try await Self.echo(client, "hello")
+        _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
+        await #expect {
+            _ = try await client.call("Arith.Add", DemoServices.AddArgs(a: 1, b: 2), returning: DemoServices.AddReply.self)
+        } throws: { ($0 as? RPCError)?.message == "refused by interceptor" }
+        #expect(clientLog.withLock { $0 } == [
+            "outer > Echo.Echo", "echo only > Echo.Echo", "echo only < Echo.Echo", "outer < Echo.Echo",
+            "outer > Status.Ping", "outer < Status.Ping",
+            "outer > Arith.Add", "outer < Arith.Add",
+        ])
+        #expect(serverLog.withLock { $0 } == ["Echo.Echo traceparent=\(TraceSetter.traceparent)"])
+        await client.shutdown()
+        await server.shutdown()
+    }
+
+    @Test("a resolver's changes: new endpoints take calls, removed ones drain")
+    func resolverChanges() async throws {
+        let (servers, addresses) = try await Self.startServers(2)
+        let resolver = PushResolver()
+        let client = try MuxRPCClient(resolver: resolver)
+        resolver.push([addresses[0]])
+        for call in 0..<10 { try await Self.echo(client, "a \(call)") }
+        #expect(servers[0].echoCount == 10)
+        resolver.push([addresses[1]])
+        #expect(await ConnectionPoolTests.eventually { client.endpointStatistics.map(\.endpoint.address) == [addresses[1]] })
+        for call in 0..<10 { try await Self.echo(client, "b \(call)") }
+        #expect(servers[1].echoCount == 10)
+        #expect(servers[0].echoCount == 10)
+        #expect(await ConnectionPoolTests.eventually { servers[0].server.connectionCount == 0 }, "the removed server's session drained")
+        await client.shutdown()
+        for server in servers { await server.server.shutdown() }
+    }
+
+    @Test("the DNS resolver finds a server by name")
+    func dnsResolver() async throws {
+        let (servers, addresses) = try await Self.startServers(1)
+        let client = try MuxRPCClient(resolver: DNSEndpointResolver(host: "localhost", port: addresses[0].port!))
+        try await Self.echo(client, "by name")
+        #expect(servers[0].echoCount == 1)
+        #expect(client.endpointStatistics.contains { $0.endpoint.address == addresses[0] })
+        await client.shutdown()
+        await servers[0].server.shutdown()
+    }
+
+    @Test("after shutdown calls fail at once")
+    func shutdown() async throws {
+        let (servers, addresses) = try await Self.startServers(1)
+        let client = try MuxRPCClient(endpoints: addresses)
+        try await Self.echo(client, "before")
+        await client.shutdown()
+        await #expect {
+            try await Self.echo(client, "after")
+        } throws: { ($0 as? MuxRPCClientError)?.code == .shutDown }
+        await servers[0].server.shutdown()
+    }
+}
+
+/// Counts attempts.
+final class AttemptCounter: ClientInterceptor {
+    private let attempts = Locked(0)
+    var count: Int { attempts.withLock { $0 } }
+
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        next: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        attempts.withLock { $0 += 1 }
+        return try await next(request, context)
+    }
+}
+
+/// Logs "name > method" on the way in and "name < method" on the way out.
+struct ClientRecorder: ClientInterceptor {
+    let name: String
+    let log: Locked<[String]>
+
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        next: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        log.withLock { $0.append("\(name) > \(request.serviceMethod)") }
+        defer { log.withLock { $0.append("\(name) < \(request.serviceMethod)") } }
+        return try await next(request, context)
+    }
+}
+
+/// Sets a fixed trace context on every request.
+struct TraceSetter: ClientInterceptor {
+    static let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        next: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        var request = request
+        request.options.traceContext = RPCTraceContext(traceParent: Self.traceparent)
+        return try await next(request, context)
+    }
+}
+
+/// Records the method and trace context of what it serves.
+struct ServerRecorder: RPCServerInterceptor {
+    let log: Locked<[String]>
+
+    func intercept(
+        _ request: RPCServerRequest,
+        context: RPCServerContext,
+        next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
+    ) async throws -> RPCServerResponse {
+        log.withLock { $0.append("\(context.serviceMethod) traceparent=\(context.traceContext?.traceParent ?? "none")") }
+        return try await next(request, context)
+    }
+}
+
+/// Refuses every call in its scope.
+struct Refuser: RPCServerInterceptor {
+    func intercept(
+        _ request: RPCServerRequest,
+        context: RPCServerContext,
+        next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
+    ) async throws -> RPCServerResponse {
+        throw RPCServiceError("refused by interceptor")
+    }
+}
+
+/// A resolver the test pushes lists into.
+final class PushResolver: EndpointResolver {
+    private let stream: AsyncStream<[MuxRPCEndpoint]>
+    private let continuation: AsyncStream<[MuxRPCEndpoint]>.Continuation
+
+    init() {
+        (stream, continuation) = AsyncStream.makeStream()
+    }
+
+    func push(_ addresses: [SocketAddress]) {
+        continuation.yield(addresses.map { MuxRPCEndpoint($0) })
+    }
+
+    func run(updating update: @escaping @Sendable ([MuxRPCEndpoint]) -> Void) async throws {
+        for await endpoints in stream { update(endpoints) }
+    }
+}
+
+/// Accepts connections and never reads from them: a server that hangs.
+final class StalledServer: Sendable {
+    let listener: any Channel
+    let accepted: Locked<[any Channel]>
+    var address: SocketAddress { listener.localAddress! }
+
+    private init(listener: any Channel, accepted: Locked<[any Channel]>) {
+        self.listener = listener
+        self.accepted = accepted
+    }
+
+    static func start() async throws -> StalledServer {
+        let accepted = Locked<[any Channel]>([])
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                accepted.withLock { $0.append(channel) }
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return StalledServer(listener: listener, accepted: accepted)
+    }
+
+    func close() async throws {
+        try await listener.close()
+        for channel in accepted.withLock({ $0 }) { try? await channel.close() }
+    }
+}
+
+/// A value behind a lock, shareable between tasks and closures.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+
+    init(_ value: Value) {
+        mutex = Mutex(value)
+    }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        try mutex.withLock { try body(&$0) }
+    }
+}
