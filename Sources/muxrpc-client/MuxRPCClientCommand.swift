@@ -5,8 +5,9 @@ import MuxRPC
 import NIOCore
 import Synchronization
 
-/// `muxrpc-client`: calls the demo services on one or more servers through a
-/// connection pool, checks every answer, and ends with one summary line.
+/// `muxrpc-client`: calls the demo services on one or more servers through the
+/// client stack (balancing, breakers, retries, the pool), checks every answer,
+/// and ends with one summary line.
 @main
 struct MuxRPCClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,10 +63,10 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             let (host, port) = try parse(address)
             return try SocketAddress.makeAddressResolvingHost(host, port: port)
         }
-        let pool = try ConnectionPool(configuration: .init(
+        let client = try MuxRPCClient(endpoints: servers, configuration: .init(pool: .init(
             connection: .init(mode: mode.connectionMode),
             keepsStreamsAfterServerErrors: true
-        ))
+        )))
         let tally = Tally(calls: calls)
         let clock = ContinuousClock()
         let start = clock.now
@@ -81,13 +82,12 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             for _ in 0..<min(concurrency, calls) {
                 group.addTask {
                     while let number = tally.take() {
-                        let server = servers[number % servers.count]
                         let began = clock.now
                         do {
-                            try await Self.call(number, on: server, through: pool, message: message)
+                            try await Self.call(number, through: client, message: message)
                             tally.record(ok: true, latency: clock.now - began)
                         } catch {
-                            FileHandle.standardError.write(Data("muxrpc-client: call \(number) to \(server) failed: \(error)\n".utf8))
+                            FileHandle.standardError.write(Data("muxrpc-client: call \(number) failed: \(error)\n".utf8))
                             tally.record(ok: false, latency: clock.now - began)
                         }
                     }
@@ -96,7 +96,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         }
         progress.cancel()
         let elapsed = clock.now - start
-        await pool.shutdown()
+        await client.shutdown()
         let summary = tally.summary(elapsed: elapsed)
         print(summary.line)
         if summary.failed { throw ExitCode.failure }
@@ -104,23 +104,23 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
 
     /// Call `number` goes to one of the demo services in turn; each answer is
     /// checked against what it must be.
-    static func call(_ number: Int, on server: SocketAddress, through pool: ConnectionPool, message: [UInt8]) async throws {
+    static func call(_ number: Int, through client: MuxRPCClient, message: [UInt8]) async throws {
         switch number % 4 {
         case 0:
-            _ = try await pool.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self, on: server)
+            _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
         case 1:
             let a = Int64(number) * 7_919, b = -Int64(number)
-            let reply = try await pool.call("Arith.Add", DemoServices.AddArgs(a: a, b: b), returning: DemoServices.AddReply.self, on: server)
+            let reply = try await client.call("Arith.Add", DemoServices.AddArgs(a: a, b: b), returning: DemoServices.AddReply.self)
             guard reply.sum == a + b else { throw WrongAnswer("Arith.Add(\(a), \(b)) = \(reply.sum)") }
         case 2:
             do {
-                _ = try await pool.call("Test.Fail", DemoServices.FailArgs(message: "failure \(number)"), returning: RPCEmpty.self, on: server)
+                _ = try await client.call("Test.Fail", DemoServices.FailArgs(message: "failure \(number)"), returning: RPCEmpty.self)
                 throw WrongAnswer("Test.Fail succeeded")
             } catch let error as RPCError where error.code == .serverError {
                 guard error.message == "failure \(number)" else { throw WrongAnswer("Test.Fail said \(error.message)") }
             }
         default:
-            let reply = try await pool.call("Echo.Echo", DemoServices.EchoArgs(msg: message), returning: DemoServices.EchoReply.self, on: server)
+            let reply = try await client.call("Echo.Echo", DemoServices.EchoArgs(msg: message), returning: DemoServices.EchoReply.self)
             guard reply.msg == message else { throw WrongAnswer("Echo.Echo returned \(reply.msg.count) different bytes") }
         }
     }
