@@ -45,3 +45,36 @@ public struct RPCScopedInterceptor<Interceptor: Sendable>: Sendable {
         Self(interceptor: interceptor, scope: scope)
     }
 }
+
+extension Array {
+    /// Runs a chain of scoped interceptors around `terminal`: each element in
+    /// scope for `serviceMethod` gets `invoke`d with a `next` that goes on to
+    /// the following one, and the last `next` is `terminal`. Client and
+    /// server interceptors share this walk. (The closures are escaping only
+    /// because each `next` captures them; none outlives the call.)
+    package func intercept<Interceptor, Request, Context, Response>(
+        serviceMethod: String,
+        _ request: Request,
+        _ context: Context,
+        invoke: @escaping (Interceptor, Request, Context, (Request, Context) async throws -> Response) async throws -> Response,
+        terminal: @escaping (Request, Context) async throws -> Response
+    ) async throws -> Response where Element == RPCScopedInterceptor<Interceptor> {
+        try await intercept(from: startIndex, serviceMethod: serviceMethod, request, context, invoke: invoke, terminal: terminal)
+    }
+
+    private func intercept<Interceptor, Request, Context, Response>(
+        from index: Int,
+        serviceMethod: String,
+        _ request: Request,
+        _ context: Context,
+        invoke: @escaping (Interceptor, Request, Context, (Request, Context) async throws -> Response) async throws -> Response,
+        terminal: @escaping (Request, Context) async throws -> Response
+    ) async throws -> Response where Element == RPCScopedInterceptor<Interceptor> {
+        guard let next = self[index...].firstIndex(where: { $0.scope.contains(serviceMethod) }) else {
+            return try await terminal(request, context)
+        }
+        return try await invoke(self[next].interceptor, request, context) { request, context in
+            try await intercept(from: next + 1, serviceMethod: serviceMethod, request, context, invoke: invoke, terminal: terminal)
+        }
+    }
+}

@@ -29,28 +29,3 @@ public struct RPCServerResponse: Sendable {
     /// The handler's reply.
     public let reply: any Sendable
 }
-
-extension Array where Element == RPCScopedInterceptor<any RPCServerInterceptor> {
-    /// Runs the interceptors in scope for `context`'s method around `handler`.
-    func intercept(
-        _ request: RPCServerRequest,
-        context: RPCServerContext,
-        handler: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
-    ) async throws -> RPCServerResponse {
-        try await intercept(from: startIndex, request, context: context, handler: handler)
-    }
-
-    private func intercept(
-        from index: Int,
-        _ request: RPCServerRequest,
-        context: RPCServerContext,
-        handler: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
-    ) async throws -> RPCServerResponse {
-        var index = index
-        while index < endIndex, !self[index].scope.contains(context.serviceMethod) { index += 1 }
-        guard index < endIndex else { return try await handler(request, context) }
-        return try await self[index].interceptor.intercept(request, context: context) { request, context in
-            try await intercept(from: index + 1, request, context: context, handler: handler)
-        }
-    }
-}

@@ -83,9 +83,13 @@ struct RPCMethod: Sendable {
                 if coders.interceptors.isEmpty {
                     reply = try await handler(arguments, context)
                 } else {
-                    let response = try await coders.interceptors.intercept(RPCServerRequest(arguments: arguments), context: context) {
-                        _, context in RPCServerResponse(reply: try await handler(arguments, context))
-                    }
+                    let response = try await coders.interceptors.intercept(
+                        serviceMethod: context.serviceMethod, RPCServerRequest(arguments: arguments), context,
+                        invoke: { interceptor, request, context, next in
+                            try await interceptor.intercept(request, context: context, next: next)
+                        },
+                        terminal: { _, context in RPCServerResponse(reply: try await handler(arguments, context)) }
+                    )
                     guard let typed = response.reply as? Reply else {
                         throw RPCServiceError("an interceptor replaced the reply of \(context.serviceMethod) with a \(type(of: response.reply))")
                     }

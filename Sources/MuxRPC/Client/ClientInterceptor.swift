@@ -61,28 +61,3 @@ public struct ClientContext: Sendable {
         self.attempt = attempt
     }
 }
-
-extension Array where Element == RPCScopedInterceptor<any ClientInterceptor> {
-    /// Runs the interceptors in scope for the request's method around `call`.
-    func intercept(
-        _ request: ClientRequest,
-        context: ClientContext,
-        call: (ClientRequest, ClientContext) async throws -> ClientResponse
-    ) async throws -> ClientResponse {
-        try await intercept(from: startIndex, request, context: context, call: call)
-    }
-
-    private func intercept(
-        from index: Int,
-        _ request: ClientRequest,
-        context: ClientContext,
-        call: (ClientRequest, ClientContext) async throws -> ClientResponse
-    ) async throws -> ClientResponse {
-        var index = index
-        while index < endIndex, !self[index].scope.contains(request.serviceMethod) { index += 1 }
-        guard index < endIndex else { return try await call(request, context) }
-        return try await self[index].interceptor.intercept(request, context: context) { request, context in
-            try await intercept(from: index + 1, request, context: context, call: call)
-        }
-    }
-}

@@ -187,13 +187,18 @@ public final class MuxRPCClient: Sendable {
             return try await pool.call(serviceMethod, arguments, returning: Reply.self, on: address, options: options)
         }
         let response = try await interceptors.intercept(
+            serviceMethod: serviceMethod,
             ClientRequest(serviceMethod: serviceMethod, arguments: arguments, options: options),
-            context: ClientContext(serviceMethod: serviceMethod, endpoint: address, attempt: attempt)
-        ) { request, context in
-            ClientResponse(reply: try await pool.call(
-                request.serviceMethod, arguments, returning: Reply.self, on: context.endpoint, options: request.options
-            ))
-        }
+            ClientContext(serviceMethod: serviceMethod, endpoint: address, attempt: attempt),
+            invoke: { interceptor, request, context, next in
+                try await interceptor.intercept(request, context: context, next: next)
+            },
+            terminal: { request, context in
+                ClientResponse(reply: try await self.pool.call(
+                    request.serviceMethod, arguments, returning: Reply.self, on: context.endpoint, options: request.options
+                ))
+            }
+        )
         guard let reply = response.reply as? Reply else {
             throw RPCError(
                 code: .decodingFailed,
