@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import MetricsEndpoint
 import MsgpackRPC
 import MuxRPC
 import NIOCore
@@ -30,6 +32,18 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
     @Option(help: "Connection mode: consul, nomad or plain.")
     var mode: Mode = .consul
 
+    @Option(help: "Serve Prometheus metrics (calls, errors, latency, pool gauges) at GET /metrics on this port; 0 picks a free one.")
+    var metricsPort: Int?
+
+    @Option(help: "Address the metrics endpoint listens on.")
+    var metricsHost = "127.0.0.1"
+
+    @Option(help: "Seconds to keep serving /metrics after the calls are done, for a last scrape.")
+    var metricsLinger = 0
+
+    @Option(help: "Log level for the per-call log lines (with --metrics-port): trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "notice"
+
     enum Mode: String, ExpressibleByArgument {
         case consul, nomad, plain
 
@@ -44,6 +58,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --addr HOST:PORT") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
         guard calls > 0, concurrency > 0, payload >= 0 else {
             throw ValidationError("--calls and --concurrency must be positive, --payload not negative")
         }
@@ -66,6 +81,22 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             connection: .init(mode: mode.connectionMode),
             keepsStreamsAfterServerErrors: true
         ))
+        // With --metrics-port: Prometheus as the metrics backend, the client
+        // interceptors around every call, and the pool's gauges.
+        var interceptors: [any ClientInterceptor] = []
+        var metrics: (server: MetricsServer, reporter: Task<Void, any Error>)?
+        if let metricsPort {
+            var logger = Logger(label: "muxrpc-client") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+            let registry = bootstrapPrometheusMetrics()
+            interceptors = [MetricsInterceptor(), LoggingInterceptor(logger: logger)]
+            let reporter = ConnectionPoolMetricsReporter(pool: pool, interval: .seconds(1))
+            let server = MetricsServer(registry: registry, host: metricsHost, port: metricsPort)
+            let port = try await server.start()
+            FileHandle.standardOutput.write(Data("metrics on \(metricsHost):\(port)\n".utf8))
+            metrics = (server, Task { try await reporter.run() })
+        }
+        let caller = Caller(pool: pool, interceptors: interceptors)
         let tally = Tally(calls: calls)
         let clock = ContinuousClock()
         let start = clock.now
@@ -84,7 +115,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
                         let server = servers[number % servers.count]
                         let began = clock.now
                         do {
-                            try await Self.call(number, on: server, through: pool, message: message)
+                            try await Self.call(number, on: server, through: caller, message: message)
                             tally.record(ok: true, latency: clock.now - began)
                         } catch {
                             FileHandle.standardError.write(Data("muxrpc-client: call \(number) to \(server) failed: \(error)\n".utf8))
@@ -96,6 +127,12 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         }
         progress.cancel()
         let elapsed = clock.now - start
+        if let metrics {
+            if metricsLinger > 0 { try? await Task.sleep(for: .seconds(metricsLinger)) }
+            metrics.reporter.cancel()
+            _ = try? await metrics.reporter.value
+            await metrics.server.shutdown()
+        }
         await pool.shutdown()
         let summary = tally.summary(elapsed: elapsed)
         print(summary.line)
@@ -104,7 +141,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
 
     /// Call `number` goes to one of the demo services in turn; each answer is
     /// checked against what it must be.
-    static func call(_ number: Int, on server: SocketAddress, through pool: ConnectionPool, message: [UInt8]) async throws {
+    static func call(_ number: Int, on server: SocketAddress, through pool: Caller, message: [UInt8]) async throws {
         switch number % 4 {
         case 0:
             _ = try await pool.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self, on: server)
@@ -122,6 +159,42 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         default:
             let reply = try await pool.call("Echo.Echo", DemoServices.EchoArgs(msg: message), returning: DemoServices.EchoReply.self, on: server)
             guard reply.msg == message else { throw WrongAnswer("Echo.Echo returned \(reply.msg.count) different bytes") }
+        }
+    }
+}
+
+/// Calls through the pool, with the client interceptors around each call
+/// when there are any (the way the client stack will run them, one attempt
+/// per call here).
+struct Caller: Sendable {
+    let pool: ConnectionPool
+    let interceptors: [any ClientInterceptor]
+
+    func call<Arguments: Encodable & Sendable, Reply: Decodable & Sendable>(
+        _ serviceMethod: String, _ arguments: Arguments, returning: Reply.Type, on server: SocketAddress
+    ) async throws -> Reply {
+        if interceptors.isEmpty {
+            return try await pool.call(serviceMethod, arguments, returning: Reply.self, on: server)
+        }
+        let response = try await chain(
+            from: 0,
+            ClientRequest(serviceMethod: serviceMethod, arguments: arguments, options: .defaults),
+            ClientContext(serviceMethod: serviceMethod, endpoint: server, attempt: 1),
+            returning: Reply.self
+        )
+        guard let reply = response.reply as? Reply else { throw WrongAnswer("an interceptor replaced the reply of \(serviceMethod)") }
+        return reply
+    }
+
+    private func chain<Reply: Decodable & Sendable>(
+        from index: Int, _ request: ClientRequest, _ context: ClientContext, returning: Reply.Type
+    ) async throws -> ClientResponse {
+        guard index < interceptors.count else {
+            return ClientResponse(reply: try await pool.call(
+                request.serviceMethod, request.arguments, returning: Reply.self, on: context.endpoint, options: request.options))
+        }
+        return try await interceptors[index].intercept(request, context: context) { request, context in
+            try await chain(from: index + 1, request, context, returning: Reply.self)
         }
     }
 }
