@@ -346,6 +346,29 @@ struct ObservabilityTests {
         await server.shutdown()
     }
 
+    @Test("rate limiting, wait: a waiter cancelled hands its token back, and its request is never sent")
+    func rateLimitCancelledWaiter() async throws {
+        let clock = ManualClock()
+        let limiter = RateLimitingInterceptor(ratePerSecond: 1, burst: 1, whenEmpty: .wait(upTo: .seconds(10)), clock: clock)
+        let (server, address) = try await Self.server()
+        let pool = try ConnectionPool()
+        let sent = Counted()
+        try await Self.echo(limiter, "first", on: address, through: pool)
+        let waiter = Task {
+            try await Self.call(limiter, "Echo.Echo", EchoArgs(msg: [2]), returning: EchoReply.self,
+                                on: address, through: pool) { _ in sent.increment() }
+        }
+        #expect(await waitUntil { clock.sleepers == 1 })
+        #expect(limiter.availableTokens == -1)
+        waiter.cancel()
+        let error = await #expect(throws: RateLimitedError.self) { try await waiter.value }
+        #expect(error?.code == .cancelled && error?.requestWasSent == false)
+        #expect(sent.value == 0)
+        #expect(limiter.availableTokens == 0)
+        await pool.shutdown()
+        await server.shutdown()
+    }
+
     @Test("rate limiting, wait: fails at once when the token would come after the wait limit or the deadline")
     func rateLimitWaitLimits() async throws {
         let clock = ManualClock()

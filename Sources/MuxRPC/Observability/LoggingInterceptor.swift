@@ -44,19 +44,22 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
     ) async throws -> ClientResponse {
         let clock = ContinuousClock()
         let start = clock.now
-        var metadata: Logger.Metadata = [
-            "rpc.side": "client",
-            "rpc.method": .string(context.serviceMethod),
-            "rpc.endpoint": .string(ObservabilityLabels.endpoint(context.endpoint)),
-            "rpc.attempt": .stringConvertible(context.attempt),
-        ]
+        // Made only when a line is written: most calls' lines are filtered out.
+        let metadata = { () -> Logger.Metadata in
+            [
+                "rpc.side": "client",
+                "rpc.method": .string(context.serviceMethod),
+                "rpc.endpoint": .string(ObservabilityLabels.endpoint(context.endpoint)),
+                "rpc.attempt": .stringConvertible(context.attempt),
+            ]
+        }
         do {
             let response = try await next(request, context)
-            log(side: "client", method: context.serviceMethod, duration: clock.now - start, error: nil, code: nil, metadata: &metadata)
+            log(side: "client", method: context.serviceMethod, duration: clock.now - start, error: nil, code: nil, metadata: metadata)
             return response
         } catch {
             log(side: "client", method: context.serviceMethod, duration: clock.now - start,
-                error: error, code: ObservabilityLabels.clientErrorCode(error), metadata: &metadata)
+                error: error, code: ObservabilityLabels.clientErrorCode(error), metadata: metadata)
             throw error
         }
     }
@@ -68,33 +71,37 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
     ) async throws -> RPCServerResponse {
         let clock = ContinuousClock()
         let start = clock.now
-        var metadata: Logger.Metadata = [
-            "rpc.side": "server",
-            "rpc.method": .string(context.serviceMethod),
-            "rpc.seq": .stringConvertible(context.seq),
-        ]
-        if let peer = context.remoteAddress {
-            metadata["rpc.peer"] = .string(ObservabilityLabels.endpoint(peer))
+        let metadata = { () -> Logger.Metadata in
+            var metadata: Logger.Metadata = [
+                "rpc.side": "server",
+                "rpc.method": .string(context.serviceMethod),
+                "rpc.seq": .stringConvertible(context.seq),
+            ]
+            if let peer = context.remoteAddress {
+                metadata["rpc.peer"] = .string(ObservabilityLabels.endpoint(peer))
+            }
+            return metadata
         }
         do {
             let response = try await next(request, context)
-            log(side: "server", method: context.serviceMethod, duration: clock.now - start, error: nil, code: nil, metadata: &metadata)
+            log(side: "server", method: context.serviceMethod, duration: clock.now - start, error: nil, code: nil, metadata: metadata)
             return response
         } catch {
             log(side: "server", method: context.serviceMethod, duration: clock.now - start,
-                error: error, code: ObservabilityLabels.serverErrorCode(error, context: context), metadata: &metadata)
+                error: error, code: ObservabilityLabels.serverErrorCode(error, context: context), metadata: metadata)
             throw error
         }
     }
 
     private func log(
         side: String, method: String, duration: Duration, error: (any Error)?, code: String?,
-        metadata: inout Logger.Metadata
+        metadata makeMetadata: () -> Logger.Metadata
     ) {
         let level = error == nil ? successLevel : failureLevel
         // Checked first so that a filtered-out call costs no formatting.
         guard logger.logLevel <= level else { return }
         let milliseconds = formatMilliseconds(duration)
+        var metadata = makeMetadata()
         metadata["rpc.duration_ms"] = .string(milliseconds)
         if let error, let code {
             metadata["rpc.outcome"] = "error"

@@ -1,6 +1,7 @@
 public import CoreMetrics
 import Metrics
 public import MsgpackRPC
+import NIOCore
 import Synchronization
 
 /// Counts calls and errors and measures latency, per method (and, on the
@@ -25,10 +26,12 @@ import Synchronization
 /// once per label set and kept, so a call costs a dictionary lookup under a
 /// lock, not a trip through the backend's registry.
 public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, Sendable {
+    /// Keyed by the address itself: its "host:port" text is made only when
+    /// a label set is first seen, not on every call.
     private struct Key: Hashable {
         var client: Bool
         var method: String
-        var endpoint: String
+        var endpoint: SocketAddress?
     }
 
     private struct Instruments: Sendable {
@@ -52,7 +55,7 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
         context: ClientContext,
         next: (ClientRequest, ClientContext) async throws -> ClientResponse
     ) async throws -> ClientResponse {
-        let key = Key(client: true, method: context.serviceMethod, endpoint: ObservabilityLabels.endpoint(context.endpoint))
+        let key = Key(client: true, method: context.serviceMethod, endpoint: context.endpoint)
         let clock = ContinuousClock()
         let start = clock.now
         do {
@@ -70,7 +73,7 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
         context: RPCServerContext,
         next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
     ) async throws -> RPCServerResponse {
-        let key = Key(client: false, method: context.serviceMethod, endpoint: "")
+        let key = Key(client: false, method: context.serviceMethod, endpoint: nil)
         let clock = ContinuousClock()
         let start = clock.now
         do {
@@ -88,10 +91,11 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
             var entry = instruments[key] ?? makeInstruments(key)
             var errors: Counter?
             if let errorCode {
-                errors = entry.errors[errorCode] ?? makeCounter(
+                let counter = entry.errors[errorCode] ?? makeCounter(
                     key.client ? "muxrpc_client_errors_total" : "muxrpc_server_errors_total",
                     dimensions(key) + [("code", errorCode)])
-                entry.errors[errorCode] = errors
+                entry.errors[errorCode] = counter
+                errors = counter
             }
             instruments[key] = entry
             return (entry.calls, entry.latency, errors)
@@ -115,6 +119,6 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
     }
 
     private func dimensions(_ key: Key) -> [(String, String)] {
-        key.client ? [("method", key.method), ("endpoint", key.endpoint)] : [("method", key.method)]
+        key.client ? [("method", key.method), ("endpoint", ObservabilityLabels.endpoint(key.endpoint))] : [("method", key.method)]
     }
 }
