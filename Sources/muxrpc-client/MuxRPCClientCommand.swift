@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import MetricsEndpoint
 import MsgpackRPC
 import MuxRPC
 import NIOCore
@@ -31,6 +33,18 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
     @Option(help: "Connection mode: consul, nomad or plain.")
     var mode: Mode = .consul
 
+    @Option(help: "Serve Prometheus metrics (calls, errors, latency, pool gauges) at GET /metrics on this port; 0 picks a free one.")
+    var metricsPort: Int?
+
+    @Option(help: "Address the metrics endpoint listens on.")
+    var metricsHost = "127.0.0.1"
+
+    @Option(help: "Seconds to keep serving /metrics after the calls are done, for a last scrape.")
+    var metricsLinger = 0
+
+    @Option(help: "Log level for the per-call log lines (with --metrics-port): trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "notice"
+
     enum Mode: String, ExpressibleByArgument {
         case consul, nomad, plain
 
@@ -45,6 +59,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !addresses.isEmpty else { throw ValidationError("give at least one --addr HOST:PORT") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
         guard calls > 0, concurrency > 0, payload >= 0 else {
             throw ValidationError("--calls and --concurrency must be positive, --payload not negative")
         }
@@ -63,10 +78,27 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             let (host, port) = try parse(address)
             return try SocketAddress.makeAddressResolvingHost(host, port: port)
         }
-        let client = try MuxRPCClient(endpoints: servers, configuration: .init(pool: .init(
-            connection: .init(mode: mode.connectionMode),
-            keepsStreamsAfterServerErrors: true
-        )))
+        // With --metrics-port: Prometheus as the metrics backend, the client
+        // interceptors around every attempt, and the pool's gauges.
+        var interceptors: [RPCScopedInterceptor<any ClientInterceptor>] = []
+        let registry = metricsPort.map { _ in bootstrapPrometheusMetrics() }
+        if registry != nil {
+            var logger = Logger(label: "muxrpc-client") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+            interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
+        }
+        let client = try MuxRPCClient(endpoints: servers, configuration: .init(
+            pool: .init(connection: .init(mode: mode.connectionMode), keepsStreamsAfterServerErrors: true),
+            interceptors: interceptors
+        ))
+        var metrics: (server: MetricsServer, reporter: Task<Void, any Error>)?
+        if let metricsPort, let registry {
+            let reporter = ConnectionPoolMetricsReporter(pool: client.pool, interval: .seconds(1))
+            let server = MetricsServer(registry: registry, host: metricsHost, port: metricsPort)
+            let port = try await server.start()
+            FileHandle.standardOutput.write(Data("metrics on \(metricsHost):\(port)\n".utf8))
+            metrics = (server, Task { try await reporter.run() })
+        }
         let tally = Tally(calls: calls)
         let clock = ContinuousClock()
         let start = clock.now
@@ -96,6 +128,12 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         }
         progress.cancel()
         let elapsed = clock.now - start
+        if let metrics {
+            if metricsLinger > 0 { try? await Task.sleep(for: .seconds(metricsLinger)) }
+            metrics.reporter.cancel()
+            _ = try? await metrics.reporter.value
+            await metrics.server.shutdown()
+        }
         await client.shutdown()
         let summary = tally.summary(elapsed: elapsed)
         print(summary.line)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Logging
+import MetricsEndpoint
 import MsgpackRPC
 import MuxRPC
 import NIOCore
@@ -35,7 +37,17 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a graceful shutdown lets calls in flight finish.")
     var gracePeriod = 10
 
+    @Option(help: "Serve Prometheus metrics at GET /metrics on this port (0 picks a free one), and log and measure every call.")
+    var metricsPort: Int?
+
+    @Option(help: "Address the metrics endpoint listens on.")
+    var metricsHost = "127.0.0.1"
+
+    @Option(help: "Log level for the per-call log lines (with --metrics-port): trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "notice"
+
     func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-certificate and --tls-key go together")
         }
@@ -54,14 +66,29 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
             configuration.preamble.tls = try NIOSSLContext(configuration: tls)
             configuration.preamble.requireTLS = requireTLS
         }
+        // With --metrics-port: Prometheus as the metrics backend, and the
+        // metrics and logging interceptors around every call served.
+        var metricsServer: MetricsServer?
+        if let metricsPort {
+            var logger = Logger(label: "muxrpc-server") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+            let registry = bootstrapPrometheusMetrics()
+            configuration.rpc.interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
+            metricsServer = MetricsServer(registry: registry, host: metricsHost, port: metricsPort)
+        }
         let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
         let address = try await server.start()
         // Written straight to the file descriptor so a script reading our
         // output sees it at once, whatever stdout's buffering.
         FileHandle.standardOutput.write(Data("listening on \(host):\(address.port ?? port)\n".utf8))
+        if let metricsServer {
+            let metricsPort = try await metricsServer.start()
+            FileHandle.standardOutput.write(Data("metrics on \(metricsHost):\(metricsPort)\n".utf8))
+        }
         let signal = await waitForTerminationSignal()
         FileHandle.standardError.write(Data("muxrpc-server: \(signal), shutting down gracefully\n".utf8))
         await server.shutdown()
+        await metricsServer?.shutdown()
     }
 }
 

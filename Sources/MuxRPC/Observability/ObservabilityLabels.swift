@@ -1,0 +1,79 @@
+import MsgpackRPC
+import NIOCore
+
+/// The names the built-in interceptors give endpoints and outcomes, shared so
+/// that a log line, a metric and a span say the same thing about one call.
+enum ObservabilityLabels {
+    /// "host:port" ("[v6]:port" for IPv6, the path for a Unix socket): short,
+    /// stable and what users typed, unlike `SocketAddress.description`.
+    static func endpoint(_ address: SocketAddress?) -> String {
+        guard let address else { return "unknown" }
+        switch address {
+        case .v4:
+            return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        case .v6:
+            return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .unixDomainSocket:
+            return address.pathname ?? "unix"
+        }
+    }
+
+    /// The snake_case error code for a failed client attempt. RPC and pool
+    /// codes keep their own names (their descriptions, with underscores), so
+    /// a dashboard can tell `connect_failed` from `server_error`.
+    static func clientErrorCode(_ error: any Error) -> String {
+        switch error {
+        case let error as RPCError: return snakeCase(error.code.description)
+        case let error as ConnectionPoolError: return snakeCase(error.code.description)
+        case is RateLimitedError: return "rate_limited"
+        case is CancellationError: return "cancelled"
+        default: return "unknown"
+        }
+    }
+
+    /// The snake_case error code for a failed server call. Anything a
+    /// handler throws reaches the caller as a net/rpc error reply, so that is
+    /// `server_error`, as the client will count it; only what the server
+    /// itself decided (a deadline, a rate limit) gets its own code.
+    static func serverErrorCode(_ error: any Error, context: RPCServerContext) -> String {
+        switch error {
+        case is RateLimitedError:
+            return "rate_limited"
+        case is CancellationError:
+            if let deadline = context.deadline, deadline.hasPassed { return "deadline_exceeded" }
+            return "cancelled"
+        case let error as RPCError where error.code != .serverError:
+            return snakeCase(error.code.description)
+        default:
+            return "server_error"
+        }
+    }
+
+    /// Splits "Service.Method" at its last dot, as net/rpc does.
+    static func split(_ serviceMethod: String) -> (service: String, method: String) {
+        guard let dot = serviceMethod.lastIndex(of: ".") else { return ("", serviceMethod) }
+        return (String(serviceMethod[..<dot]), String(serviceMethod[serviceMethod.index(after: dot)...]))
+    }
+
+    private static func snakeCase(_ text: String) -> String {
+        String(text.map { $0 == " " ? "_" : $0 })
+    }
+}
+
+extension Duration {
+    /// Seconds as a `Double`, for log lines and histograms.
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
+    /// Whole nanoseconds, clamped to `Int64`.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (secondsNanos, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds > 0 ? .max : .min }
+        let (total, overflow2) = secondsNanos.addingReportingOverflow(attoseconds / 1_000_000_000)
+        if overflow2 { return seconds > 0 ? .max : .min }
+        return total
+    }
+}
