@@ -214,6 +214,7 @@ let package = Package(
                 "MuxRPC",
                 "MsgpackRPC",
                 "Yamux",
+                "InteropSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -7,7 +7,6 @@ import MsgpackRPC
 import MuxRPC
 import NIOCore
 import NIOSSL
-import Synchronization
 
 /// `muxrpc-server`: serves the demo services (Status.Ping, Echo.Echo,
 /// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and shuts
@@ -76,6 +75,10 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
             configuration.rpc.interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
             metricsServer = MetricsServer(registry: registry, host: metricsHost, port: metricsPort)
         }
+        // Caught from before we say we listen: a script may send SIGTERM as
+        // soon as it reads that line, and it must find the handlers in place.
+        let (signals, sources) = catchTerminationSignals()
+        defer { withExtendedLifetime(sources) {} }
         let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
         let address = try await server.start()
         // Written straight to the file descriptor so a script reading our
@@ -85,32 +88,25 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
             let metricsPort = try await metricsServer.start()
             FileHandle.standardOutput.write(Data("metrics on \(metricsHost):\(metricsPort)\n".utf8))
         }
-        let signal = await waitForTerminationSignal()
-        FileHandle.standardError.write(Data("muxrpc-server: \(signal), shutting down gracefully\n".utf8))
+        var caught = signals.makeAsyncIterator()
+        let name = await caught.next() ?? "end of signals"
+        FileHandle.standardError.write(Data("muxrpc-server: \(name), shutting down gracefully\n".utf8))
         await server.shutdown()
         await metricsServer?.shutdown()
     }
 }
 
-/// Waits for SIGINT or SIGTERM and returns its name.
-func waitForTerminationSignal() async -> String {
-    let resumed = Mutex(false)
-    // Kept alive until a signal came; a released source stops listening.
+/// Catches SIGINT and SIGTERM from now on: each one caught yields its name.
+/// The sources stop listening once released; keep them while waiting.
+func catchTerminationSignals() -> (AsyncStream<String>, [any DispatchSourceSignal]) {
+    let (names, continuation) = AsyncStream.makeStream(of: String.self)
     var sources: [any DispatchSourceSignal] = []
-    defer { withExtendedLifetime(sources) {} }
-    return await withCheckedContinuation { continuation in
-        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                let first = resumed.withLock { resumed in
-                    defer { resumed = true }
-                    return !resumed
-                }
-                if first { continuation.resume(returning: name) }
-            }
-            source.resume()
-            sources.append(source)
-        }
+    for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { continuation.yield(name) }
+        source.resume()
+        sources.append(source)
     }
+    return (names, sources)
 }

@@ -116,7 +116,8 @@ public struct GoPeerError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A running Go peer: its stdout as lines, and control over its life.
+/// A running Go peer (or any program a test runs, see
+/// ``init(executable:arguments:)``): its stdout as lines, and control over its life.
 public final class GoPeerProcess: @unchecked Sendable {
     // @unchecked Sendable: `process` is only mutated before it runs; the line buffer is
     // guarded by `condition`.
@@ -129,9 +130,13 @@ public final class GoPeerProcess: @unchecked Sendable {
     private var stderrData = Data()
 
     /// Builds (if needed) and starts peer `name` with `arguments`.
-    public init(_ name: String, arguments: [String]) throws {
-        let binary = try GoPeer.build(name)
-        self.process.executableURL = binary
+    public convenience init(_ name: String, arguments: [String]) throws {
+        try self.init(executable: try GoPeer.build(name), arguments: arguments)
+    }
+
+    /// Starts the program at `executable` with `arguments`.
+    public init(executable: URL, arguments: [String]) throws {
+        self.process.executableURL = executable
         self.process.arguments = arguments
         let stdout = Pipe()
         self.process.standardOutput = stdout
@@ -200,7 +205,7 @@ public final class GoPeerProcess: @unchecked Sendable {
         while let line = await self.readLine(timeout: max(0, deadline.timeIntervalSinceNow)) {
             if line.hasPrefix(prefix) { return String(line.dropFirst(prefix.count)) }
         }
-        throw GoPeerError("Go peer did not print \"\(prefix)…\"; stderr: \(self.standardError)")
+        throw GoPeerError("\(self.name) did not print \"\(prefix)…\"; stderr: \(self.standardError)")
     }
 
     /// For servers that print `listening on HOST:PORT`: the port.
@@ -211,6 +216,9 @@ public final class GoPeerProcess: @unchecked Sendable {
         }
         return port
     }
+
+    /// The program's file name, for messages.
+    public var name: String { self.process.executableURL?.lastPathComponent ?? "peer" }
 
     /// Everything the peer wrote to stderr so far.
     public var standardError: String {
@@ -225,11 +233,18 @@ public final class GoPeerProcess: @unchecked Sendable {
         while self.process.isRunning {
             if Date() > deadline {
                 self.terminate()
-                throw GoPeerError("Go peer did not exit within \(timeout) s; stderr: \(self.standardError)")
+                throw GoPeerError("\(self.name) did not exit within \(timeout) s; stderr: \(self.standardError)")
             }
             try await Task.sleep(for: .milliseconds(10))
         }
         return self.process.terminationStatus
+    }
+
+    /// Sends SIGTERM to this process only, without waiting (see ``waitForExit(timeout:)``).
+    public func sendTerminationSignal() {
+        if self.process.isRunning {
+            self.process.terminate()
+        }
     }
 
     /// Stops the peer (SIGTERM to this process only) and waits for it.

@@ -1,4 +1,5 @@
 import Foundation
+import InteropSupport
 import MessagePack
 import MsgpackRPC
 import NIOConcurrencyHelpers

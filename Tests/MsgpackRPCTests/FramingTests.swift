@@ -1,3 +1,4 @@
+import InteropSupport
 import MessagePack
 import MsgpackRPC
 import NIOCore

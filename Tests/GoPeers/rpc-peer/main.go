@@ -1,20 +1,35 @@
 // rpc-peer: a real Go net/rpc + hashicorp/net-rpc-msgpackrpc peer for the
-// MsgpackRPC interop tests, built from Debian's packaged sources (GOPATH mode).
+// MsgpackRPC and MuxRPC interop tests, built from Debian's packaged sources
+// (GOPATH mode).
 //
-//	rpc-peer server                  serve the demo services on 127.0.0.1:0, one
-//	                                 msgpack codec per TCP connection; prints
-//	                                 "listening on 127.0.0.1:PORT"
-//	rpc-peer client -addr H:P [-streams N] [-bench CALLS]
-//	                                 call a server's demo services, check every
-//	                                 answer; exit 1 on any mismatch; with -bench,
-//	                                 also time sequential 64-byte Echo calls
+//	rpc-peer server [-preamble] [-tls-cert F -tls-key F] [-lie]
+//	        serve the demo services on 127.0.0.1:0; prints
+//	        "listening on 127.0.0.1:PORT". Without -preamble: one msgpack
+//	        codec per raw TCP connection. With -preamble: the connection
+//	        protocol of Consul's and Nomad's RPC ports on one listener
+//	        (0x00 plain net/rpc, 0x04 yamux with every stream RPC, 0x06 yamux
+//	        with a 0x01 at the start of each RPC stream, 0x03 TLS and then the
+//	        real byte inside it, with -tls-cert/-tls-key); prints
+//	        "conn mode=MODE tls=BOOL" as each connection's mode is known.
+//	        -lie makes Echo.Echo add a byte and Arith.Add answer one too many
+//	        (for tests of clients that must notice wrong answers).
+//	rpc-peer client -addr H:P [-mode raw|plain|consul|nomad] [-tls-ca F
+//	        -server-name N] [-streams N] [-bench CALLS]
+//	        call a server's demo services, check every answer; exit 1 on any
+//	        mismatch; -streams runs that many streams at once (one yamux
+//	        session in the multiplexed modes, a connection each in plain and
+//	        raw mode); with -bench, also time sequential 64-byte Echo calls
 package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/ioutil"
 	"math"
 	"net"
 	"net/rpc"
@@ -23,6 +38,7 @@ import (
 	"time"
 
 	msgpackrpc "github.com/hashicorp/net-rpc-msgpackrpc"
+	"github.com/hashicorp/yamux"
 )
 
 // The demo services, as the Swift DemoServices registers them.
@@ -36,6 +52,9 @@ type AddReply struct{ Sum int64 }
 type FailArgs struct{ Message string }
 type SleepArgs struct{ Ms int64 }
 
+// lie makes the server answer Echo.Echo and Arith.Add wrongly (-lie).
+var lie bool
+
 type Status struct{}
 
 func (*Status) Ping(args Empty, reply *Empty) error { return nil }
@@ -44,6 +63,9 @@ type Echo struct{}
 
 func (*Echo) Echo(args EchoArgs, reply *EchoReply) error {
 	reply.Msg = args.Msg
+	if lie {
+		reply.Msg = append(append([]byte{}, args.Msg...), 0x2a)
+	}
 	return nil
 }
 
@@ -51,6 +73,9 @@ type Arith struct{}
 
 func (*Arith) Add(args AddArgs, reply *AddReply) error {
 	reply.Sum = args.A + args.B
+	if lie {
+		reply.Sum++
+	}
 	return nil
 }
 
@@ -63,13 +88,33 @@ func (*Test) Sleep(args SleepArgs, reply *Empty) error {
 	return nil
 }
 
-func serve() {
+func newRPCServer() *rpc.Server {
 	server := rpc.NewServer()
 	for _, service := range []interface{}{&Status{}, &Echo{}, &Arith{}, &Test{}} {
 		if err := server.Register(service); err != nil {
 			fmt.Fprintln(os.Stderr, "register:", err)
 			os.Exit(2)
 		}
+	}
+	return server
+}
+
+func serve(args []string) {
+	flags := flag.NewFlagSet("server", flag.ExitOnError)
+	preamble := flags.Bool("preamble", false, "speak Consul's and Nomad's connection preambles")
+	certFile := flags.String("tls-cert", "", "with -preamble: PEM certificate, offer TLS (0x03)")
+	keyFile := flags.String("tls-key", "", "PEM private key for -tls-cert")
+	flags.BoolVar(&lie, "lie", false, "answer Echo.Echo and Arith.Add wrongly")
+	flags.Parse(args)
+
+	p := &preambleServer{rpc: newRPCServer()}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tls:", err)
+			os.Exit(2)
+		}
+		p.tls = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,7 +128,175 @@ func serve() {
 			fmt.Fprintln(os.Stderr, "accept:", err)
 			os.Exit(2)
 		}
-		go server.ServeCodec(msgpackrpc.NewServerCodec(conn))
+		if *preamble {
+			go p.handle(conn, false)
+		} else {
+			go p.rpc.ServeCodec(msgpackrpc.NewServerCodec(conn))
+		}
+	}
+}
+
+// The first bytes of Consul's and Nomad's RPC connections, and of each
+// stream of a Nomad session.
+const (
+	preamblePlain  = 0x00
+	preambleTLS    = 0x03
+	preambleConsul = 0x04
+	preambleNomad  = 0x06
+	nomadStreamRPC = 0x01
+)
+
+// preambleServer serves connections as Consul's and Nomad's RPC ports do:
+// the first byte says what follows.
+type preambleServer struct {
+	rpc *rpc.Server
+	tls *tls.Config
+}
+
+// How long a client has to send its preamble (and finish a TLS handshake),
+// generous so that a busy test machine does not lose connections.
+const handshakeTimeout = 60 * time.Second
+
+func (p *preambleServer) handle(conn net.Conn, insideTLS bool) {
+	conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	var first [1]byte
+	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		fmt.Fprintln(os.Stderr, "reading preamble:", err)
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	switch first[0] {
+	case preambleTLS:
+		if insideTLS || p.tls == nil {
+			fmt.Fprintf(os.Stderr, "refused 0x03: TLS offered=%v, already inside TLS=%v\n", p.tls != nil, insideTLS)
+			conn.Close()
+			return
+		}
+		tlsConn := tls.Server(conn, p.tls)
+		tlsConn.SetDeadline(time.Now().Add(handshakeTimeout))
+		if err := tlsConn.Handshake(); err != nil {
+			fmt.Fprintln(os.Stderr, "TLS handshake:", err)
+			conn.Close()
+			return
+		}
+		tlsConn.SetDeadline(time.Time{})
+		p.handle(tlsConn, true)
+	case preamblePlain:
+		fmt.Printf("conn mode=plain tls=%v\n", insideTLS)
+		p.rpc.ServeCodec(msgpackrpc.NewServerCodec(conn))
+	case preambleConsul:
+		fmt.Printf("conn mode=consul tls=%v\n", insideTLS)
+		p.serveSession(conn, false)
+	case preambleNomad:
+		fmt.Printf("conn mode=nomad tls=%v\n", insideTLS)
+		p.serveSession(conn, true)
+	default:
+		fmt.Fprintf(os.Stderr, "refused unknown preamble 0x%02x\n", first[0])
+		conn.Close()
+	}
+}
+
+// serveSession runs a yamux server session on conn and serves net/rpc on
+// every stream the client opens; in Nomad's mode each stream first says
+// what it is (0x01 for RPC).
+func (p *preambleServer) serveSession(conn net.Conn, nomad bool) {
+	config := yamux.DefaultConfig()
+	config.LogOutput = os.Stderr
+	session, err := yamux.Server(conn, config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "yamux server:", err)
+		conn.Close()
+		return
+	}
+	for {
+		stream, err := session.Accept()
+		if err != nil {
+			return
+		}
+		go func(stream net.Conn) {
+			if nomad {
+				var kind [1]byte
+				if _, err := io.ReadFull(stream, kind[:]); err != nil || kind[0] != nomadStreamRPC {
+					fmt.Fprintf(os.Stderr, "refused Nomad stream type %v (err %v)\n", kind[0], err)
+					stream.Close()
+					return
+				}
+			}
+			p.rpc.ServeCodec(msgpackrpc.NewServerCodec(stream))
+		}(stream)
+	}
+}
+
+// opener opens one RPC stream to the server: a yamux stream of one session
+// in the multiplexed modes, its own TCP connection in plain and raw mode.
+type opener func() (io.ReadWriteCloser, error)
+
+// dialPreamble connects to addr as a Consul or Nomad client does: with
+// TLS, 0x03 in plaintext, the handshake, then the mode's byte inside TLS.
+func dialPreamble(addr string, mode byte, tlsConfig *tls.Config) (net.Conn, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil {
+		if _, err := conn.Write([]byte{preambleTLS}); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		tlsConn := tls.Client(conn, tlsConfig)
+		if err := tlsConn.Handshake(); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake: %v", err)
+		}
+		conn = tlsConn
+	}
+	if _, err := conn.Write([]byte{mode}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func makeOpener(mode, addr string, tlsConfig *tls.Config) (opener, error) {
+	switch mode {
+	case "raw":
+		if tlsConfig != nil {
+			return nil, errors.New("raw mode has no TLS")
+		}
+		return func() (io.ReadWriteCloser, error) { return net.Dial("tcp", addr) }, nil
+	case "plain":
+		return func() (io.ReadWriteCloser, error) { return dialPreamble(addr, preamblePlain, tlsConfig) }, nil
+	case "consul", "nomad":
+		first := byte(preambleConsul)
+		if mode == "nomad" {
+			first = preambleNomad
+		}
+		conn, err := dialPreamble(addr, first, tlsConfig)
+		if err != nil {
+			return nil, err
+		}
+		config := yamux.DefaultConfig()
+		config.LogOutput = os.Stderr
+		session, err := yamux.Client(conn, config)
+		if err != nil {
+			return nil, err
+		}
+		return func() (io.ReadWriteCloser, error) {
+			stream, err := session.Open()
+			if err != nil {
+				return nil, err
+			}
+			if mode == "nomad" {
+				if _, err := stream.Write([]byte{nomadStreamRPC}); err != nil {
+					stream.Close()
+					return nil, err
+				}
+			}
+			return stream, nil
+		}, nil
+	default:
+		return nil, fmt.Errorf("unknown mode %q (raw, plain, consul or nomad)", mode)
 	}
 }
 
@@ -104,7 +317,7 @@ func (c *checker) check(ok bool, format string, args ...interface{}) {
 	}
 }
 
-var payloadSizes = []int{0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536, 1 << 20}
+var payloadSizes = []int{0, 1, 15, 16, 31, 32, 33, 255, 256, 257, 65535, 65536, 65537, 1 << 20}
 
 func pattern(n int) []byte {
 	b := make([]byte, n)
@@ -116,10 +329,10 @@ func pattern(n int) []byte {
 
 // callAll runs every demo call over one connection with CallWithCodec, the
 // way Consul's pool does (one call in flight per stream).
-func callAll(c *checker, addr string, full bool) {
-	conn, err := net.Dial("tcp", addr)
+func callAll(c *checker, open opener, full bool) {
+	conn, err := open()
 	if err != nil {
-		c.check(false, "dial %s: %v", addr, err)
+		c.check(false, "open stream: %v", err)
 		return
 	}
 	codec := msgpackrpc.NewClientCodec(conn)
@@ -174,13 +387,14 @@ func callAll(c *checker, addr string, full bool) {
 }
 
 // pipelined uses Go's rpc.Client, which writes several requests before
-// reading replies on one connection: the server must answer them in order.
-func pipelined(c *checker, addr string) {
-	client, err := msgpackrpc.Dial("tcp", addr)
+// reading replies on one stream: the server must answer them in order.
+func pipelined(c *checker, open opener) {
+	conn, err := open()
 	if err != nil {
-		c.check(false, "dial %s: %v", addr, err)
+		c.check(false, "open stream: %v", err)
 		return
 	}
+	client := msgpackrpc.NewClient(conn)
 	defer client.Close()
 	calls := make([]*rpc.Call, 0, 32)
 	for i := 0; i < 32; i++ {
@@ -195,10 +409,10 @@ func pipelined(c *checker, addr string) {
 
 // benchmark times sequential 64-byte Echo calls, one in flight, as Consul's
 // pool makes them (for a look at the rate, not a check).
-func benchmark(c *checker, addr string, calls int) {
-	conn, err := net.Dial("tcp", addr)
+func benchmark(c *checker, open opener, calls int) {
+	conn, err := open()
 	if err != nil {
-		c.check(false, "dial %s: %v", addr, err)
+		c.check(false, "open stream: %v", err)
 		return
 	}
 	codec := msgpackrpc.NewClientCodec(conn)
@@ -216,39 +430,67 @@ func benchmark(c *checker, addr string, calls int) {
 	fmt.Printf("bench calls=%d calls_per_s=%.0f\n", calls, float64(calls)/elapsed.Seconds())
 }
 
+func client(args []string) {
+	flags := flag.NewFlagSet("client", flag.ExitOnError)
+	addr := flags.String("addr", "", "server address")
+	mode := flags.String("mode", "raw", "raw (no preamble), plain (0x00), consul (0x04) or nomad (0x06)")
+	caFile := flags.String("tls-ca", "", "PEM certificate authority: connect with TLS (0x03 first)")
+	serverName := flags.String("server-name", "", "with -tls-ca: the name the server's certificate must carry")
+	streams := flags.Int("streams", 8, "concurrent streams")
+	bench := flags.Int("bench", 0, "then time this many sequential 64-byte Echo calls on one stream")
+	flags.Parse(args)
+
+	var tlsConfig *tls.Config
+	if *caFile != "" {
+		pem, err := ioutil.ReadFile(*caFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tls-ca:", err)
+			os.Exit(2)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintln(os.Stderr, "tls-ca: no certificate in", *caFile)
+			os.Exit(2)
+		}
+		tlsConfig = &tls.Config{RootCAs: roots, ServerName: *serverName}
+	}
+	open, err := makeOpener(*mode, *addr, tlsConfig)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "MISMATCH: connecting to %s in %s mode: %v\n", *addr, *mode, err)
+		os.Exit(1)
+	}
+
+	c := &checker{}
+	callAll(c, open, true)
+	pipelined(c, open)
+	var wg sync.WaitGroup
+	for i := 0; i < *streams; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			callAll(c, open, false)
+		}()
+	}
+	wg.Wait()
+	if *bench > 0 {
+		benchmark(c, open, *bench)
+	}
+	fmt.Printf("checks=%d failures=%d\n", c.checks, c.failures)
+	if c.failures > 0 {
+		os.Exit(1)
+	}
+}
+
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: rpc-peer server | client -addr H:P [-streams N]")
+		fmt.Fprintln(os.Stderr, "usage: rpc-peer server [-preamble] [-tls-cert F -tls-key F] [-lie] | client -addr H:P [-mode M] [-tls-ca F -server-name N] [-streams N]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
 	case "server":
-		serve()
+		serve(os.Args[2:])
 	case "client":
-		flags := flag.NewFlagSet("client", flag.ExitOnError)
-		addr := flags.String("addr", "", "server address")
-		streams := flags.Int("streams", 8, "concurrent connections")
-		bench := flags.Int("bench", 0, "then time this many sequential 64-byte Echo calls on one connection")
-		flags.Parse(os.Args[2:])
-		c := &checker{}
-		callAll(c, *addr, true)
-		pipelined(c, *addr)
-		var wg sync.WaitGroup
-		for i := 0; i < *streams; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				callAll(c, *addr, false)
-			}()
-		}
-		wg.Wait()
-		if *bench > 0 {
-			benchmark(c, *addr, *bench)
-		}
-		fmt.Printf("checks=%d failures=%d\n", c.checks, c.failures)
-		if c.failures > 0 {
-			os.Exit(1)
-		}
+		client(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
