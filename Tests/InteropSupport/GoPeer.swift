@@ -247,6 +247,14 @@ public final class GoPeerProcess: @unchecked Sendable {
         }
     }
 
+    /// Kills the process at once (SIGKILL): a crash, with no chance to say goodbye.
+    public func kill() {
+        if self.process.isRunning {
+            _ = Foundation.kill(self.process.processIdentifier, SIGKILL)
+            self.process.waitUntilExit()
+        }
+    }
+
     /// Stops the peer (SIGTERM to this process only) and waits for it.
     public func terminate() {
         if self.process.isRunning {

@@ -54,6 +54,41 @@ struct ProgramTests {
     }
 }
 
+extension ProgramTests {
+    @Test("muxrpc-client spreads calls over two servers and survives one being killed: at most the calls in flight on it fail")
+    func clientSurvivesAKilledServer() async throws {
+        guard let serverProgram = try builtProgram("muxrpc-server"), let clientProgram = try builtProgram("muxrpc-client") else { return }
+        var servers: [GoPeerProcess] = []
+        var addresses: [String] = []
+        for _ in 0..<2 {
+            let server = try GoPeerProcess(executable: serverProgram, arguments: ["--host", "127.0.0.1", "--port", "0"])
+            addresses.append(try await server.waitForLine(prefix: "listening on "))
+            servers.append(server)
+        }
+        defer { servers.forEach { $0.terminate() } }
+        let concurrency = 8
+        let client = try GoPeerProcess(executable: clientProgram, arguments: [
+            "--addr", addresses[0], "--addr", addresses[1], "--calls", "40000", "--concurrency", "\(concurrency)",
+        ])
+        defer { client.terminate() }
+        // Killed once the client reports progress: mid-run, calls in flight on both.
+        for _ in 0..<6_000 where !client.standardError.contains("muxrpc-client: ") {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(client.standardError.contains("muxrpc-client: "), "no progress line: \(client.standardError)")
+        servers[1].kill()
+
+        let summary = try summaryFields(try await client.waitForLine(prefix: "calls=", timeout: 600))
+        let status = try await client.waitForExit(timeout: 60)
+        let ok = try #require(summary["ok"].flatMap { Int($0) })
+        let errors = try #require(summary["errors"].flatMap { Int($0) })
+        #expect(summary["calls"] == "40000" && ok + errors == 40_000, "\(summary)")
+        #expect(errors <= concurrency, "more calls failed than were in flight: \(summary)")
+        // Non-zero exactly when a call failed.
+        #expect((status == 0) == (errors == 0), "exit status \(status) with \(summary)")
+    }
+}
+
 /// The fields of muxrpc-client's summary line (`rest` follows its `calls=`).
 func summaryFields(_ rest: String) throws -> [String: String] {
     var fields: [String: String] = [:]

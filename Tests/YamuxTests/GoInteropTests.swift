@@ -128,7 +128,15 @@ struct GoInteropTests {
 
     // MARK: Go client ↔ Swift server
 
-    private func runGoClient(_ scenario: String, _ arguments: [String] = [], configuration: YamuxConfiguration = testConfiguration()) async throws {
+    /// Runs the Go client's `scenario` against a Swift server. `beforeClose`
+    /// runs once the Go client has exited and before the server closes: the
+    /// server may still be reading what the client sent last.
+    private func runGoClient(
+        _ scenario: String,
+        _ arguments: [String] = [],
+        configuration: YamuxConfiguration = testConfiguration(),
+        beforeClose: () async throws -> Void = {}
+    ) async throws {
         let server = try await TestServer(configuration: configuration)
         let peer = try GoPeerProcess(
             "yamux-peer",
@@ -140,6 +148,7 @@ struct GoInteropTests {
         while let line = await peer.readLine(timeout: 1) { output.append(line) }
         #expect(status == 0, "Go client failed: \(output) \(peer.standardError)")
         #expect(output.last == "ok", "Go client output: \(output) \(peer.standardError)")
+        try await beforeClose()
         await server.close()
     }
 
@@ -157,11 +166,15 @@ struct GoInteropTests {
 
     @Test func goClientWritesAfterSwiftHalfClose() async throws {
         let before = finFirstCounts.withLockedValue { $0.count }
-        try await self.runGoClient("halfclose")
-        // The server records the count once it has read to the Go client's FIN.
-        while finFirstCounts.withLockedValue({ $0.count }) == before {
-            try await Task.sleep(for: .milliseconds(5))
+        try await self.runGoClient("halfclose") {
+            // The server records the count once it has read to the Go client's
+            // FIN, which may come after the client exits: wait before closing
+            // the server, which would cut the stream short (bounded, 60 s).
+            for _ in 0..<12_000 where finFirstCounts.withLockedValue({ $0.count }) == before {
+                try await Task.sleep(for: .milliseconds(5))
+            }
         }
+        #expect(finFirstCounts.withLockedValue { $0.count } > before, "the server never read to the Go client's FIN")
         #expect(finFirstCounts.withLockedValue { $0.last } == 1000)
     }
 
