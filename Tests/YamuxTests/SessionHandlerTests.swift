@@ -13,6 +13,8 @@ import Testing
     }
 
     private func frames(_ channel: EmbeddedChannel) throws -> [YamuxFrameHeader] {
+        // Stream writes are flushed at the end of the loop's turn: let it turn.
+        channel.embeddedEventLoop.run()
         var all = ByteBuffer()
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
         var frames: [YamuxFrameHeader] = []
