@@ -71,6 +71,9 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     private(set) var isInReadLoop = false
     private var needsFlush = false
     private var streamsNeedingReadComplete: [YamuxStreamChannel] = []
+    /// Swapped with `streamsNeedingReadComplete` at the end of each batch, so neither array
+    /// is reallocated (copying one and emptying the other would allocate once per batch).
+    private var spareStreamList: [YamuxStreamChannel] = []
 
     /// Counters for tests and metrics.
     private var _statistics = YamuxSessionStatistics()
@@ -187,7 +190,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         if writable {
             self.writeTimeout?.cancel()
             self.writeTimeout = nil
-            while let header = self.controlQueue.popFirst() { self.writeFrame(header) }
+            while let header = self.controlQueue.popFirst() { self.writeControlFrame(header) }
             self.flushIfNeeded()
         } else if self.writeTimeout == nil, case .active = self.state {
             // hashicorp's connection write timeout: if the peer does not take our bytes for this
@@ -235,9 +238,9 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     private func endReadLoop() {
         self.isInReadLoop = false
         if !self.streamsNeedingReadComplete.isEmpty {
-            let streams = self.streamsNeedingReadComplete
-            self.streamsNeedingReadComplete.removeAll(keepingCapacity: true)
-            for stream in streams { stream.sessionReadComplete() }
+            swap(&self.streamsNeedingReadComplete, &self.spareStreamList)
+            for stream in self.spareStreamList { stream.sessionReadComplete() }
+            self.spareStreamList.removeAll(keepingCapacity: true)
         }
         self.flushIfNeeded()
     }
@@ -404,6 +407,11 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         var promise: EventLoopPromise<Void>?
     }
     private var pendingFrames: [PendingFrame] = []
+    /// Swapped with `pendingFrames` while they are written, so frames written meanwhile (a
+    /// promise or a writability change can call back into the session) are neither lost nor
+    /// reordered, and neither array is reallocated.
+    private var framesBeingWritten: [PendingFrame] = []
+    private var writingFrames = false
     /// Where headers and small payloads are gathered at a flush; reused while the connection
     /// holds none of its bytes any more.
     private var gatherBuffer = ByteBuffer()
@@ -451,24 +459,25 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         if self.gatherBuffer.capacity > 64 * 1024 { self.gatherBuffer = context.channel.allocator.buffer(capacity: size) }
         self.gatherBuffer.clear()
         self.gatherBuffer.reserveCapacity(size)
+        swap(&self.pendingFrames, &self.framesBeingWritten)
         // First every byte into the buffer (writing into it after slicing would copy it).
-        for frame in self.pendingFrames {
+        for frame in self.framesBeingWritten {
             frame.header.write(to: &self.gatherBuffer)
             if let payload = frame.payload, payload.readableBytes <= Self.copyPayloadLimit {
                 self.gatherBuffer.writeImmutableBuffer(payload)
             }
         }
-        let frames = self.pendingFrames
-        self.pendingFrames.removeAll(keepingCapacity: true)
-        // Then the slices, large payloads in between.
+        // Then the slices, large payloads in between. Sliced from a local copy: a nested
+        // flush may reuse `gatherBuffer` meanwhile.
+        let gathered = self.gatherBuffer
         var sliceStart = 0
         var end = 0
-        for frame in frames {
+        for frame in self.framesBeingWritten {
             end += YamuxFrameHeader.size
             let large = frame.payload.map { $0.readableBytes > Self.copyPayloadLimit } ?? false
             if let payload = frame.payload, !large { end += payload.readableBytes }
             if large || frame.promise != nil {
-                let slice = self.gatherBuffer.getSlice(at: sliceStart, length: end - sliceStart)!
+                let slice = gathered.getSlice(at: sliceStart, length: end - sliceStart)!
                 sliceStart = end
                 if large {
                     context.write(Self.wrapOutboundOut(slice), promise: nil)
@@ -479,15 +488,29 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             }
         }
         if end > sliceStart {
-            context.write(Self.wrapOutboundOut(self.gatherBuffer.getSlice(at: sliceStart, length: end - sliceStart)!), promise: nil)
+            context.write(Self.wrapOutboundOut(gathered.getSlice(at: sliceStart, length: end - sliceStart)!), promise: nil)
         }
+        self.framesBeingWritten.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes a control frame to the connection at once, not gathered for the flush: so it
+    /// counts against the connection's writability straight away, and a peer flooding pings
+    /// within one read batch makes the connection unwritable (and its replies queue, up to
+    /// the limit) in that batch. Gathered, a whole batch of replies would pass as writable.
+    /// Ping replies and refusals need no order with respect to other frames.
+    private func writeControlFrame(_ header: YamuxFrameHeader) {
+        guard let context = self.context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
+        header.write(to: &buffer)
+        context.write(Self.wrapOutboundOut(buffer), promise: nil)
+        self.needsFlush = true
     }
 
     /// Frames the peer provokes without bound (ping replies, refusal RSTs): written at once
     /// while the connection is writable, held (up to the limit) while it is not.
     private func queueControlFrame(_ header: YamuxFrameHeader) {
         if self.parentWritable && self.controlQueue.isEmpty {
-            self.writeFrame(header)
+            self.writeControlFrame(header)
             return
         }
         self.controlQueue.append(header)
@@ -504,8 +527,15 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     }
 
     private func flushNow(context: ChannelHandlerContext) {
-        self.needsFlush = false
-        self.writePendingFrames(context: context)
+        // Writing to the connection can call back into the session (a failed write's promise,
+        // a writability change); frames written then are written by the loop below.
+        guard !self.writingFrames else { return }
+        self.writingFrames = true
+        repeat {
+            self.needsFlush = false
+            self.writePendingFrames(context: context)
+        } while !self.pendingFrames.isEmpty
+        self.writingFrames = false
         context.flush()
     }
 
@@ -515,8 +545,9 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     func flushSoon() {
         guard !self.isInReadLoop, self.needsFlush, !self.flushScheduled, let context = self.context else { return }
         self.flushScheduled = true
-        context.eventLoop.assumeIsolated().execute { [weak self] in
-            guard let self else { return }
+        // A strong capture: the closure's context is then `self` itself, no allocation (a
+        // weak one needs a box). The handler lives until the task has run.
+        context.eventLoop.assumeIsolated().execute { [self] in
             self.flushScheduled = false
             self.flushIfNeeded()
         }
