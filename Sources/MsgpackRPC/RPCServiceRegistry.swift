@@ -80,7 +80,9 @@ struct RPCMethod: Sendable {
             }
             do {
                 let reply = try await handler(arguments, context)
-                var response = coders.allocator.buffer(capacity: 64 + context.serviceMethod.utf8.count)
+                var response = coders.spareBuffer ?? coders.allocator.buffer(capacity: 64 + context.serviceMethod.utf8.count)
+                // Reuses the stream's last response buffer when the transport has let go of it.
+                response.clear()
                 RPCResponseHeader(serviceMethod: context.serviceMethod, seq: context.seq).write(to: &response)
                 do {
                     try coders.encoder.encode(reply, into: &response)
@@ -117,6 +119,9 @@ struct RPCServerCoders: Sendable {
     var encoder: MessagePackEncoder
     var decoder: MessagePackDecoder
     var allocator: ByteBufferAllocator
+    /// The stream's previous response buffer, to write this response into
+    /// (no allocation when nothing else holds it any more).
+    var spareBuffer: ByteBuffer? = nil
 
     /// A net/rpc error response: the header with `Error` set, then an empty
     /// struct (0x80) as body, as Go's server sends `invalidRequest`.
