@@ -108,6 +108,10 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.closeSession(error: .sessionClosed, goAway: nil)
         self.context = nil
+        // Whatever was gathered and never flushed will not be now.
+        let frames = self.pendingFrames
+        self.pendingFrames.removeAll()
+        for frame in frames { frame.promise?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -425,6 +429,12 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     func writeFrame(_ header: YamuxFrameHeader, promise: EventLoopPromise<Void>? = nil) {
         guard self.context != nil else {
             promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        if case .closed(let error) = self.state, header.type != .goAway {
+            // The connection is closing: a frame gathered now would never be flushed (and its
+            // promise never completed). Only the closing GoAway still goes out.
+            promise?.fail(error)
             return
         }
         self.pendingFrames.append(PendingFrame(header: header, payload: nil, promise: promise))
