@@ -158,6 +158,8 @@ let package = Package(
             name: "MuxRPCBench",
             dependencies: [
                 "Yamux",
+                "MsgpackRPC",
+                "MuxRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -42,18 +42,27 @@ def build():
     subprocess.run(["swift", "build", "-c", "release", "--product", "muxrpc-bench"], cwd=ROOT, check=True)
 
 
+# MuxRPC drives yamux streams with handlers on the event loop (YamuxStream.configurePipeline,
+# as MuxRPC's own RPC streams do); the async API (executeThenClose over NIOAsyncChannel) is
+# measured too, against the same Go runs. Go has one API: goroutines with blocking Read/Write.
+STREAM_APIS = [("", ["--api", "handlers"]), (", async API", ["--api", "async"])]
+# RPC: both ends on NIO's shared event loops (one per core), and both on one event loop thread.
+RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"])]
+
+
 def shapes(quick):
-    """(name, metric, arguments) for each shape; the same arguments for both stacks."""
+    """(name, metric, arguments, MuxRPC variants) for each shape; Go runs the arguments once,
+    MuxRPC once per variant (a name suffix and extra arguments)."""
     total = str(256 << 20) if quick else str(1 << 30)
-    result = [("tcp 64 KiB", "MBps", ["tcp", "--bytes", total, "--chunk", str(64 << 10)])]
+    result = [("tcp 64 KiB", "MBps", ["tcp", "--bytes", total, "--chunk", str(64 << 10)], [("", [])])]
     for streams in ([1, 64] if quick else [1, 8, 64]):
         for chunk in ([64 << 10] if quick else [4 << 10, 16 << 10, 64 << 10]):
             result.append((f"streams {streams} x {chunk >> 10} KiB", "MBps",
-                           ["streams", "--streams", str(streams), "--bytes", total, "--chunk", str(chunk)]))
+                           ["streams", "--streams", str(streams), "--bytes", total, "--chunk", str(chunk)], STREAM_APIS))
     for concurrency in ([1, 32] if quick else [1, 8, 32]):
         calls = str(20000 * max(1, concurrency // 8))
         result.append((f"rpc echo 64 B, {concurrency} in flight", "calls_per_s",
-                       ["rpc", "--calls", calls, "--concurrency", str(concurrency), "--payload", "64"]))
+                       ["rpc", "--calls", calls, "--concurrency", str(concurrency), "--payload", "64"], RPC_LOOPS))
     return result
 
 
@@ -70,15 +79,23 @@ def run(binary, arguments):
 def measure(rounds, quick):
     results = {}
     for round_index in range(rounds):
-        for name, metric, arguments in shapes(quick):
-            stacks = [("Go", GO_BENCH), ("MuxRPC", SWIFT_BENCH)]
+        for name, metric, arguments, variants in shapes(quick):
+            runs = [("Go", GO_BENCH, arguments, None)] + [("MuxRPC", SWIFT_BENCH, arguments + extra, suffix) for suffix, extra in variants]
             if round_index % 2:
-                stacks.reverse()
-            for stack, binary in stacks:
-                fields = run(binary, arguments)
-                say(f"round {round_index + 1}/{rounds} {stack:6} {name}: {fields.get(metric) if fields else 'n/a'}")
-                if fields:
-                    results.setdefault((name, metric), {}).setdefault(stack, []).append(float(fields[metric]))
+                runs.reverse()
+            for stack, binary, args, suffix in runs:
+                fields = run(binary, args)
+                label = name + (suffix or "")
+                say(f"round {round_index + 1}/{rounds} {stack:6} {label}: {fields.get(metric) if fields else 'n/a'}")
+                if not fields:
+                    continue
+                value = float(fields[metric])
+                if stack == "Go":
+                    # One Go run stands against every MuxRPC variant of the shape.
+                    for variant_suffix, _ in variants:
+                        results.setdefault((name + variant_suffix, metric), {}).setdefault("Go", []).append(value)
+                else:
+                    results.setdefault((label, metric), {}).setdefault("MuxRPC", []).append(value)
     return results
 
 
@@ -101,6 +118,9 @@ def table(results, rounds, command):
         tcp, stream = median("tcp 64 KiB", "MBps", stack), median("streams 1 x 64 KiB", "MBps", stack)
         if tcp and stream:
             ceiling.append(f"{stack}: one stream at {stream / tcp:.0%} of raw loopback TCP")
+    async_stream, tcp = median("streams 1 x 64 KiB, async API", "MBps", "MuxRPC"), median("tcp 64 KiB", "MBps", "MuxRPC")
+    if async_stream and tcp:
+        ceiling.append(f"MuxRPC's async API: one stream at {async_stream / tcp:.0%}")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
     return "\n".join([
@@ -111,6 +131,13 @@ def table(results, rounds, command):
         *rows,
         "",
         "; ".join(ceiling) + "." if ceiling else "",
+        "",
+        "MuxRPC's stream rows without a suffix use handlers on the event loop "
+        "(`YamuxStream.configurePipeline`, `--api handlers`), as MuxRPC's RPC streams do; "
+        "\"async API\" rows use `YamuxStream.executeThenClose` (`NIOAsyncChannel`). "
+        "Go's rows are the same Go runs in both. RPC: `muxrpc-bench rpc`, callers on the "
+        "connection's event loop, one stream per call in flight; \"1 event loop\" rows run "
+        "server and client on one NIO thread (`--event-loops 1`) instead of NIO's shared group.",
         "",
         "![throughput](images/side-by-side-throughput.png)",
         "![calls](images/side-by-side-rpc.png)",

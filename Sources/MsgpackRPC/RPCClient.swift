@@ -35,7 +35,14 @@ public final class RPCClient: Sendable {
         var nextSeq: UInt64 = 1
         var inFlight = false
         var failure: RPCError?
+        /// The last request's buffer, reused for the next one: by then the
+        /// transport has sent it and let go of it, so `clear()` keeps its
+        /// memory instead of allocating (two allocations a call saved).
+        var spareBuffer: ByteBuffer?
     }
+
+    /// Requests whose buffer grew beyond this are not kept for reuse.
+    private static let maxSpareBufferCapacity = 4096
 
     /// Settings for the client side of a stream.
     public struct Configuration: Sendable {
@@ -105,28 +112,32 @@ public final class RPCClient: Sendable {
         if Task.isCancelled {
             throw RPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was sent", isStreamUsable: true, requestWasSent: false)
         }
-        let seq = try begin()
+        var (seq, request) = try begin()
         var callError: RPCError?
-        defer { end(callError) }
+        defer { end(callError, spareBuffer: request) }
         do {
             let deadline = options.effectiveDeadline
             if let deadline, deadline.hasPassed {
                 throw RPCError(code: .deadlineExceeded, message: "the deadline passed before \(serviceMethod) was sent", isStreamUsable: true, requestWasSent: false)
             }
-            var request = channel.allocator.buffer(capacity: 64 + serviceMethod.utf8.count)
+            if request == nil {
+                request = channel.allocator.buffer(capacity: 64 + serviceMethod.utf8.count)
+            }
+            // Reuses the memory when nothing else holds the buffer any more.
+            request!.clear()
             let header = RPCRequestHeader(
                 serviceMethod: serviceMethod,
                 seq: seq,
                 deadline: options.propagatesDeadline ? deadline : nil,
                 traceContext: options.traceContext
             )
-            header.write(to: &request)
+            header.write(to: &request!)
             do {
-                try writeBody(&request)
+                try writeBody(&request!)
             } catch {
                 throw RPCError(code: .encodingFailed, message: "the arguments of \(serviceMethod) could not be encoded; nothing was sent", isStreamUsable: true, requestWasSent: false, cause: error)
             }
-            let response = try await send(request, seq: seq, serviceMethod: serviceMethod, deadline: deadline?.nioDeadline)
+            let response = try await send(request!, seq: seq, serviceMethod: serviceMethod, deadline: deadline?.nioDeadline)
             if !response.header.error.isEmpty {
                 throw RPCError(code: .serverError, message: response.header.error, isStreamUsable: true)
             }
@@ -139,27 +150,28 @@ public final class RPCClient: Sendable {
 
     private func send(_ request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: NIODeadline?) async throws -> RPCRawResponse {
         let eventLoop = channel.eventLoop
-        let promise = eventLoop.makePromise(of: RPCRawResponse.self)
         let handler = self.handler
-        if eventLoop.inEventLoop {
-            handler.value.start(request: request, seq: seq, serviceMethod: serviceMethod, deadline: deadline, promise: promise)
-        } else {
-            eventLoop.execute {
-                handler.value.start(request: request, seq: seq, serviceMethod: serviceMethod, deadline: deadline, promise: promise)
-            }
-        }
         return try await withTaskCancellationHandler {
-            try await promise.futureResult.get()
+            try await withUnsafeThrowingContinuation { continuation in
+                if eventLoop.inEventLoop {
+                    handler.value.start(request: request, seq: seq, serviceMethod: serviceMethod, deadline: deadline, continuation: continuation)
+                } else {
+                    eventLoop.execute {
+                        handler.value.start(request: request, seq: seq, serviceMethod: serviceMethod, deadline: deadline, continuation: continuation)
+                    }
+                }
+            }
         } onCancel: {
-            // Runs after start on the same loop (execute is FIFO), so the
-            // call it cancels is this one, identified by its Seq.
+            // Runs after start on the same loop (execute is FIFO, and a caller
+            // on the loop started the call before suspending), so the call it
+            // cancels is this one, identified by its Seq.
             eventLoop.execute { handler.value.cancel(seq: seq) }
         }
     }
 
     /// Admits one call: refuses a dead stream or a second call in flight.
-    private func begin() throws(RPCError) -> UInt64 {
-        let result: Result<UInt64, RPCError> = state.withLockedValue { state in
+    private func begin() throws(RPCError) -> (seq: UInt64, buffer: ByteBuffer?) {
+        let result: Result<(seq: UInt64, buffer: ByteBuffer?), RPCError> = state.withLockedValue { state in
             if let failure = state.failure {
                 return .failure(RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(failure.message)", isStreamUsable: false, requestWasSent: false, cause: failure))
             }
@@ -168,14 +180,19 @@ public final class RPCClient: Sendable {
             }
             state.inFlight = true
             defer { state.nextSeq &+= 1 }
-            return .success(state.nextSeq)
+            let buffer = state.spareBuffer
+            state.spareBuffer = nil
+            return .success((state.nextSeq, buffer))
         }
         return try result.get()
     }
 
-    private func end(_ error: RPCError?) {
+    private func end(_ error: RPCError?, spareBuffer: ByteBuffer?) {
         state.withLockedValue { state in
             state.inFlight = false
+            if let spareBuffer, spareBuffer.capacity <= Self.maxSpareBufferCapacity {
+                state.spareBuffer = spareBuffer
+            }
             if let error, !error.isStreamUsable, state.failure == nil {
                 state.failure = error
             }

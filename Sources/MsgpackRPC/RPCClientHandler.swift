@@ -24,7 +24,12 @@ final class RPCClientHandler: ChannelInboundHandler {
     private struct Pending {
         var seq: UInt64
         var serviceMethod: String
-        var promise: EventLoopPromise<RPCRawResponse>
+        /// The caller, suspended until the reply. A continuation rather than an
+        /// `EventLoopPromise`: awaiting a promise's future costs two allocations
+        /// per call (the promise and its callback), resuming this costs none.
+        /// Every path below resumes it exactly once: each one leaves the state
+        /// that holds it.
+        var continuation: UnsafeContinuation<RPCRawResponse, any Error>
         var timer: Scheduled<Void>?
     }
 
@@ -36,6 +41,8 @@ final class RPCClientHandler: ChannelInboundHandler {
     }
 
     private var state: State = .idle
+    /// The Seq of a call cancelled before it started.
+    private var cancelledBeforeStart: UInt64?
     private var context: ChannelHandlerContext?
     private let limits: MessagePackLimits
 
@@ -57,25 +64,30 @@ final class RPCClientHandler: ChannelInboundHandler {
 
     // MARK: Calls (from RPCClient, on the event loop)
 
-    func start(request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: NIODeadline?, promise: EventLoopPromise<RPCRawResponse>) {
+    func start(request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: NIODeadline?, continuation: UnsafeContinuation<RPCRawResponse, any Error>) {
         switch state {
         case .unusable(let error):
-            promise.fail(RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(error.message)", isStreamUsable: false, requestWasSent: false, cause: error))
+            continuation.resume(throwing: RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(error.message)", isStreamUsable: false, requestWasSent: false, cause: error))
             return
         case .awaitingHeader, .awaitingBody:
             // RPCClient admits one call at a time, so this is a bug above us.
-            promise.fail(RPCError(code: .callInProgress, message: "another call is in flight on this stream", isStreamUsable: true, requestWasSent: false))
+            continuation.resume(throwing: RPCError(code: .callInProgress, message: "another call is in flight on this stream", isStreamUsable: true, requestWasSent: false))
             return
         case .idle:
             break
         }
+        if cancelledBeforeStart == seq {
+            cancelledBeforeStart = nil
+            continuation.resume(throwing: RPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was sent", isStreamUsable: true, requestWasSent: false))
+            return
+        }
         guard let context, context.channel.isActive else {
             let error = RPCError(code: .connectionClosed, message: "the stream is closed", isStreamUsable: false, requestWasSent: false)
             state = .unusable(error)
-            promise.fail(error)
+            continuation.resume(throwing: error)
             return
         }
-        var pending = Pending(seq: seq, serviceMethod: serviceMethod, promise: promise, timer: nil)
+        var pending = Pending(seq: seq, serviceMethod: serviceMethod, continuation: continuation, timer: nil)
         if let deadline {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             pending.timer = context.eventLoop.scheduleTask(deadline: deadline) {
@@ -83,13 +95,20 @@ final class RPCClientHandler: ChannelInboundHandler {
             }
         }
         state = .awaitingHeader(pending)
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(request)).whenFailure { error in
-            loopBound.value.fail(seq: seq, RPCError(code: .transportFailure, message: "writing the request failed", isStreamUsable: false, cause: error))
-        }
+        // No write promise (it would cost two allocations per call): a write
+        // fails only on a channel that is closing, and the close reaches this
+        // handler as channelInactive (with errorCaught first for an I/O
+        // error), which fails the call.
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
     func cancel(seq: UInt64) {
+        if case .idle = state {
+            // The cancellation overtook the call itself (the task was cancelled
+            // before `start` ran): `start` refuses it.
+            cancelledBeforeStart = seq
+            return
+        }
         fail(seq: seq, RPCError(code: .cancelled, message: "the call was cancelled; the reply may still arrive, so the stream cannot be reused", isStreamUsable: false))
     }
 
@@ -118,7 +137,7 @@ final class RPCClientHandler: ChannelInboundHandler {
         case .awaitingBody(let pending, let header):
             state = .idle
             pending.timer?.cancel()
-            pending.promise.succeed(RPCRawResponse(header: header, body: message))
+            pending.continuation.resume(returning: RPCRawResponse(header: header, body: message))
         case .idle:
             fail(RPCError(code: .protocolViolation, message: "the server sent a message while no call was in flight", isStreamUsable: false))
         case .unusable:
@@ -164,7 +183,7 @@ final class RPCClientHandler: ChannelInboundHandler {
         case .awaitingHeader(let pending), .awaitingBody(let pending, _):
             state = .unusable(error)
             pending.timer?.cancel()
-            pending.promise.fail(error)
+            pending.continuation.resume(throwing: error)
         }
     }
 }

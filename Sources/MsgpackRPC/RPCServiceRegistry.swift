@@ -95,7 +95,9 @@ struct RPCMethod: Sendable {
                     }
                     reply = typed
                 }
-                var response = coders.allocator.buffer(capacity: 64 + context.serviceMethod.utf8.count)
+                var response = coders.spareBuffer ?? coders.allocator.buffer(capacity: 64 + context.serviceMethod.utf8.count)
+                // Reuses the stream's last response buffer when the transport has let go of it.
+                response.clear()
                 RPCResponseHeader(serviceMethod: context.serviceMethod, seq: context.seq).write(to: &response)
                 do {
                     try coders.encoder.encode(reply, into: &response)
@@ -133,6 +135,9 @@ struct RPCServerCoders: Sendable {
     var decoder: MessagePackDecoder
     var allocator: ByteBufferAllocator
     var interceptors: [RPCScopedInterceptor<any RPCServerInterceptor>] = []
+    /// The stream's previous response buffer, to write this response into
+    /// (no allocation when nothing else holds it any more).
+    var spareBuffer: ByteBuffer? = nil
 
     /// A net/rpc error response: the header with `Error` set, then an empty
     /// struct (0x80) as body, as Go's server sends `invalidRequest`.

@@ -19,7 +19,12 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     let role: YamuxRole
     let configuration: YamuxConfiguration
     private var context: ChannelHandlerContext?
-    private var decoder: NIOSingleStepByteToMessageProcessor<YamuxFrameDecoder>
+    private var parser: YamuxFrameParser
+    /// The stream the data frame being received belongs to; nil while no payload is expected
+    /// or when the rest of the payload is to be discarded (unknown, reset or closed stream).
+    private var payloadStream: YamuxStreamChannel?
+    /// The header of the data frame whose payload is arriving (its FIN applies after it).
+    private var payloadHeader = YamuxFrameHeader(type: .data, streamID: 0, length: 0)
 
     private enum State {
         case idle
@@ -66,6 +71,9 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     private(set) var isInReadLoop = false
     private var needsFlush = false
     private var streamsNeedingReadComplete: [YamuxStreamChannel] = []
+    /// Swapped with `streamsNeedingReadComplete` at the end of each batch, so neither array
+    /// is reallocated (copying one and emptying the other would allocate once per batch).
+    private var spareStreamList: [YamuxStreamChannel] = []
 
     /// Counters for tests and metrics.
     private var _statistics = YamuxSessionStatistics()
@@ -87,10 +95,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         let maxWindow = configuration.enableWindowAutoTuning
             ? max(configuration.maxStreamWindowSize, configuration.maxAutoTunedStreamWindow)
             : configuration.maxStreamWindowSize
-        self.decoder = NIOSingleStepByteToMessageProcessor(
-            YamuxFrameDecoder(maxDataLength: maxWindow),
-            maximumBufferSize: nil
-        )
+        self.parser = YamuxFrameParser(maxDataLength: maxWindow)
         self.autoTuneBudget = AutoTuneBudget(limit: configuration.maxAutoTunedSessionWindow)
     }
 
@@ -105,6 +110,10 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.closeSession(error: .sessionClosed, goAway: nil)
         self.context = nil
+        // Whatever was gathered and never flushed will not be now.
+        let frames = self.pendingFrames
+        self.pendingFrames.removeAll()
+        for frame in frames { frame.promise?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -187,7 +196,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         if writable {
             self.writeTimeout?.cancel()
             self.writeTimeout = nil
-            while let header = self.controlQueue.popFirst() { self.writeFrame(header) }
+            while let header = self.controlQueue.popFirst() { self.writeControlFrame(header) }
             self.flushIfNeeded()
         } else if self.writeTimeout == nil, case .active = self.state {
             // hashicorp's connection write timeout: if the peer does not take our bytes for this
@@ -206,12 +215,16 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .active = self.state else { return }
-        let buffer = Self.unwrapInboundIn(data)
+        var buffer = Self.unwrapInboundIn(data)
         self.isInReadLoop = true
         do {
-            try self.decoder.process(buffer: buffer) { frame in
-                guard case .active = self.state else { return }
-                try self.handleFrame(frame)
+            while case .active = self.state, let event = try self.parser.next(from: &buffer) {
+                switch event {
+                case .header(let header):
+                    try self.handleHeader(header)
+                case .payload(let piece, let last):
+                    try self.handlePayload(piece, last: last)
+                }
             }
         } catch let error as YamuxError {
             self.closeSession(error: error, goAway: error.isPeerProtocolError ? .protocolError : nil)
@@ -231,29 +244,32 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     private func endReadLoop() {
         self.isInReadLoop = false
         if !self.streamsNeedingReadComplete.isEmpty {
-            let streams = self.streamsNeedingReadComplete
-            self.streamsNeedingReadComplete.removeAll(keepingCapacity: true)
-            for stream in streams { stream.sessionReadComplete() }
+            swap(&self.streamsNeedingReadComplete, &self.spareStreamList)
+            for stream in self.spareStreamList { stream.sessionReadComplete() }
+            self.spareStreamList.removeAll(keepingCapacity: true)
         }
         self.flushIfNeeded()
     }
 
-    private func handleFrame(_ frame: YamuxFrame) throws {
-        switch frame.header.type {
+    private func handleHeader(_ header: YamuxFrameHeader) throws {
+        switch header.type {
         case .data, .windowUpdate:
-            try self.handleStreamFrame(frame)
+            try self.handleStreamHeader(header)
         case .ping:
-            self.handlePing(frame.header)
+            self.handlePing(header)
         case .goAway:
-            self.handleGoAway(frame.header)
+            self.handleGoAway(header)
         }
     }
 
-    private func handleStreamFrame(_ frame: YamuxFrame) throws {
-        let header = frame.header
+    /// A window update, or the header of a data frame (its payload follows in pieces, see
+    /// `handlePayload`; a FIN on it applies once the whole payload is in).
+    private func handleStreamHeader(_ header: YamuxFrameHeader) throws {
         let id = header.streamID
         let flags = header.flags
-        var newInbound = false
+        let hasPayload = header.type == .data && header.length > 0
+        self.payloadStream = nil
+        self.payloadHeader = header
 
         if flags.contains(.syn) {
             if self.streams[id] != nil { throw YamuxError.duplicateStream(id) }
@@ -271,7 +287,6 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             let stream = self.makeStream(id: id, outbound: false)
             self.streams[id] = stream
             self.backlog.append(stream)
-            newInbound = true
         }
 
         guard let stream = self.streams[id] else {
@@ -290,40 +305,57 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
         if flags.contains(.ack) { self.streamAcknowledged(stream) }
 
-        switch header.type {
-        case .windowUpdate:
-            if header.length > 0 {
+        if hasPayload {
+            guard stream.stateMachine.canReceiveData else { throw YamuxError.unexpectedData(id) }
+            guard stream.flow.receive(header.length) else { throw YamuxError.windowExceeded(streamID: id) }
+            if stream.channelClosed {
+                // The application closed this stream; nobody will read this. Abort it.
+                self.sendReset(stream)
+                return
+            }
+            self.payloadStream = stream
+        } else {
+            if header.type == .windowUpdate, header.length > 0 {
                 stream.flow.grantSend(header.length)
                 if stream.hasFlushedWrites, stream.drainWrites() { self.needsFlush = true }
             }
-        case .data:
-            if let payload = frame.payload, payload.readableBytes > 0 {
-                guard stream.stateMachine.canReceiveData else { throw YamuxError.unexpectedData(id) }
-                guard stream.flow.receive(header.length) else { throw YamuxError.windowExceeded(streamID: id) }
-                if stream.channelClosed {
-                    // The application closed this stream; nobody will read this. Abort it.
-                    self.sendReset(stream)
-                    return
-                }
-                stream.receive(payload)
-            }
-        default:
-            break
+            try self.handleFIN(flags, stream: stream)
         }
 
-        if flags.contains(.fin) {
-            switch stream.stateMachine.receivedFIN() {
-            case .protocolError:
-                throw YamuxError.unexpectedFIN(id)
-            case .halfClosed:
-                stream.receivedFIN()
-            case .fullyClosed:
-                self.removeStream(stream)
-                stream.receivedFIN()
-            }
-        }
+        if flags.contains(.syn) { self.serviceAcceptWaiters() }
+    }
 
-        if newInbound { self.serviceAcceptWaiters() }
+    /// A piece of the current data frame's payload.
+    private func handlePayload(_ piece: ByteBuffer, last: Bool) throws {
+        guard let stream = self.payloadStream else { return }
+        if last { self.payloadStream = nil }
+        // The stream may have been reset since the header: drop the rest.
+        guard stream.inSessionMap else {
+            self.payloadStream = nil
+            return
+        }
+        if stream.channelClosed {
+            // Closed by the application between two pieces: as for a frame that arrives after
+            // the close, nobody will read this. Abort it.
+            self.payloadStream = nil
+            self.sendReset(stream)
+            return
+        }
+        stream.receive(piece)
+        if last { try self.handleFIN(self.payloadHeader.flags, stream: stream) }
+    }
+
+    private func handleFIN(_ flags: YamuxFrameFlags, stream: YamuxStreamChannel) throws {
+        guard flags.contains(.fin) else { return }
+        switch stream.stateMachine.receivedFIN() {
+        case .protocolError:
+            throw YamuxError.unexpectedFIN(stream.streamID)
+        case .halfClosed:
+            stream.receivedFIN()
+        case .fullyClosed:
+            self.removeStream(stream)
+            stream.receivedFIN()
+        }
     }
 
     private func streamAcknowledged(_ stream: YamuxStreamChannel) {
@@ -376,37 +408,117 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
     // MARK: writing
 
+    /// A frame written but not yet handed to the connection: frames are gathered until the
+    /// flush, then written as few buffers as possible (see `writePendingFrames`).
+    private struct PendingFrame {
+        var header: YamuxFrameHeader
+        /// A data payload (empty for header-only frames).
+        var payload: ByteBuffer?
+        var promise: EventLoopPromise<Void>?
+    }
+    private var pendingFrames: [PendingFrame] = []
+    /// Swapped with `pendingFrames` while they are written, so frames written meanwhile (a
+    /// promise or a writability change can call back into the session) are neither lost nor
+    /// reordered, and neither array is reallocated.
+    private var framesBeingWritten: [PendingFrame] = []
+    private var writingFrames = false
+    /// Where headers and small payloads are gathered at a flush; reused while the connection
+    /// holds none of its bytes any more.
+    private var gatherBuffer = ByteBuffer()
+    /// Payloads up to this size are copied behind their header: a copy this small costs less
+    /// than a buffer of its own, a promise and an iovec.
+    static let copyPayloadLimit = 1024
+    /// A flush has been scheduled for the end of this turn of the event loop.
+    private var flushScheduled = false
+
     /// Writes a header-only frame (not flushed).
     func writeFrame(_ header: YamuxFrameHeader, promise: EventLoopPromise<Void>? = nil) {
-        guard let context = self.context else {
+        guard self.context != nil else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
-        header.write(to: &buffer)
-        context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        if case .closed(let error) = self.state, header.type != .goAway {
+            // The connection is closing: a frame gathered now would never be flushed (and its
+            // promise never completed). Only the closing GoAway still goes out.
+            promise?.fail(error)
+            return
+        }
+        self.pendingFrames.append(PendingFrame(header: header, payload: nil, promise: promise))
         self.needsFlush = true
     }
 
-    /// Writes a data frame (not flushed). Large payloads go out as their own buffer behind the
-    /// header (a gathering write, no copy); tiny ones are cheaper copied behind the header.
+    /// Writes a data frame (not flushed). The payload is not copied unless it is small.
     func writeData(streamID: UInt32, payload: ByteBuffer, promise: EventLoopPromise<Void>?) {
-        guard case .active = self.state, let context = self.context else {
+        guard case .active = self.state, self.context != nil else {
             promise?.fail(YamuxError.sessionClosed)
             return
         }
         let header = YamuxFrameHeader(type: .data, streamID: streamID, length: UInt32(payload.readableBytes))
-        if payload.readableBytes <= 256 {
-            var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size + payload.readableBytes)
-            header.write(to: &buffer)
-            buffer.writeImmutableBuffer(payload)
-            context.write(Self.wrapOutboundOut(buffer), promise: promise)
-        } else {
-            var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
-            header.write(to: &buffer)
-            context.write(Self.wrapOutboundOut(buffer), promise: nil)
-            context.write(Self.wrapOutboundOut(payload), promise: promise)
+        self.pendingFrames.append(PendingFrame(header: header, payload: payload, promise: promise))
+        self.needsFlush = true
+    }
+
+    /// Hands the pending frames to the connection: every header and every small payload is
+    /// copied, in order, into one buffer, and the connection gets slices of it with the large
+    /// payloads in between (one gathering write, no allocation per frame: before this, each
+    /// frame cost a 12-byte buffer of its own). A slice ends after each frame that carries a
+    /// promise, so every promise completes when its own frame is written.
+    private func writePendingFrames(context: ChannelHandlerContext) {
+        guard !self.pendingFrames.isEmpty else { return }
+        var size = 0
+        for frame in self.pendingFrames {
+            size += YamuxFrameHeader.size
+            if let payload = frame.payload, payload.readableBytes <= Self.copyPayloadLimit { size += payload.readableBytes }
         }
+        // Reused when the connection has written (and dropped) every slice of the last batch;
+        // `clear()` allocates afresh otherwise. Very large batches are not kept around.
+        if self.gatherBuffer.capacity > 64 * 1024 { self.gatherBuffer = context.channel.allocator.buffer(capacity: size) }
+        self.gatherBuffer.clear()
+        self.gatherBuffer.reserveCapacity(size)
+        swap(&self.pendingFrames, &self.framesBeingWritten)
+        // First every byte into the buffer (writing into it after slicing would copy it).
+        for frame in self.framesBeingWritten {
+            frame.header.write(to: &self.gatherBuffer)
+            if let payload = frame.payload, payload.readableBytes <= Self.copyPayloadLimit {
+                self.gatherBuffer.writeImmutableBuffer(payload)
+            }
+        }
+        // Then the slices, large payloads in between. Sliced from a local copy: a nested
+        // flush may reuse `gatherBuffer` meanwhile.
+        let gathered = self.gatherBuffer
+        var sliceStart = 0
+        var end = 0
+        for frame in self.framesBeingWritten {
+            end += YamuxFrameHeader.size
+            let large = frame.payload.map { $0.readableBytes > Self.copyPayloadLimit } ?? false
+            if let payload = frame.payload, !large { end += payload.readableBytes }
+            if large || frame.promise != nil {
+                let slice = gathered.getSlice(at: sliceStart, length: end - sliceStart)!
+                sliceStart = end
+                if large {
+                    context.write(Self.wrapOutboundOut(slice), promise: nil)
+                    context.write(Self.wrapOutboundOut(frame.payload!), promise: frame.promise)
+                } else {
+                    context.write(Self.wrapOutboundOut(slice), promise: frame.promise)
+                }
+            }
+        }
+        if end > sliceStart {
+            context.write(Self.wrapOutboundOut(gathered.getSlice(at: sliceStart, length: end - sliceStart)!), promise: nil)
+        }
+        self.framesBeingWritten.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes a control frame to the connection at once, not gathered for the flush: so it
+    /// counts against the connection's writability straight away, and a peer flooding pings
+    /// within one read batch makes the connection unwritable (and its replies queue, up to
+    /// the limit) in that batch. Gathered, a whole batch of replies would pass as writable.
+    /// Ping replies and refusals need no order with respect to other frames.
+    private func writeControlFrame(_ header: YamuxFrameHeader) {
+        guard let context = self.context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
+        header.write(to: &buffer)
+        context.write(Self.wrapOutboundOut(buffer), promise: nil)
         self.needsFlush = true
     }
 
@@ -414,7 +526,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     /// while the connection is writable, held (up to the limit) while it is not.
     private func queueControlFrame(_ header: YamuxFrameHeader) {
         if self.parentWritable && self.controlQueue.isEmpty {
-            self.writeFrame(header)
+            self.writeControlFrame(header)
             return
         }
         self.controlQueue.append(header)
@@ -424,10 +536,37 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Flushes now, unless inside a read batch (`channelReadComplete` flushes once for it).
     func flushIfNeeded() {
         guard !self.isInReadLoop, self.needsFlush, let context = self.context else { return }
-        self.needsFlush = false
+        self.flushNow(context: context)
+    }
+
+    private func flushNow(context: ChannelHandlerContext) {
+        // Writing to the connection can call back into the session (a failed write's promise,
+        // a writability change); frames written then are written by the loop below.
+        guard !self.writingFrames else { return }
+        self.writingFrames = true
+        repeat {
+            self.needsFlush = false
+            self.writePendingFrames(context: context)
+        } while !self.pendingFrames.isEmpty
+        self.writingFrames = false
         context.flush()
+    }
+
+    /// Flushes at the end of this turn of the event loop rather than now, so that every stream
+    /// that writes in this turn (many RPC replies, many bulk streams) shares one flush and one
+    /// `writev`, instead of one each. Inside a read batch, `channelReadComplete` flushes.
+    func flushSoon() {
+        guard !self.isInReadLoop, self.needsFlush, !self.flushScheduled, let context = self.context else { return }
+        self.flushScheduled = true
+        // A strong capture: the closure's context is then `self` itself, no allocation (a
+        // weak one needs a box). The handler lives until the task has run.
+        context.eventLoop.assumeIsolated().execute { [self] in
+            self.flushScheduled = false
+            self.flushIfNeeded()
+        }
     }
 
     // MARK: stream callbacks
@@ -438,7 +577,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             return
         }
         guard stream.inSessionMap else { return }
-        if stream.drainWrites() { self.flushIfNeeded() }
+        if stream.drainWrites() { self.flushSoon() }
     }
 
     func streamNeedsReadComplete(_ stream: YamuxStreamChannel) {
@@ -773,15 +912,19 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         self.closeCallbacks.removeAll()
         for callback in callbacks { callback(error) }
 
-        guard let context = self.context else { return }
+        guard let context = self.context else {
+            let frames = self.pendingFrames
+            self.pendingFrames.removeAll()
+            for frame in frames { frame.promise?.fail(error) }
+            return
+        }
         if let goAway {
             // The GoAway must reach the peer before the connection closes; if the peer does not
             // take it within the write timeout, close anyway.
             let channel = context.channel
             let written = context.eventLoop.makePromise(of: Void.self)
             self.writeFrame(YamuxFrameHeader(type: .goAway, streamID: 0, length: goAway.rawValue), promise: written)
-            self.needsFlush = false
-            context.flush()
+            self.flushNow(context: context)
             let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.connectionWriteTimeout)) {
                 channel.close(promise: nil)
             }
@@ -791,8 +934,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             }
         } else {
             if self.needsFlush {
-                self.needsFlush = false
-                context.flush()
+                self.flushNow(context: context)
             }
             context.close(promise: nil)
         }

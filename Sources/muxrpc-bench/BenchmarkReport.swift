@@ -6,11 +6,12 @@ struct BenchmarkReport {
     var fields: [(key: String, value: String)] = []
 
     mutating func add(_ key: String, _ value: Int) { fields.append((key, String(value))) }
+    mutating func add(_ key: String, _ value: String) { fields.append((key, value)) }
     mutating func add(_ key: String, _ value: Double) { fields.append((key, String(format: "%.1f", value))) }
 
     func print(json: Bool) {
         if json {
-            Swift.print("{" + fields.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}")
+            Swift.print("{" + fields.map { "\"\($0.key)\": \(Double($0.value) == nil ? "\"\($0.value)\"" : $0.value)" }.joined(separator: ", ") + "}")
         } else {
             Swift.print(fields.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         }

@@ -32,31 +32,79 @@ import Testing
         #expect(throws: YamuxHeaderParseError.unknownType(4)) { try YamuxFrameHeader.read(from: &badType) }
     }
 
-    @Test func decoderSplitsFramesAcrossArbitraryChunks() throws {
+    /// Runs `parser` over `chunks`, gluing each data frame's payload pieces back together.
+    private func parse(_ chunks: [ByteBuffer], maxDataLength: UInt32 = 1 << 20) throws -> [(header: YamuxFrameHeader, payload: String?, pieces: Int)] {
+        var parser = YamuxFrameParser(maxDataLength: maxDataLength)
+        var frames: [(header: YamuxFrameHeader, payload: String?, pieces: Int)] = []
+        for var chunk in chunks {
+            while let event = try parser.next(from: &chunk) {
+                switch event {
+                case .header(let header):
+                    frames.append((header, nil, 0))
+                case .payload(let piece, let last):
+                    frames[frames.count - 1].payload = (frames[frames.count - 1].payload ?? "") + String(buffer: piece)
+                    frames[frames.count - 1].pieces += 1
+                    if last { #expect(parser.payloadRemaining == 0) }
+                }
+            }
+            #expect(chunk.readableBytes == 0)
+        }
+        return frames
+    }
+
+    private var sampleWire: ByteBuffer {
         var wire = ByteBuffer()
         YamuxFrameHeader(type: .data, streamID: 1, length: 5).write(to: &wire)
         wire.writeString("hello")
         YamuxFrameHeader(type: .ping, flags: .syn, streamID: 0, length: 7).write(to: &wire)
         YamuxFrameHeader(type: .data, streamID: 3, length: 0).write(to: &wire)
         YamuxFrameHeader(type: .goAway, streamID: 0, length: 2).write(to: &wire)
-        // Feed one byte at a time: every frame still comes out whole.
-        let processor = NIOSingleStepByteToMessageProcessor(YamuxFrameDecoder(maxDataLength: 1 << 20))
-        var frames: [YamuxFrame] = []
-        for byte in wire.readableBytesView {
-            try processor.process(buffer: ByteBuffer(bytes: [byte])) { frames.append($0) }
-        }
+        return wire
+    }
+
+    @Test func parserSplitsFramesAcrossArbitraryChunks() throws {
+        // Fed one byte at a time: every header comes out whole, the payload in pieces.
+        let frames = try parse(sampleWire.readableBytesView.map { ByteBuffer(bytes: [$0]) })
         #expect(frames.map(\.header.type) == [.data, .ping, .data, .goAway])
-        #expect(frames[0].payload.map { String(buffer: $0) } == "hello")
+        #expect(frames[0].payload == "hello" && frames[0].pieces == 5)
         #expect(frames[1].header.length == 7 && frames[1].payload == nil)
         #expect(frames[2].payload == nil)
         #expect(frames[3].header.length == 2)
     }
 
-    @Test func decoderRejectsHugeDataLengthBeforeBuffering() {
+    @Test func parserHandsOutWholePayloadsInOneRead() throws {
+        let frames = try parse([sampleWire])
+        #expect(frames.map(\.header.type) == [.data, .ping, .data, .goAway])
+        #expect(frames[0].payload == "hello" && frames[0].pieces == 1)
+    }
+
+    @Test func parserPayloadPiecesAreSlicesNotCopies() throws {
+        var wire = ByteBuffer()
+        YamuxFrameHeader(type: .data, streamID: 1, length: 4).write(to: &wire)
+        wire.writeString("abcd")
+        let base = wire.withUnsafeReadableBytes { $0.baseAddress! }
+        var parser = YamuxFrameParser(maxDataLength: 1 << 20)
+        guard case .header = try parser.next(from: &wire), case .payload(let piece, last: true) = try parser.next(from: &wire) else {
+            Issue.record("expected a header and one payload piece")
+            return
+        }
+        let pieceAddress = piece.withUnsafeReadableBytes { $0.baseAddress! }
+        #expect(pieceAddress == base + 12)
+    }
+
+    @Test func parserRejectsHugeDataLengthBeforeBuffering() {
         var wire = ByteBuffer()
         YamuxFrameHeader(type: .data, streamID: 1, length: .max).write(to: &wire)
-        var decoder = YamuxFrameDecoder(maxDataLength: 256 * 1024)
-        #expect(throws: YamuxError.self) { _ = try decoder.decode(buffer: &wire) }
+        var parser = YamuxFrameParser(maxDataLength: 256 * 1024)
+        #expect(throws: YamuxError.self) { _ = try parser.next(from: &wire) }
+    }
+
+    @Test func parserRejectsBadVersionInASplitHeader() throws {
+        var parser = YamuxFrameParser(maxDataLength: 256 * 1024)
+        var first = ByteBuffer(bytes: [1, 0, 0])
+        var rest = ByteBuffer(bytes: [0, 0, 0, 0, 1, 0, 0, 0, 0])
+        #expect(try parser.next(from: &first) == nil)
+        #expect(throws: YamuxError.self) { _ = try parser.next(from: &rest) }
     }
 }
 

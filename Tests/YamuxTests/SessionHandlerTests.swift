@@ -13,6 +13,8 @@ import Testing
     }
 
     private func frames(_ channel: EmbeddedChannel) throws -> [YamuxFrameHeader] {
+        // Stream writes are flushed at the end of the loop's turn: let it turn.
+        channel.embeddedEventLoop.run()
         var all = ByteBuffer()
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
         var frames: [YamuxFrameHeader] = []
@@ -87,6 +89,90 @@ import Testing
         // Half-close: FIN (as a window update) after the data.
         stream.close(mode: .output, promise: nil)
         #expect(try self.frames(channel) == [YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: 1, length: 0)])
+    }
+
+    /// Collects what reaches a stream's pipeline.
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        var received = ""
+        var reads = 0
+        var sawEOF = false
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            self.received += String(buffer: self.unwrapInboundIn(data))
+            self.reads += 1
+        }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case .inputClosed = event as? ChannelEvent { self.sawEOF = true }
+        }
+    }
+
+    @Test func payloadSplitAcrossReadsArrivesInPiecesThenFIN() throws {
+        let (channel, _) = try self.makeServer()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
+        var accepted: YamuxStreamChannel?
+        handler.accept(token: 1) { result in accepted = try? result.get() }
+        let stream = try #require(accepted)
+        let collector = Collector()
+        try stream.pipeline.syncOperations.addHandler(collector)
+        // One data frame carrying FIN, its header and payload cut across three reads.
+        var wire = ByteBuffer()
+        YamuxFrameHeader(type: .data, flags: .fin, streamID: 1, length: 10).write(to: &wire)
+        wire.writeString("0123456789")
+        try channel.writeInbound(wire.getSlice(at: 0, length: 7)!)
+        try channel.writeInbound(wire.getSlice(at: 7, length: 9)!)
+        #expect(collector.received == "0123")
+        #expect(!collector.sawEOF)  // FIN waits for the rest of the payload
+        try channel.writeInbound(wire.getSlice(at: 16, length: 6)!)
+        #expect(collector.received == "0123456789")
+        #expect(collector.reads == 2)
+        #expect(collector.sawEOF)
+    }
+
+    @Test func gatheredFramesKeepOrderBytesAndPromises() throws {
+        let (channel, _) = try self.makeServer()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        var streams: [YamuxStreamChannel] = []
+        for id: UInt32 in [1, 3] {
+            try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: 0))
+            handler.accept(token: Int(id)) { result in if let s = try? result.get() { streams.append(s) } }
+        }
+        _ = try self.frames(channel)
+        // Small and large payloads from two streams in one turn of the loop, some with promises.
+        var completed: [Int] = []
+        let small = streams[0].eventLoop.makePromise(of: Void.self)
+        small.futureResult.whenSuccess { completed.append(1) }
+        streams[0].writeAndFlush(ByteBuffer(string: "tiny"), promise: small)
+        let large = streams[1].eventLoop.makePromise(of: Void.self)
+        large.futureResult.whenSuccess { completed.append(2) }
+        streams[1].writeAndFlush(ByteBuffer(repeating: 7, count: 5000), promise: large)
+        streams[0].writeAndFlush(ByteBuffer(string: "more"), promise: nil)
+        streams[0].close(mode: .output, promise: nil)
+        #expect(completed.isEmpty)  // nothing is written before the flush at the end of the turn
+        channel.embeddedEventLoop.run()
+        var all = ByteBuffer()
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
+        var expected = ByteBuffer()
+        YamuxFrameHeader(type: .data, streamID: 1, length: 4).write(to: &expected)
+        expected.writeString("tiny")
+        YamuxFrameHeader(type: .data, streamID: 3, length: 5000).write(to: &expected)
+        expected.writeRepeatingByte(7, count: 5000)
+        YamuxFrameHeader(type: .data, streamID: 1, length: 4).write(to: &expected)
+        expected.writeString("more")
+        YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: 1, length: 0).write(to: &expected)
+        #expect(all == expected)
+        #expect(completed == [1, 2])
+    }
+
+    @Test func framesAfterTheSessionClosedFailTheirPromises() throws {
+        let (channel, _) = try self.makeServer()
+        let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
+        handler.closeSession(error: .sessionClosed, goAway: .normal)
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        var failed = false
+        promise.futureResult.whenFailure { _ in failed = true }
+        handler.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: 1, length: 0), promise: promise)
+        #expect(failed)
     }
 
     @Test func synAfterGoAwayIsRefusedWithRST() throws {
