@@ -6,14 +6,24 @@ import NIOPosix
 import Synchronization
 import Yamux
 
-/// Echo.Echo calls over loopback: a `MuxRPCServer` serving `DemoServices`, and
-/// `--concurrency` callers on one `MuxRPCConnection` (Consul's multiplexed
-/// mode), each call on an RPC stream taken from a free list and put back after
-/// it, as a connection pool hands them out.
+/// Echo.Echo calls over loopback: a `MuxRPCServer` serving `DemoServices`,
+/// and `--concurrency` callers, each making one call after another.
 ///
-/// Callers run on the connection's event loop (`Task(executorPreference:)`
-/// with an `EventLoopTaskExecutor`), and the server runs its handlers there
-/// too (its default), so a call crosses no thread inside either end.
+/// `--path client` (the default) calls through the client stack, as an
+/// application does: `MuxRPCClient` with its default configuration and no
+/// interceptors (its balancer, breakers, retry budget and default deadline
+/// all on the path), over its `ConnectionPool`, which lends a pooled stream
+/// of one session (Consul's multiplexed mode) per call. The client is given
+/// one event loop of the group (`group.next()`) for its sessions, and the
+/// callers run on that loop (`Task(executorPreference:)` with an
+/// `EventLoopTaskExecutor`), so a call crosses no thread inside the client;
+/// `--callers-off-loop` puts them on Swift's cooperative threads instead.
+///
+/// `--path bare` skips the client stack: callers take `RPCClient` streams of
+/// one `MuxRPCConnection` from a plain free list, on the connection's loop
+/// in the same way. It shows what the stack above the stream costs.
+///
+/// The server runs its handlers on the stream's event loop (its default).
 struct RPCBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc",
@@ -29,7 +39,14 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Echo payload bytes.")
     var payload = 64
 
-    @Flag(help: "Run the callers on Swift's cooperative threads instead of the connection's event loop.")
+    enum Path: String, ExpressibleByArgument, CaseIterable {
+        case client, bare
+    }
+
+    @Option(help: "client: through MuxRPCClient and its ConnectionPool (default); bare: RPCClient streams from a plain free list, callers on the event loop.")
+    var path: Path = .client
+
+    @Flag(help: "Run the callers on Swift's cooperative threads instead of the client's event loop.")
     var callersOffLoop = false
 
     @Option(help: "Event loop threads shared by server and client (default: NIO's shared group, one per core). With 1, both ends of the loopback connection run on one thread.")
@@ -49,46 +66,73 @@ struct RPCBenchmark: AsyncParsableCommand {
         let group: any EventLoopGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
         let server = MuxRPCServer(services: DemoServices.registry, configuration: serverConfiguration, group: group)
         let address = try await server.start()
-        var clientConfiguration = MuxRPCConnection.Configuration()
-        clientConfiguration.yamux.enableKeepAlive = false
-        let connection = try await MuxRPCConnection.connect(to: address, configuration: clientConfiguration, group: group)
-
-        // The one line a connection pool replaces.
-        let streams: any RPCStreamSource = ConnectionStreams(connection)
-
+        var connectionConfiguration = MuxRPCConnection.Configuration()
+        connectionConfiguration.yamux.enableKeepAlive = false
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
-        let executor = EventLoopTaskExecutor(eventLoop: connection.session!.channel.eventLoop)
         let total = calls
         let next = CallCounter()
-        let offLoop = callersOffLoop
         let concurrency = self.concurrency
         let clock = ContinuousClock()
-        let start = clock.now
-        let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
-            for _ in 0..<concurrency {
-                group.addTask(executorPreference: offLoop ? nil : executor) {
-                    var mine: [Duration] = []
-                    mine.reserveCapacity(total / max(1, concurrency) + 1)
-                    while next.take() < total {
-                        let began = clock.now
-                        let reply = try await streams.withStream { client in
-                            try await client.call("Echo.Echo", arguments, returning: DemoServices.EchoReply.self)
+
+        /// Runs `concurrency` callers until `total` calls are made; each call's latency.
+        func measure(
+            executor: (any TaskExecutor)?,
+            _ call: @escaping @Sendable () async throws -> DemoServices.EchoReply
+        ) async throws -> [Duration] {
+            try await withThrowingTaskGroup(of: [Duration].self) { group in
+                for _ in 0..<concurrency {
+                    group.addTask(executorPreference: executor) {
+                        var mine: [Duration] = []
+                        mine.reserveCapacity(total / max(1, concurrency) + 1)
+                        while next.take() < total {
+                            let began = clock.now
+                            let reply = try await call()
+                            mine.append(clock.now - began)
+                            guard reply.msg.count == arguments.msg.count else {
+                                throw ValidationError("echo returned \(reply.msg.count) bytes, want \(arguments.msg.count)")
+                            }
                         }
-                        mine.append(clock.now - began)
-                        guard reply.msg.count == arguments.msg.count else {
-                            throw ValidationError("echo returned \(reply.msg.count) bytes, want \(arguments.msg.count)")
-                        }
+                        return mine
                     }
-                    return mine
+                }
+                var all: [Duration] = []
+                all.reserveCapacity(total)
+                for try await part in group { all += part }
+                return all
+            }
+        }
+
+        let latencies: [Duration]
+        let elapsed: Duration
+        switch path {
+        case .client:
+            var clientConfiguration = MuxRPCClient.Configuration()
+            clientConfiguration.pool.connection = connectionConfiguration
+            // The client's sessions on one loop of the group, where the
+            // callers run too.
+            let clientLoop = group.next()
+            let client = try MuxRPCClient(endpoints: [address], configuration: clientConfiguration, group: clientLoop)
+            let executor = EventLoopTaskExecutor(eventLoop: clientLoop)
+            // The first call dials: counted, as go-bench counts its connection.
+            let start = clock.now
+            latencies = try await measure(executor: callersOffLoop ? nil : executor) {
+                try await client.call("Echo.Echo", arguments, returning: DemoServices.EchoReply.self)
+            }
+            elapsed = clock.now - start
+            await client.shutdown()
+        case .bare:
+            let connection = try await MuxRPCConnection.connect(to: address, configuration: connectionConfiguration, group: group)
+            let streams = ConnectionStreams(connection)
+            let executor = EventLoopTaskExecutor(eventLoop: connection.session!.channel.eventLoop)
+            let start = clock.now
+            latencies = try await measure(executor: callersOffLoop ? nil : executor) {
+                try await streams.withStream { client in
+                    try await client.call("Echo.Echo", arguments, returning: DemoServices.EchoReply.self)
                 }
             }
-            var all: [Duration] = []
-            all.reserveCapacity(total)
-            for try await part in group { all += part }
-            return all
+            elapsed = clock.now - start
+            await connection.close()
         }
-        let elapsed = clock.now - start
-        await connection.close()
         await server.shutdown()
 
         let sorted = latencies.sorted()
@@ -104,16 +148,9 @@ struct RPCBenchmark: AsyncParsableCommand {
     }
 }
 
-/// Where callers get an RPC stream for one call. A connection pool is one of
-/// these; until it lands, ``ConnectionStreams`` stands in for it.
-protocol RPCStreamSource: Sendable {
-    /// Runs `body` with a stream that carries no other call meanwhile.
-    func withStream<Result: Sendable>(_ body: (RPCClient) async throws -> Result) async throws -> Result
-}
-
-/// The stand-in pool: streams of one connection on a free list, opened when
+/// `--path bare`: streams of one connection on a free list, opened when
 /// the list is empty, put back after a call that left them usable.
-final class ConnectionStreams: RPCStreamSource {
+final class ConnectionStreams: Sendable {
     private let connection: MuxRPCConnection
     private let idle = Mutex<[RPCClient]>([])
 
