@@ -30,7 +30,7 @@ final class RPCClientHandler: ChannelInboundHandler {
         /// Every path below resumes it exactly once: each one leaves the state
         /// that holds it.
         var continuation: UnsafeContinuation<RPCRawResponse, any Error>
-        var timer: Scheduled<Void>?
+        var deadline: NIODeadline?
     }
 
     private enum State {
@@ -45,6 +45,15 @@ final class RPCClientHandler: ChannelInboundHandler {
     private var cancelledBeforeStart: UInt64?
     private var context: ChannelHandlerContext?
     private let limits: MessagePackLimits
+    /// The stream's one deadline timer, and when it fires. A reply does not
+    /// cancel it: the next call, whose deadline is usually later, keeps it,
+    /// and when it fires it either fails the call in flight (its deadline
+    /// passed) or re-arms for that call's deadline. So calls with a deadline
+    /// (``MuxRPCClient`` gives every call one) schedule a timer about once
+    /// per timeout rather than once per call (a scheduled task costs several
+    /// allocations and a heap insertion and removal on the event loop).
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
 
     init(limits: MessagePackLimits) {
         self.limits = limits
@@ -87,12 +96,9 @@ final class RPCClientHandler: ChannelInboundHandler {
             continuation.resume(throwing: error)
             return
         }
-        var pending = Pending(seq: seq, serviceMethod: serviceMethod, continuation: continuation, timer: nil)
-        if let deadline {
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            pending.timer = context.eventLoop.scheduleTask(deadline: deadline) {
-                loopBound.value.timedOut(seq: seq)
-            }
+        let pending = Pending(seq: seq, serviceMethod: serviceMethod, continuation: continuation, deadline: deadline)
+        if let deadline, timerDeadline.map({ $0 > deadline }) ?? true {
+            armTimer(at: deadline, context: context)
         }
         state = .awaitingHeader(pending)
         // No write promise (it would cost two allocations per call): a write
@@ -112,8 +118,39 @@ final class RPCClientHandler: ChannelInboundHandler {
         fail(seq: seq, RPCError(code: .cancelled, message: "the call was cancelled; the reply may still arrive, so the stream cannot be reused", isStreamUsable: false))
     }
 
-    private func timedOut(seq: UInt64) {
-        fail(seq: seq, RPCError(code: .deadlineExceeded, message: "no reply before the deadline; the stream cannot be reused", isStreamUsable: false))
+    private func armTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        timer?.cancel()
+        timerDeadline = deadline
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            loopBound.value.timerFired()
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+    }
+
+    /// The timer fired: fail the call in flight if its deadline has passed,
+    /// or wait on for it.
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        let pending: Pending
+        switch state {
+        case .awaitingHeader(let inFlight), .awaitingBody(let inFlight, _):
+            pending = inFlight
+        case .idle, .unusable:
+            return
+        }
+        guard let deadline = pending.deadline, let context else { return }
+        if deadline <= .now() {
+            fail(seq: pending.seq, RPCError(code: .deadlineExceeded, message: "no reply before the deadline; the stream cannot be reused", isStreamUsable: false))
+        } else {
+            armTimer(at: deadline, context: context)
+        }
     }
 
     // MARK: Inbound
@@ -136,7 +173,6 @@ final class RPCClientHandler: ChannelInboundHandler {
             state = .awaitingBody(pending, header)
         case .awaitingBody(let pending, let header):
             state = .idle
-            pending.timer?.cancel()
             pending.continuation.resume(returning: RPCRawResponse(header: header, body: message))
         case .idle:
             fail(RPCError(code: .protocolViolation, message: "the server sent a message while no call was in flight", isStreamUsable: false))
@@ -180,9 +216,10 @@ final class RPCClientHandler: ChannelInboundHandler {
             return
         case .idle:
             state = .unusable(error)
+            cancelTimer()
         case .awaitingHeader(let pending), .awaitingBody(let pending, _):
             state = .unusable(error)
-            pending.timer?.cancel()
+            cancelTimer()
             pending.continuation.resume(throwing: error)
         }
     }
