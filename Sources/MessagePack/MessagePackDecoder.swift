@@ -77,11 +77,23 @@ public struct MessagePackDecoder: Sendable {
     }
 
     private func decodeChecked<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
-        let decoding = MessagePackDecoding(
-            reader: MessagePackReader(buffer, limits: limits),
-            decodesNilAsEmpty: decodesNilAsEmpty,
-            userInfo: userInfo
-        )
+        let reader = MessagePackReader(buffer, limits: limits)
+        // A spare decoding keeps its stacks' memory: no allocation here but
+        // the containers `Codable` boxes and the values made.
+        var decoding: MessagePackDecoding
+        if let spare = MessagePackDecoding.spares.take() {
+            decoding = spare
+            decoding.begin(reader: reader, decodesNilAsEmpty: decodesNilAsEmpty, userInfo: userInfo)
+        } else {
+            decoding = MessagePackDecoding(reader: reader, decodesNilAsEmpty: decodesNilAsEmpty, userInfo: userInfo)
+        }
+        defer {
+            // Not reused if user code kept a reference to it (an escaped
+            // container or decoder).
+            if decoding.end(), isKnownUniquelyReferenced(&decoding) {
+                MessagePackDecoding.spares.put(decoding)
+            }
+        }
         return try decoding.decode(type, at: 0)
     }
 }

@@ -18,10 +18,20 @@ import Darwin
 /// any order, decode correctly.
 final class MessagePackDecoding: Decoder {
     var reader: MessagePackReader
-    let decodesNilAsEmpty: Bool
-    let sendableUserInfo: [CodingUserInfoKey: any Sendable]
+    private(set) var decodesNilAsEmpty: Bool
+    private(set) var sendableUserInfo: [CodingUserInfoKey: any Sendable]
+    /// A stack: containers name their path by depth in it (see
+    /// ``ContainerPath``), so pushing a key never copies it.
     var codingPath: [any CodingKey] = []
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
+    /// The entries of small maps' indexes (see ``MapIndex``), one after
+    /// another; kept with its memory from one decode to the next.
+    var mapArena: [MapIndex.Entry] = []
+
+    /// Decodings kept for reuse (see ``SpareObjects``).
+    static let spares = SpareObjects<MessagePackDecoding>()
+    /// Input kept by a spare decoding instead of the last message.
+    private static let noInput = ByteBuffer()
 
     /// Where the value now being decoded through `init(from:)` starts; every
     /// container asked for reads from here, however often it is asked for.
@@ -33,38 +43,59 @@ final class MessagePackDecoding: Decoder {
         self.sendableUserInfo = userInfo
     }
 
+    /// Starts decoding another message with a spare decoding.
+    func begin(reader: MessagePackReader, decodesNilAsEmpty: Bool, userInfo: [CodingUserInfoKey: any Sendable]) {
+        self.reader = reader
+        self.decodesNilAsEmpty = decodesNilAsEmpty
+        self.sendableUserInfo = userInfo
+    }
+
+    /// Ends a decode, finished or failed: lets go of the input and the user
+    /// info, keeps the memory of the stacks. Whether it is fit for reuse.
+    func end() -> Bool {
+        reader = MessagePackReader(Self.noInput)
+        sendableUserInfo = [:]
+        codingPath.removeAll(keepingCapacity: true)
+        mapArena.removeAll(keepingCapacity: true)
+        valueStart = 0
+        return mapArena.capacity <= MapIndex.arenaLimit
+    }
+
     // MARK: - Decoder
 
+    /// The path of the value now being decoded, as containers keep it.
+    var currentPath: ContainerPath { ContainerPath(depth: codingPath.count) }
+
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        try keyedContainer(keyedBy: type, at: valueStart, path: codingPath)
+        try keyedContainer(keyedBy: type, at: valueStart, path: currentPath)
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        try unkeyedContainer(at: valueStart, path: codingPath)
+        try unkeyedContainer(at: valueStart, path: currentPath)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        MessagePackSingleValueDecodingContainer(decoding: self, offset: valueStart, codingPath: codingPath)
+        MessagePackSingleValueDecodingContainer(decoding: self, offset: valueStart, path: currentPath)
     }
 
-    func keyedContainer<Key: CodingKey>(keyedBy type: Key.Type, at offset: Int, path: [any CodingKey]) throws -> KeyedDecodingContainer<Key> {
+    func keyedContainer<Key: CodingKey>(keyedBy type: Key.Type, at offset: Int, path: ContainerPath) throws -> KeyedDecodingContainer<Key> {
         reader.offset = offset
         if decodesNilAsEmpty && reader.nextIsNil() {
-            return KeyedDecodingContainer(MessagePackKeyedDecodingContainer<Key>(decoding: self, index: MapIndex(), codingPath: path))
+            return KeyedDecodingContainer(MessagePackKeyedDecodingContainer<Key>(decoding: self, index: MapIndex(), path: path))
         }
-        let index = try read(path: path, as: [String: Any].self) { reader throws(MessagePackError) in
-            try MapIndex(reading: &reader)
+        let index = try read(path: path.keys(in: self), as: [String: Any].self) { reader throws(MessagePackError) in
+            try MapIndex(reading: &reader, arena: &mapArena)
         }
-        return KeyedDecodingContainer(MessagePackKeyedDecodingContainer<Key>(decoding: self, index: index, codingPath: path))
+        return KeyedDecodingContainer(MessagePackKeyedDecodingContainer<Key>(decoding: self, index: index, path: path))
     }
 
-    func unkeyedContainer(at offset: Int, path: [any CodingKey]) throws -> any UnkeyedDecodingContainer {
+    func unkeyedContainer(at offset: Int, path: ContainerPath) throws -> any UnkeyedDecodingContainer {
         reader.offset = offset
         if decodesNilAsEmpty && reader.nextIsNil() {
-            return MessagePackUnkeyedDecodingContainer(decoding: self, count: 0, firstOffset: offset + 1, codingPath: path)
+            return MessagePackUnkeyedDecodingContainer(decoding: self, count: 0, firstOffset: offset + 1, path: path)
         }
-        let count = try read(path: path, as: [Any].self) { reader throws(MessagePackError) in try reader.readArrayHeader() }
-        return MessagePackUnkeyedDecodingContainer(decoding: self, count: count, firstOffset: reader.offset, codingPath: path)
+        let count = try read(path: path.keys(in: self), as: [Any].self) { reader throws(MessagePackError) in try reader.readArrayHeader() }
+        return MessagePackUnkeyedDecodingContainer(decoding: self, count: count, firstOffset: reader.offset, path: path)
     }
 
     /// A decoder for `superDecoder()`: the same input, starting at `offset`.
@@ -184,8 +215,15 @@ struct MapIndex {
 
     /// Maps above this many entries get a hash index.
     static let linearSearchLimit = 16
+    /// Entries of small maps go into the decoding's arena up to this many in
+    /// one decode (so a long array of structs does not hold them all);
+    /// after that each map has its own array, as large maps do.
+    static let arenaLimit = 1024
 
-    private(set) var entries: [Entry] = []
+    /// The entries, when not in the arena.
+    private var owned: [Entry] = []
+    /// Where the entries are in the decoding's arena, when they are.
+    private var arenaRange: Range<Int>?
     private var byString: [String: Int]?
     private var byInt: [Int64: Int]?
     /// The input, kept alive for `bytes` (see `MessagePackReader.bytes`).
@@ -194,11 +232,18 @@ struct MapIndex {
 
     init() {}
 
-    init(reading reader: inout MessagePackReader) throws(MessagePackError) {
+    /// Indexes the map at the reader's offset. A small map's entries are
+    /// appended to `arena` (no allocation once the arena has grown), others
+    /// get their own array.
+    init(reading reader: inout MessagePackReader, arena: inout [Entry]) throws(MessagePackError) {
         let count = try reader.readMapHeader()
         storage = reader.storage
         bytes = reader.bytes
-        entries.reserveCapacity(Swift.min(count, reader.remainingBytes / 2))
+        let inArena = count <= Self.linearSearchLimit && arena.count + count <= Self.arenaLimit
+        let start = arena.count
+        if !inArena {
+            owned.reserveCapacity(Swift.min(count, reader.remainingBytes / 2))
+        }
         for _ in 0..<count {
             let key: EntryKey
             switch try reader.peekType() {
@@ -212,18 +257,32 @@ struct MapIndex {
                 try reader.skipValue()
                 key = .other
             }
-            entries.append(Entry(key: key, valueOffset: reader.offset))
+            if inArena {
+                arena.append(Entry(key: key, valueOffset: reader.offset))
+            } else {
+                owned.append(Entry(key: key, valueOffset: reader.offset))
+            }
             try reader.skipValue()
         }
-        if count > Self.linearSearchLimit {
+        if inArena {
+            arenaRange = start..<arena.count
+        } else if count > Self.linearSearchLimit {
             buildHashIndex()
         }
+    }
+
+    /// Runs `body` with the entries, wherever they are.
+    private func withEntries<Result>(in decoding: MessagePackDecoding, _ body: (UnsafeBufferPointer<Entry>) -> Result) -> Result {
+        if let arenaRange {
+            return decoding.mapArena.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[arenaRange])) }
+        }
+        return owned.withUnsafeBufferPointer(body)
     }
 
     private mutating func buildHashIndex() {
         var byString: [String: Int] = [:]
         var byInt: [Int64: Int] = [:]
-        for (position, entry) in entries.enumerated() {
+        for (position, entry) in owned.enumerated() {
             switch entry.key {
             case .string(let offset, let length):
                 if let string = keyString(offset: offset, length: length) { byString[string] = position }
@@ -241,14 +300,14 @@ struct MapIndex {
 
     /// The value offset for `key`; with duplicate keys the last one wins,
     /// as in Go.
-    func valueOffset(for key: some CodingKey) -> Int? {
+    func valueOffset(for key: some CodingKey, in decoding: MessagePackDecoding) -> Int? {
         if let byString, let byInt {
-            if let int = key.intValue, let position = byInt[Int64(int)] { return entries[position].valueOffset }
-            return byString[key.stringValue].map { entries[$0].valueOffset }
+            if let int = key.intValue, let position = byInt[Int64(int)] { return owned[position].valueOffset }
+            return byString[key.stringValue].map { owned[$0].valueOffset }
         }
         let int = key.intValue.map(Int64.init)
         var name = key.stringValue
-        return name.withUTF8 { name in
+        return name.withUTF8 { name in withEntries(in: decoding) { entries in
             for entry in entries.reversed() {
                 switch entry.key {
                 case .string(let offset, let length):
@@ -262,18 +321,36 @@ struct MapIndex {
                 }
             }
             return nil
-        }
+        } }
     }
 
     /// Every key a `CodingKey` can name, in wire order.
-    func allKeys<Key: CodingKey>(as type: Key.Type) -> [Key] {
-        entries.compactMap { entry in
+    func allKeys<Key: CodingKey>(as type: Key.Type, in decoding: MessagePackDecoding) -> [Key] {
+        withEntries(in: decoding) { $0.compactMap { entry in
             switch entry.key {
             case .string(let offset, let length): return keyString(offset: offset, length: length).flatMap(Key.init(stringValue:))
             case .int(let value): return Int(exactly: value).flatMap(Key.init(intValue:))
             case .other: return nil
             }
-        }
+        } }
+    }
+}
+
+/// A container's coding path: the decoding's path as it was when the
+/// container was made (its first `depth` keys: the path is a stack, and a
+/// container is read from only while its value is being decoded), plus
+/// keys of nested containers, which are not pushed. Holding a copy of the
+/// decoding's array instead would make the next key pushed copy it.
+struct ContainerPath {
+    var depth: Int
+    var extra: [any CodingKey] = []
+
+    func keys(in decoding: MessagePackDecoding) -> [any CodingKey] {
+        Array(decoding.codingPath.prefix(depth)) + extra
+    }
+
+    func appending(_ key: some CodingKey) -> ContainerPath {
+        ContainerPath(depth: depth, extra: extra + [key])
     }
 }
 
@@ -282,14 +359,15 @@ struct MapIndex {
 struct MessagePackKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let decoding: MessagePackDecoding
     let index: MapIndex
-    let codingPath: [any CodingKey]
+    let path: ContainerPath
+    var codingPath: [any CodingKey] { path.keys(in: decoding) }
 
-    var allKeys: [Key] { index.allKeys(as: Key.self) }
+    var allKeys: [Key] { index.allKeys(as: Key.self, in: decoding) }
 
-    func contains(_ key: Key) -> Bool { index.valueOffset(for: key) != nil }
+    func contains(_ key: Key) -> Bool { index.valueOffset(for: key, in: decoding) != nil }
 
     private func seek(_ key: Key) throws {
-        guard let offset = index.valueOffset(for: key) else {
+        guard let offset = index.valueOffset(for: key, in: decoding) else {
             throw DecodingError.keyNotFound(
                 key,
                 DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key \"\(key.stringValue)\" in the map")
@@ -349,12 +427,12 @@ struct MessagePackKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainer
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
         try seek(key)
-        return try decoding.keyedContainer(keyedBy: type, at: decoding.reader.offset, path: codingPath + [key])
+        return try decoding.keyedContainer(keyedBy: type, at: decoding.reader.offset, path: path.appending(key))
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
         try seek(key)
-        return try decoding.unkeyedContainer(at: decoding.reader.offset, path: codingPath + [key])
+        return try decoding.unkeyedContainer(at: decoding.reader.offset, path: path.appending(key))
     }
 
     func superDecoder() throws -> any Decoder {
@@ -366,7 +444,7 @@ struct MessagePackKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainer
     }
 
     private func superDecoder(named key: some CodingKey) throws -> any Decoder {
-        guard let offset = index.valueOffset(for: key) else {
+        guard let offset = index.valueOffset(for: key, in: decoding) else {
             throw DecodingError.keyNotFound(key, DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key \"\(key.stringValue)\""))
         }
         return decoding.subDecoder(at: offset, path: codingPath + [key])
@@ -375,22 +453,24 @@ struct MessagePackKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainer
 
 struct MessagePackUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     let decoding: MessagePackDecoding
-    let codingPath: [any CodingKey]
+    let path: ContainerPath
+    var codingPath: [any CodingKey] { path.keys(in: decoding) }
     let count: Int?
     private(set) var currentIndex = 0
     /// Where the next element starts.
     private var nextOffset: Int
 
-    init(decoding: MessagePackDecoding, count: Int, firstOffset: Int, codingPath: [any CodingKey]) {
+    init(decoding: MessagePackDecoding, count: Int, firstOffset: Int, path: ContainerPath) {
         self.decoding = decoding
         self.count = count
         self.nextOffset = firstOffset
-        self.codingPath = codingPath
+        self.path = path
     }
 
     var isAtEnd: Bool { currentIndex >= count! }
 
-    private var elementPath: [any CodingKey] { codingPath + [MessagePackCodingKey(intValue: currentIndex)] }
+    private var elementKey: MessagePackCodingKey { MessagePackCodingKey(intValue: currentIndex) }
+    private var elementPath: [any CodingKey] { codingPath + [elementKey] }
 
     /// Positions the reader on the next element, or throws past the end.
     private func seek<T>(_ type: T.Type) throws {
@@ -467,7 +547,7 @@ struct MessagePackUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
         let (start, end) = try skipTarget(KeyedDecodingContainer<NestedKey>.self)
-        let container = try decoding.keyedContainer(keyedBy: type, at: start, path: elementPath)
+        let container = try decoding.keyedContainer(keyedBy: type, at: start, path: path.appending(elementKey))
         nextOffset = end
         currentIndex += 1
         return container
@@ -475,7 +555,7 @@ struct MessagePackUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
         let (start, end) = try skipTarget((any UnkeyedDecodingContainer).self)
-        let container = try decoding.unkeyedContainer(at: start, path: elementPath)
+        let container = try decoding.unkeyedContainer(at: start, path: path.appending(elementKey))
         nextOffset = end
         currentIndex += 1
         return container
@@ -493,7 +573,8 @@ struct MessagePackUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 struct MessagePackSingleValueDecodingContainer: SingleValueDecodingContainer {
     let decoding: MessagePackDecoding
     let offset: Int
-    let codingPath: [any CodingKey]
+    let path: ContainerPath
+    var codingPath: [any CodingKey] { path.keys(in: decoding) }
 
     private func read<T>(_ type: T.Type, _ body: (inout MessagePackReader) throws(MessagePackError) -> T) throws -> T {
         decoding.reader.offset = offset

@@ -34,7 +34,17 @@ public struct MessagePackEncoder: Sendable {
     /// Appends the encoding of `value` to `buffer`. On error, `buffer` is
     /// left as it was.
     public func encode<Value: Encodable>(_ value: Value, into buffer: inout ByteBuffer) throws {
-        let encoding = MessagePackEncoding(options: options, userInfo: userInfo)
+        // A spare encoding keeps its scratch memory and stacks: no allocation
+        // here but the containers `Codable` boxes.
+        var encoding = MessagePackEncoding.spares.take() ?? MessagePackEncoding()
+        encoding.begin(options: options, userInfo: userInfo)
+        defer {
+            // Not reused if user code kept a reference to it (an escaped
+            // container or encoder).
+            if encoding.end(), isKnownUniquelyReferenced(&encoding) {
+                MessagePackEncoding.spares.put(encoding)
+            }
+        }
         try encoding.encodeTopLevel(value)
         encoding.write(to: &buffer)
     }

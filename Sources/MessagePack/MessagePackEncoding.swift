@@ -30,8 +30,8 @@ final class MessagePackEncoding: Encoder {
     private var capacity: Int
     private var count = 0
 
-    let options: MessagePackWriteOptions
-    let sendableUserInfo: [CodingUserInfoKey: any Sendable]
+    private(set) var options: MessagePackWriteOptions = .goCompatible
+    private(set) var sendableUserInfo: [CodingUserInfoKey: any Sendable] = [:]
     var codingPath: [any CodingKey] = []
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
 
@@ -45,11 +45,35 @@ final class MessagePackEncoding: Encoder {
     private var valueStart = 0
     private var valueContainerID: Int?
 
-    init(options: MessagePackWriteOptions, userInfo: [CodingUserInfoKey: any Sendable]) {
+    /// Encodings kept for reuse (see ``SpareObjects``).
+    static let spares = SpareObjects<MessagePackEncoding>()
+    /// Scratch memory beyond this is not kept for reuse.
+    private static let maxSpareCapacity = 64 * 1024
+
+    init() {
         self.capacity = 256
         self.scratch = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    /// Starts an encoding: empty, with these settings.
+    func begin(options: MessagePackWriteOptions, userInfo: [CodingUserInfoKey: any Sendable]) {
         self.options = options
         self.sendableUserInfo = userInfo
+    }
+
+    /// Ends an encoding, finished or failed: forgets its bytes, containers
+    /// and user info, keeping the memory. Whether it is fit for reuse.
+    func end() -> Bool {
+        count = 0
+        open.removeAll(keepingCapacity: true)
+        codingPath.removeAll(keepingCapacity: true)
+        nextContainerID = 0
+        valueDepth = 0
+        valueStart = 0
+        valueContainerID = nil
+        deferredError = nil
+        sendableUserInfo = [:]
+        return capacity <= Self.maxSpareCapacity
     }
 
     deinit {
@@ -330,12 +354,18 @@ final class MessagePackEncoding: Encoder {
 struct MessagePackKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let encoding: MessagePackEncoding
     let handle: MessagePackEncoding.ContainerHandle
-    let codingPath: [any CodingKey]
+    /// The container's coding path is the encoding's path as it was when
+    /// the container was made: its first `pathDepth` keys (the path is a
+    /// stack, and a container is written to only while it is on top).
+    /// Holding a copy of the array instead would make the next key pushed
+    /// copy it.
+    let pathDepth: Int
+    var codingPath: [any CodingKey] { Array(encoding.codingPath.prefix(pathDepth)) }
 
     init(encoding: MessagePackEncoding, handle: MessagePackEncoding.ContainerHandle) {
         self.encoding = encoding
         self.handle = handle
-        self.codingPath = encoding.codingPath
+        self.pathDepth = encoding.codingPath.count
     }
 
     private func begin(_ key: Key) throws {
@@ -416,13 +446,15 @@ struct MessagePackKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainer
 struct MessagePackUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     let encoding: MessagePackEncoding
     let handle: MessagePackEncoding.ContainerHandle
-    let codingPath: [any CodingKey]
+    /// As in ``MessagePackKeyedEncodingContainer``.
+    let pathDepth: Int
+    var codingPath: [any CodingKey] { Array(encoding.codingPath.prefix(pathDepth)) }
     private(set) var count = 0
 
     init(encoding: MessagePackEncoding, handle: MessagePackEncoding.ContainerHandle) {
         self.encoding = encoding
         self.handle = handle
-        self.codingPath = encoding.codingPath
+        self.pathDepth = encoding.codingPath.count
     }
 
     private mutating func begin() throws {
