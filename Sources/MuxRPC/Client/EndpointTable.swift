@@ -47,6 +47,9 @@ struct EndpointTable {
     var isShutDown = false
     let breakerConfiguration: CircuitBreakerConfiguration
     let latencyDecay: Duration
+    /// Scratch for ``pick``, kept with its memory between calls.
+    private var candidates: [SocketAddress] = []
+    private var loads: [EndpointLoad] = []
 
     init(breaker: CircuitBreakerConfiguration, latencyDecay: Duration) {
         self.breakerConfiguration = breaker
@@ -79,27 +82,36 @@ struct EndpointTable {
     /// calls, preferring ones not in `excluded` (tried already by this call).
     mutating func pick(
         with balancer: any LoadBalancer,
-        excluding excluded: Set<SocketAddress>,
+        excluding excluded: [SocketAddress],
         at now: ContinuousClock.Instant
     ) throws(MuxRPCClientError) -> SocketAddress {
         if isShutDown { throw MuxRPCClientError(code: .shutDown, message: "the client is shutting down") }
         guard !order.isEmpty else {
             throw MuxRPCClientError(code: .noEndpoints, message: hasEndpoints ? "the resolver's list is empty" : "no endpoint list yet")
         }
-        var admitted: [SocketAddress] = []
+        // Admitted endpoints not tried yet, or else all admitted ones.
+        candidates.removeAll(keepingCapacity: true)
         for address in order where entries[address]!.breaker.admits(at: now) || !breakerConfiguration.isEnabled {
-            admitted.append(address)
+            candidates.append(address)
         }
-        let fresh = admitted.filter { !excluded.contains($0) }
-        let candidates = fresh.isEmpty ? admitted : fresh
+        if !excluded.isEmpty, candidates.contains(where: { !excluded.contains($0) }) {
+            candidates.removeAll { excluded.contains($0) }
+        }
         guard !candidates.isEmpty else {
             throw MuxRPCClientError(code: .allEndpointsUnavailable, message: "the circuit breakers of all \(order.count) endpoints are open")
         }
-        let loads = candidates.map { address in
-            let entry = entries[address]!
-            return EndpointLoad(endpoint: entry.endpoint, callsInFlight: entry.callsInFlight, latency: entry.latency.value)
+        let chosen: SocketAddress
+        if candidates.count == 1 {
+            // Whatever the balancer says, it must be this one.
+            chosen = candidates[0]
+        } else {
+            loads.removeAll(keepingCapacity: true)
+            for address in candidates {
+                let entry = entries[address]!
+                loads.append(EndpointLoad(endpoint: entry.endpoint, callsInFlight: entry.callsInFlight, latency: entry.latency.value))
+            }
+            chosen = candidates[min(max(0, balancer.pick(from: loads)), candidates.count - 1)]
         }
-        let chosen = candidates[min(max(0, balancer.pick(from: loads)), candidates.count - 1)]
         entries[chosen]!.callsInFlight += 1
         entries[chosen]!.breaker.callStarted()
         return chosen

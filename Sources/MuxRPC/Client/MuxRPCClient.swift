@@ -144,14 +144,15 @@ public final class MuxRPCClient: Sendable {
         let clock = ContinuousClock()
         budget.recordCall(at: clock.now)
         try await waitForEndpoints(until: deadline)
-        var tried: Set<SocketAddress> = []
+        // Endpoints of failed attempts; empty (and unallocated) on the
+        // common path, where the first attempt answers.
+        var tried: [SocketAddress] = []
         var attempt = 1
         while true {
             let balancer = configuration.loadBalancer
             let address = try table.withLock { table throws(MuxRPCClientError) in
                 try table.pick(with: balancer, excluding: tried, at: clock.now)
             }
-            tried.insert(address)
             let started = clock.now
             do {
                 let reply = try await attemptCall(serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options)
@@ -160,6 +161,7 @@ public final class MuxRPCClient: Sendable {
             } catch {
                 let outcome = Self.outcome(of: error)
                 table.withLock { $0.finished(address, outcome, latency: clock.now - started, at: clock.now) }
+                if !tried.contains(address) { tried.append(address) }
                 guard attempt < configuration.retry.maxAttempts, Self.isSafeToRetry(error), !Task.isCancelled else { throw error }
                 let backoff = configuration.retry.backoff(beforeRetry: attempt)
                 if let deadline, deadline.timeRemaining <= backoff { throw error }
