@@ -46,8 +46,10 @@ def build():
 # as MuxRPC's own RPC streams do); the async API (executeThenClose over NIOAsyncChannel) is
 # measured too, against the same Go runs. Go has one API: goroutines with blocking Read/Write.
 STREAM_APIS = [("", ["--api", "handlers"]), (", async API", ["--api", "async"])]
-# RPC: both ends on NIO's shared event loops (one per core), and both on one event loop thread.
-RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"])]
+# RPC: through MuxRPCClient (its default configuration, no interceptors) with both ends on NIO's
+# shared event loops (one per core), the same on one event loop thread, and without the client
+# stack (RPCClient streams from a free list, `--path bare`) on the shared loops.
+RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", bare RPCClient", ["--path", "bare"])]
 
 
 def shapes(quick):
@@ -135,9 +137,12 @@ def table(results, rounds, command):
         "MuxRPC's stream rows without a suffix use handlers on the event loop "
         "(`YamuxStream.configurePipeline`, `--api handlers`), as MuxRPC's RPC streams do; "
         "\"async API\" rows use `YamuxStream.executeThenClose` (`NIOAsyncChannel`). "
-        "Go's rows are the same Go runs in both. RPC: `muxrpc-bench rpc`, callers on the "
-        "connection's event loop, one stream per call in flight; \"1 event loop\" rows run "
-        "server and client on one NIO thread (`--event-loops 1`) instead of NIO's shared group.",
+        "Go's rows are the same Go runs in both. RPC: `muxrpc-bench rpc`, Echo.Echo through "
+        "`MuxRPCClient` (default configuration, no interceptors) and its `ConnectionPool`, "
+        "callers on the client's event loop, one pooled stream per call in flight; "
+        "\"1 event loop\" rows run server and client on one NIO thread (`--event-loops 1`) "
+        "instead of NIO's shared group; \"bare RPCClient\" rows skip the client stack "
+        "(`--path bare`: streams of one connection from a free list).",
         "",
         "![throughput](images/side-by-side-throughput.png)",
         "![calls](images/side-by-side-rpc.png)",
