@@ -90,7 +90,7 @@ public struct MessagePackDecoder: Sendable {
         defer {
             // Not reused if user code kept a reference to it (an escaped
             // container or decoder).
-            if decoding.end(), isKnownUniquelyReferenced(&decoding) {
+            if isKnownUniquelyReferenced(&decoding), decoding.end() {
                 MessagePackDecoding.spares.put(decoding)
             }
         }

@@ -58,7 +58,7 @@ final class MessagePackDecoding: Decoder {
         codingPath.removeAll(keepingCapacity: true)
         mapArena.removeAll(keepingCapacity: true)
         valueStart = 0
-        return mapArena.capacity <= MapIndex.arenaLimit
+        return mapArena.capacity <= 2 * MapIndex.arenaLimit
     }
 
     // MARK: - Decoder

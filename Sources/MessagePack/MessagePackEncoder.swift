@@ -41,7 +41,7 @@ public struct MessagePackEncoder: Sendable {
         defer {
             // Not reused if user code kept a reference to it (an escaped
             // container or encoder).
-            if encoding.end(), isKnownUniquelyReferenced(&encoding) {
+            if isKnownUniquelyReferenced(&encoding), encoding.end() {
                 MessagePackEncoding.spares.put(encoding)
             }
         }
