@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Two (or more) muxrpc-bench binaries on one shape, alternating which goes
+first, for before/after figures: medians of calls_per_s and p50_us, and the
+ratio to the first binary.
+
+    scripts/alternate.py ROUNDS before=/tmp/bench-main after=.build/release/muxrpc-bench -- rpc --calls 20000 --concurrency 1
+"""
+import statistics
+import subprocess
+import sys
+
+
+def main():
+    rounds = int(sys.argv[1])
+    split = sys.argv.index("--")
+    binaries = [argument.split("=", 1) for argument in sys.argv[2:split]]
+    arguments = sys.argv[split + 1:]
+    results = {label: {"calls_per_s": [], "p50_us": []} for label, _ in binaries}
+    for round_index in range(rounds):
+        order = binaries if round_index % 2 == 0 else list(reversed(binaries))
+        for label, binary in order:
+            line = subprocess.run([binary] + arguments, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            fields = dict(pair.split("=", 1) for pair in line.split())
+            for key in results[label]:
+                results[label][key].append(float(fields[key]))
+    base = None
+    for label, _ in binaries:
+        rate = statistics.median(results[label]["calls_per_s"])
+        p50 = statistics.median(results[label]["p50_us"])
+        base = base or rate
+        runs = [round(value) for value in results[label]["calls_per_s"]]
+        print(f"{' '.join(arguments)} | {label}: calls_per_s={rate:.0f} p50_us={p50:.1f} ratio={rate / base:.2f} runs={runs}")
+
+
+if __name__ == "__main__":
+    main()
