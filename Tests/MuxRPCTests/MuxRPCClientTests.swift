@@ -204,13 +204,8 @@ struct MuxRPCClientTests {
 
     @Test("a call that may have run is not retried")
     func noRetryOnceSent() async throws {
-        let entered = Signal()
-        let release = Signal()
-        let server = MuxRPCServer(
-            services: servicesHoldingACall(entered: entered, release: release),
-            configuration: .patient(shutdownGracePeriod: .zero)
-        )
-        let address = try await server.start()
+        let holding = try await HoldingServer(shutdownGracePeriod: .zero)
+        let (server, address, entered, release) = (holding.server, holding.address, holding.entered, holding.release)
         let attempts = AttemptCounter()
         let client = try MuxRPCClient(endpoints: [address], configuration: .init(interceptors: [.apply(attempts)]))
         let call = Task { try await client.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self) }
