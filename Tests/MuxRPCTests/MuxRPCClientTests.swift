@@ -2,6 +2,7 @@ import MsgpackRPC
 import MuxRPC
 import NIOCore
 import NIOPosix
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -300,6 +301,23 @@ struct MuxRPCClientTests {
         #expect(servers[0].echoCount == 1)
         #expect(client.endpointStatistics.contains { $0.endpoint.address == addresses[0] })
         await client.shutdown()
+        await servers[0].server.shutdown()
+    }
+
+    @Test("as a Service, the client shuts down with its service group")
+    func service() async throws {
+        let (servers, addresses) = try await Self.startServers(1)
+        let client = try MuxRPCClient(endpoints: addresses)
+        try await testGracefulShutdown { trigger in
+            let running = Task { try await client.run() }
+            try await Self.echo(client, "while running")
+            trigger.triggerGracefulShutdown()
+            try await running.value
+        }
+        #expect(client.pool.statistics.connections == 0)
+        await #expect {
+            try await Self.echo(client, "after")
+        } throws: { ($0 as? MuxRPCClientError)?.code == .shutDown }
         await servers[0].server.shutdown()
     }
 
