@@ -45,6 +45,7 @@ let package = Package(
                 .product(name: "MuxRPC", package: "MuxRPC"),
                 .product(name: "MsgpackRPC", package: "MuxRPC"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/PoolBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)]

@@ -8,14 +8,28 @@ struct ReferenceAgreementTests {
     static let corpusSize = 2_000
 
     /// Made once and shared: generating values is most of these tests' time.
-    static let corpus: [MessagePackValue] = {
+    /// Made in a task that yields, not in a `static let` initializer: every
+    /// test touching such a static would block in its one-time initialization
+    /// (seconds in debug builds), and two of them hold both cooperative
+    /// threads, stalling every other test in the process.
+    static let corpusTask = Task {
         var generator = ValueGenerator(seed: 1)
-        return (0..<corpusSize).map { _ in generator.value(depth: 4) }
-    }()
+        var corpus: [MessagePackValue] = []
+        corpus.reserveCapacity(corpusSize)
+        for index in 0..<corpusSize {
+            if index % 50 == 0 { await yieldNow() }
+            corpus.append(generator.value(depth: 4))
+        }
+        return corpus
+    }
+
+    static var corpus: [MessagePackValue] {
+        get async { await corpusTask.value }
+    }
 
     @Test("what we write is byte for byte what msgpack-c writes (current spec)")
     func bytesMatchStandard() async throws {
-        for value in Self.corpus {
+        for value in await Self.corpus {
             await yieldNow()
             var ours = ByteBuffer()
             try ours.writeMessagePackValue(value, options: .standard)
@@ -25,7 +39,7 @@ struct ReferenceAgreementTests {
 
     @Test("with legacy string headers we match msgpack-c's old-spec raw, as go-msgpack writes")
     func bytesMatchLegacy() async throws {
-        for value in Self.corpus {
+        for value in await Self.corpus {
             await yieldNow()
             var ours = ByteBuffer()
             try ours.writeMessagePackValue(value, options: .goCompatible)
@@ -35,7 +49,7 @@ struct ReferenceAgreementTests {
 
     @Test("msgpack-c reads what we write to the same value")
     func referenceReadsOurs() async throws {
-        for value in Self.corpus {
+        for value in await Self.corpus {
             await yieldNow()
             for options in [MessagePackWriteOptions.standard, .goCompatible] {
                 var ours = ByteBuffer()
@@ -47,7 +61,7 @@ struct ReferenceAgreementTests {
 
     @Test("we read what msgpack-c writes to the same value")
     func weReadReference() async throws {
-        for value in Self.corpus {
+        for value in await Self.corpus {
             await yieldNow()
             for legacy in [false, true] {
                 var bytes = buffer(ReferenceCodec.pack(value, legacyStrings: legacy))

@@ -204,6 +204,14 @@ struct ClientPolicyTests {
         #expect(Set((0..<50).map { _ in retry.backoff(beforeRetry: 3) }).count > 1)
     }
 
+    @Test("a client configuration that cannot work is refused")
+    func invalidConfiguration() {
+        #expect(throws: MuxRPCClientConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(retry: .init(maxAttempts: 0))) }
+        #expect(throws: MuxRPCClientConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(circuitBreaker: .init(failureRatio: 2))) }
+        #expect(throws: MuxRPCClientConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(defaultTimeout: .zero)) }
+        #expect(throws: ConnectionPoolConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(pool: .init(healthCheckTimeout: .zero))) }
+    }
+
     @Test("only calls that certainly did not run are safe to retry")
     func retrySafety() {
         #expect(MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .connectFailed, message: "")))

@@ -160,38 +160,29 @@ struct ConnectionPoolTests {
 
     @Test("calls in flight when the server goes away fail; the pool redials")
     func sessionLostMidCall() async throws {
-        let entered = Signal()
-        let release = Signal()
-        let server = MuxRPCServer(
-            services: servicesHoldingACall(entered: entered, release: release),
-            configuration: .patient(shutdownGracePeriod: .zero)
-        )
-        let address = try await server.start()
+        let holding = try await HoldingServer(shutdownGracePeriod: .zero)
+        let server = holding.server
         let pool = try ConnectionPool()
-        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
-        await entered.wait()
+        let held = await holding.holdCall(through: pool)
         await server.shutdown()
         await #expect(throws: RPCError.self) { _ = try await held.value }
-        release.fire()
+        holding.release.fire()
         #expect(await Self.eventually { pool.statistics.sessions == 0 })
         await pool.shutdown()
     }
 
     @Test("GoAway drains the session: the call in flight finishes, the session then closes")
     func goAwayDrains() async throws {
-        let entered = Signal()
-        let release = Signal()
-        let server = MuxRPCServer(services: servicesHoldingACall(entered: entered, release: release), configuration: .patient())
-        let address = try await server.start()
+        let holding = try await HoldingServer()
+        let (server, address) = (holding.server, holding.address)
         let pool = try ConnectionPool()
-        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
-        await entered.wait()
+        let held = await holding.holdCall(through: pool)
         let shutdown = Task { await server.shutdown() }
         #expect(await Self.eventually { pool.statistics.drainingSessions == 1 })
         // A new call does not go to the draining session: it dials, and the
         // server, shutting down, refuses.
         await #expect(throws: ConnectionPoolError.self) { try await Self.echo(pool, address, "refused") }
-        release.fire()
+        holding.release.fire()
         _ = try await held.value
         await shutdown.value
         #expect(await Self.eventually { pool.statistics.sessions == 0 && pool.statistics.connections == 0 })
@@ -215,49 +206,39 @@ struct ConnectionPoolTests {
 
     @Test("over the call limit callers wait; the waiter limit and fail-fast refuse the rest")
     func callAndWaiterLimits() async throws {
-        let entered = Signal()
-        let release = Signal()
-        let server = MuxRPCServer(services: servicesHoldingACall(entered: entered, release: release), configuration: .patient())
-        let address = try await server.start()
+        let holding = try await HoldingServer()
+        let (server, address) = (holding.server, holding.address)
         let pool = try ConnectionPool(configuration: .init(maxConcurrentCallsPerAddress: 1, maxWaitersPerAddress: 1))
-        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
-        await entered.wait()
+        let held = await holding.holdCall(through: pool)
         let waiting = Task { try await Self.echo(pool, address, "waited") }
         #expect(await Self.eventually { pool.statistics.waiters == 1 })
         await #expect {
             try await Self.echo(pool, address, "one too many")
         } throws: { ($0 as? ConnectionPoolError)?.code == .tooManyWaiters }
-        release.fire()
+        holding.release.fire()
         _ = try await held.value
         try await waiting.value
         await pool.shutdown()
 
         let failFast = try ConnectionPool(configuration: .init(maxConcurrentCallsPerAddress: 1, whenBusy: .failFast))
-        let entered2 = Signal()
-        let release2 = Signal()
-        let server2 = MuxRPCServer(services: servicesHoldingACall(entered: entered2, release: release2), configuration: .patient())
-        let address2 = try await server2.start()
-        let held2 = Task { try await failFast.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address2) }
-        await entered2.wait()
+        let second = try await HoldingServer()
+        let heldSecond = await second.holdCall(through: failFast)
         await #expect {
-            try await Self.echo(failFast, address2, "busy")
+            try await Self.echo(failFast, second.address, "busy")
         } throws: { ($0 as? ConnectionPoolError)?.code == .overloaded }
-        release2.fire()
-        _ = try await held2.value
+        second.release.fire()
+        _ = try await heldSecond.value
         await failFast.shutdown()
         await server.shutdown()
-        await server2.shutdown()
+        await second.server.shutdown()
     }
 
     @Test("a deadline that passes while waiting, and cancellation while waiting")
     func deadlineAndCancellationWhileWaiting() async throws {
-        let entered = Signal()
-        let release = Signal()
-        let server = MuxRPCServer(services: servicesHoldingACall(entered: entered, release: release), configuration: .patient())
-        let address = try await server.start()
+        let holding = try await HoldingServer()
+        let (server, address) = (holding.server, holding.address)
         let pool = try ConnectionPool(configuration: .init(maxConcurrentCallsPerAddress: 1))
-        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
-        await entered.wait()
+        let held = await holding.holdCall(through: pool)
         await #expect {
             try await Self.echo(pool, address, "late", options: .init(timeout: .milliseconds(20)))
         } throws: { ($0 as? ConnectionPoolError)?.code == .deadlineExceeded }
@@ -270,7 +251,7 @@ struct ConnectionPoolTests {
         } throws: { ($0 as? ConnectionPoolError)?.code == .cancelled }
         #expect(pool.statistics.waiters == 0)
 
-        release.fire()
+        holding.release.fire()
         _ = try await held.value
         try await Self.echo(pool, address, "after")
         await pool.shutdown()
@@ -279,13 +260,10 @@ struct ConnectionPoolTests {
 
     @Test("shutdown fails waiters and new calls at once and lets calls in flight finish")
     func shutdownWithCallsInFlight() async throws {
-        let entered = Signal()
-        let release = Signal()
-        let server = MuxRPCServer(services: servicesHoldingACall(entered: entered, release: release), configuration: .patient())
-        let address = try await server.start()
+        let holding = try await HoldingServer()
+        let (server, address) = (holding.server, holding.address)
         let pool = try ConnectionPool(configuration: .init(maxConcurrentCallsPerAddress: 1))
-        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
-        await entered.wait()
+        let held = await holding.holdCall(through: pool)
         let waiting = Task { try await Self.echo(pool, address, "waiting") }
         #expect(await Self.eventually { pool.statistics.waiters == 1 })
 
@@ -298,7 +276,7 @@ struct ConnectionPoolTests {
         } throws: { ($0 as? ConnectionPoolError)?.code == .shutDown }
         #expect(pool.statistics.sessions == 1, "the session stays while its call is in flight")
 
-        release.fire()
+        holding.release.fire()
         _ = try await held.value
         await shutdown.value
         #expect(pool.statistics.sessions == 0)
@@ -309,17 +287,14 @@ struct ConnectionPoolTests {
 
     @Test("calls still in flight at the end of the grace period fail")
     func gracePeriodRunsOut() async throws {
-        let entered = Signal()
-        let release = Signal()
-        let server = MuxRPCServer(services: servicesHoldingACall(entered: entered, release: release), configuration: .patient())
-        let address = try await server.start()
+        let holding = try await HoldingServer()
+        let server = holding.server
         let pool = try ConnectionPool(configuration: .init(shutdownGracePeriod: .milliseconds(20)))
-        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
-        await entered.wait()
+        let held = await holding.holdCall(through: pool)
         await pool.shutdown()
         await #expect(throws: RPCError.self) { _ = try await held.value }
         #expect(pool.statistics.connections == 0)
-        release.fire()
+        holding.release.fire()
         await server.shutdown()
     }
 

@@ -22,6 +22,30 @@ func servicesHoldingACall(entered: Signal, release: Signal) -> RPCServiceRegistr
     return services
 }
 
+/// A server of the demo services plus Hold.Call, started on loopback.
+struct HoldingServer {
+    let server: MuxRPCServer
+    let address: SocketAddress
+    let entered = Signal()
+    let release = Signal()
+
+    init(shutdownGracePeriod: Duration = .seconds(10)) async throws {
+        server = MuxRPCServer(
+            services: servicesHoldingACall(entered: entered, release: release),
+            configuration: .patient(shutdownGracePeriod: shutdownGracePeriod)
+        )
+        address = try await server.start()
+    }
+
+    /// Starts a Hold.Call through `pool` and returns once the server is in it.
+    func holdCall(through pool: ConnectionPool) async -> Task<RPCEmpty, any Error> {
+        let address = self.address
+        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
+        await entered.wait()
+        return held
+    }
+}
+
 /// Opens new streams (or connections) with `open` until one is refused,
 /// at open or on its first call; false if 1,000 attempts all got through.
 func eventuallyRefused(_ open: () async throws -> RPCClient) async -> Bool {

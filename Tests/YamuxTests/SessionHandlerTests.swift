@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -139,16 +140,16 @@ import Testing
         }
         _ = try self.frames(channel)
         // Small and large payloads from two streams in one turn of the loop, some with promises.
-        var completed: [Int] = []
+        let completed = NIOLockedValueBox<[Int]>([])
         let small = streams[0].eventLoop.makePromise(of: Void.self)
-        small.futureResult.whenSuccess { completed.append(1) }
+        small.futureResult.whenSuccess { completed.withLockedValue { $0.append(1) } }
         streams[0].writeAndFlush(ByteBuffer(string: "tiny"), promise: small)
         let large = streams[1].eventLoop.makePromise(of: Void.self)
-        large.futureResult.whenSuccess { completed.append(2) }
+        large.futureResult.whenSuccess { completed.withLockedValue { $0.append(2) } }
         streams[1].writeAndFlush(ByteBuffer(repeating: 7, count: 5000), promise: large)
         streams[0].writeAndFlush(ByteBuffer(string: "more"), promise: nil)
         streams[0].close(mode: .output, promise: nil)
-        #expect(completed.isEmpty)  // nothing is written before the flush at the end of the turn
+        #expect(completed.withLockedValue { $0.isEmpty })  // nothing is written before the flush at the end of the turn
         channel.embeddedEventLoop.run()
         var all = ByteBuffer()
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
@@ -161,7 +162,7 @@ import Testing
         expected.writeString("more")
         YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: 1, length: 0).write(to: &expected)
         #expect(all == expected)
-        #expect(completed == [1, 2])
+        #expect(completed.withLockedValue { $0 } == [1, 2])
     }
 
     @Test func framesAfterTheSessionClosedFailTheirPromises() throws {
@@ -169,10 +170,10 @@ import Testing
         let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
         handler.closeSession(error: .sessionClosed, goAway: .normal)
         let promise = channel.eventLoop.makePromise(of: Void.self)
-        var failed = false
-        promise.futureResult.whenFailure { _ in failed = true }
+        let failed = NIOLockedValueBox(false)
+        promise.futureResult.whenFailure { _ in failed.withLockedValue { $0 = true } }
         handler.writeFrame(YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: 1, length: 0), promise: promise)
-        #expect(failed)
+        #expect(failed.withLockedValue { $0 })
     }
 
     @Test func synAfterGoAwayIsRefusedWithRST() throws {

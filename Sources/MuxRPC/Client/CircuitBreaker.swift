@@ -54,16 +54,14 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
     }
 
     func validate() throws {
-        func require(_ condition: Bool, _ message: String) throws {
-            if !condition { throw MuxRPCClientConfigurationError(message: "circuit breaker: " + message) }
-        }
-        try require(consecutiveFailures >= 1, "consecutiveFailures must be at least 1")
-        try require(failureRatio > 0 && failureRatio <= 1, "failureRatio must be in (0, 1]")
-        try require(window > .zero, "window must be positive")
-        try require(minimumCalls >= 1, "minimumCalls must be at least 1")
-        try require(cooldown >= .zero, "cooldown must not be negative")
-        try require(cooldownJitter >= 0 && cooldownJitter < 1, "cooldownJitter must be in [0, 1)")
-        try require((0...100).contains(maxEjectionPercent), "maxEjectionPercent must be in 0...100")
+        let check = ConfigurationCheck { MuxRPCClientConfigurationError(message: "circuit breaker: " + $0) }
+        try check.require(consecutiveFailures >= 1, "consecutiveFailures must be at least 1")
+        try check.require(failureRatio > 0 && failureRatio <= 1, "failureRatio must be in (0, 1]")
+        try check.require(window > .zero, "window must be positive")
+        try check.require(minimumCalls >= 1, "minimumCalls must be at least 1")
+        try check.require(cooldown >= .zero, "cooldown must not be negative")
+        try check.require(cooldownJitter >= 0 && cooldownJitter < 1, "cooldownJitter must be in [0, 1)")
+        try check.require((0...100).contains(maxEjectionPercent), "maxEjectionPercent must be in 0...100")
     }
 }
 

@@ -5,11 +5,6 @@ extension MuxRPCClient: Service {
     /// client down; cancellation closes everything at once. The client
     /// serves calls whether or not this runs.
     public func run() async throws {
-        do {
-            try await gracefulShutdown()
-            await shutdown()
-        } catch {
-            await shutdown(gracePeriod: .zero)
-        }
+        await runUntilGracefulShutdown(gracePeriod: configuration.pool.shutdownGracePeriod, shutdown(gracePeriod:))
     }
 }

@@ -57,12 +57,9 @@ public final class MuxRPCClient: Sendable {
             try pool.validate()
             try circuitBreaker.validate()
             try retry.validate()
-            if let defaultTimeout, defaultTimeout <= .zero {
-                throw MuxRPCClientConfigurationError(message: "defaultTimeout must be positive")
-            }
-            if latencyDecay <= .zero {
-                throw MuxRPCClientConfigurationError(message: "latencyDecay must be positive")
-            }
+            let check = ConfigurationCheck { MuxRPCClientConfigurationError(message: $0) }
+            try check.require(defaultTimeout.map { $0 > .zero } ?? true, "defaultTimeout must be positive")
+            try check.require(latencyDecay > .zero, "latencyDecay must be positive")
         }
     }
 

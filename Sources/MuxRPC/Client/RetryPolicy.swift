@@ -41,14 +41,12 @@ public struct RetryConfiguration: Sendable, Hashable {
     }
 
     func validate() throws {
-        func require(_ condition: Bool, _ message: String) throws {
-            if !condition { throw MuxRPCClientConfigurationError(message: "retry: " + message) }
-        }
-        try require(maxAttempts >= 1, "maxAttempts must be at least 1")
-        try require(budgetRatio >= 0, "budgetRatio must not be negative")
-        try require(minimumRetriesPerSecond >= 0, "minimumRetriesPerSecond must not be negative")
-        try require(budgetWindow >= .seconds(1), "budgetWindow must be at least a second")
-        try require(initialBackoff >= .zero && maxBackoff >= initialBackoff, "backoffs must satisfy 0 <= initialBackoff <= maxBackoff")
+        let check = ConfigurationCheck { MuxRPCClientConfigurationError(message: "retry: " + $0) }
+        try check.require(maxAttempts >= 1, "maxAttempts must be at least 1")
+        try check.require(budgetRatio >= 0, "budgetRatio must not be negative")
+        try check.require(minimumRetriesPerSecond >= 0, "minimumRetriesPerSecond must not be negative")
+        try check.require(budgetWindow >= .seconds(1), "budgetWindow must be at least a second")
+        try check.require(initialBackoff >= .zero && maxBackoff >= initialBackoff, "backoffs must satisfy 0 <= initialBackoff <= maxBackoff")
     }
 
     /// A random backoff before retry `retry` (1 for the first): "full

@@ -8,11 +8,6 @@ extension ConnectionPool: Service {
     /// The pool serves calls whether or not this runs; running it ties the
     /// pool's shutdown to the application's.
     public func run() async throws {
-        do {
-            try await gracefulShutdown()
-            await shutdown()
-        } catch {
-            await shutdown(gracePeriod: .zero)
-        }
+        await runUntilGracefulShutdown(gracePeriod: configuration.shutdownGracePeriod, shutdown(gracePeriod:))
     }
 }

@@ -102,24 +102,22 @@ extension ConnectionPool {
 
         /// Throws ``ConnectionPoolConfigurationError`` for a limit that cannot work.
         public func validate() throws {
-            func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
-                if !condition { throw ConnectionPoolConfigurationError(message: message()) }
-            }
-            try require(maxSessionsPerAddress >= 1, "maxSessionsPerAddress must be at least 1")
-            try require(maxStreamsPerSession >= 1, "maxStreamsPerSession must be at least 1")
-            try require(
+            let check = ConfigurationCheck { ConnectionPoolConfigurationError(message: $0) }
+            try check.require(maxSessionsPerAddress >= 1, "maxSessionsPerAddress must be at least 1")
+            try check.require(maxStreamsPerSession >= 1, "maxStreamsPerSession must be at least 1")
+            try check.require(
                 connection.mode == .plain || maxStreamsPerSession <= connection.yamux.maxConcurrentStreams,
                 "maxStreamsPerSession (\(maxStreamsPerSession)) exceeds yamux's maxConcurrentStreams (\(connection.yamux.maxConcurrentStreams))"
             )
-            try require(maxIdleStreamsPerSession >= 0, "maxIdleStreamsPerSession must not be negative")
-            try require(maxConcurrentCallsPerAddress >= 1, "maxConcurrentCallsPerAddress must be at least 1")
-            try require(maxWaitersPerAddress >= 1, "maxWaitersPerAddress must be at least 1: a first call waits for its dial")
-            try require(maxIdleTime > .zero, "maxIdleTime must be positive")
-            try require(reapInterval > .zero, "reapInterval must be positive")
-            try require(shutdownGracePeriod >= .zero, "shutdownGracePeriod must not be negative")
-            try require(healthCheckInterval.map { $0 > .zero } ?? true, "healthCheckInterval must be positive")
-            try require(healthCheckTimeout > .zero, "healthCheckTimeout must be positive")
-            try require(sessionReplacementInterval.map { $0 >= .zero } ?? true, "sessionReplacementInterval must not be negative")
+            try check.require(maxIdleStreamsPerSession >= 0, "maxIdleStreamsPerSession must not be negative")
+            try check.require(maxConcurrentCallsPerAddress >= 1, "maxConcurrentCallsPerAddress must be at least 1")
+            try check.require(maxWaitersPerAddress >= 1, "maxWaitersPerAddress must be at least 1: a first call waits for its dial")
+            try check.require(maxIdleTime > .zero, "maxIdleTime must be positive")
+            try check.require(reapInterval > .zero, "reapInterval must be positive")
+            try check.require(shutdownGracePeriod >= .zero, "shutdownGracePeriod must not be negative")
+            try check.require(healthCheckInterval.map { $0 > .zero } ?? true, "healthCheckInterval must be positive")
+            try check.require(healthCheckTimeout > .zero, "healthCheckTimeout must be positive")
+            try check.require(sessionReplacementInterval.map { $0 >= .zero } ?? true, "sessionReplacementInterval must not be negative")
         }
     }
 }
