@@ -38,9 +38,13 @@ struct HoldingServer {
     }
 
     /// Starts a Hold.Call through `pool` and returns once the server is in it.
+    /// The call gives up after a minute, so that a regression fails a test
+    /// rather than hanging it.
     func holdCall(through pool: ConnectionPool) async -> Task<RPCEmpty, any Error> {
         let address = self.address
-        let held = Task { try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address) }
+        let held = Task {
+            try await pool.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, on: address, options: .init(timeout: .seconds(60)))
+        }
         await entered.wait()
         return held
     }

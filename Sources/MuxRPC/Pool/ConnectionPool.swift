@@ -141,6 +141,7 @@ public final class ConnectionPool: Sendable {
             case .newStream(let connection, let lease):
                 do {
                     stream = try await openStream(on: connection, deadline: deadline, address: address)
+                    if connection.session == nil { track(plainStream: stream) }
                 } catch let error as ConnectionPoolError where error.code == .deadlineExceeded {
                     update { $0.release(lease, stream: nil, reusable: false, now: .now()) }
                     throw error
@@ -187,7 +188,20 @@ public final class ConnectionPool: Sendable {
         update { $0.beginShutdown() }
         if await MuxRPCServer.wait(for: drained.futureResult, atMost: gracePeriod) { return }
         update { $0.closeEverything() }
+        // Plain-mode streams are connections of their own, outside any session.
+        let plainStreams = state.withLock { Array($0.plainStreams.values) }
+        for stream in plainStreams { stream.channel.close(promise: nil) }
         try? await drained.futureResult.get()
+    }
+
+    /// Keeps a plain-mode stream (its own TCP connection) until it closes,
+    /// so that a shutdown whose grace period runs out can close it.
+    private func track(plainStream stream: RPCClient) {
+        let key = ObjectIdentifier(stream)
+        state.withLock { $0.plainStreams[key] = stream }
+        stream.channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLock { $0.plainStreams.removeValue(forKey: key) }
+        }
     }
 
     // MARK: Endpoints
@@ -409,6 +423,8 @@ public final class ConnectionPool: Sendable {
         var outcomes: [WaiterID: Result<Grant, ConnectionPoolError>] = [:]
         /// Sessions not yet closed, whether or not the machine still has them.
         var liveConnections: [ObjectIdentifier: MuxRPCConnection] = [:]
+        /// Plain-mode streams not yet closed.
+        var plainStreams: [ObjectIdentifier: RPCClient] = [:]
         var reaper: RepeatedTask?
         var healthCheck: RepeatedTask?
         var hasDrained = false
