@@ -180,20 +180,12 @@ final class RPCServerHandler: ChannelDuplexHandler {
         let coders = stagedCoders
         let seq = header.seq
         let task: Task<Void, Never>
-        if #available(macOS 26, iOS 26, tvOS 26, watchOS 26, visionOS 26, *), let executor = executor as? EventLoopTaskExecutor {
-            // Immediate: the method starts right here, on the loop, and runs
-            // until it first suspends. One that does not suspend (most) has
-            // answered before this returns: no trip through the loop's task
-            // queue, and the reply leaves with the read batch's flush.
-            task = Task.immediate(executorPreference: executor) {
-                let response = await method.invoke(body, requestContext, coders)
-                if eventLoop.inEventLoop {
-                    loopBound.value.finish(response, seq: seq)
-                } else {
-                    eventLoop.execute { loopBound.value.finish(response, seq: seq) }
-                }
-            }
-        } else if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *), let executor = executor as? EventLoopTaskExecutor {
+        // Not `Task.immediate`, which would run the method on this event loop
+        // thread, one the concurrency runtime does not own: a full-suite run
+        // with it stalled, every task in the process suspended and no
+        // cooperative thread left, and it was the prime suspect. A task that
+        // prefers the loop's executor costs one trip through the loop's queue.
+        if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *), let executor = executor as? EventLoopTaskExecutor {
             task = Task(executorPreference: executor) {
                 let response = await method.invoke(body, requestContext, coders)
                 if eventLoop.inEventLoop {
@@ -209,8 +201,8 @@ final class RPCServerHandler: ChannelDuplexHandler {
             }
         }
         guard dispatches == dispatch, case .running = state else {
-            // Finished already (an immediate task that never suspended), and
-            // maybe the next queued request dispatched meanwhile.
+            // Finished already, and maybe the next queued request dispatched
+            // meanwhile.
             return
         }
         self.task = task
