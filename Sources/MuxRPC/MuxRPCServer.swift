@@ -197,33 +197,13 @@ public final class MuxRPCServer: Sendable {
             connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         let closed = EventLoopFuture.andAllComplete(connections.map(\.closeFuture), on: group.any())
-        let graceful = await Self.wait(for: closed, atMost: configuration.shutdownGracePeriod)
+        let graceful = await closed.result(before: .now() + TimeAmount(configuration.shutdownGracePeriod)) != nil
         if !graceful {
             let remaining = state.withLock { Array($0.connections.values) }
             for connection in remaining {
                 connection.close(promise: nil)
             }
             try? await EventLoopFuture.andAllComplete(remaining.map(\.closeFuture), on: group.any()).get()
-        }
-    }
-}
-
-extension MuxRPCServer {
-    /// Waits for `future`, at most `limit`; true if it completed in time.
-    /// (Awaiting the future in a task group would not do: `get()` ignores
-    /// cancellation, so the group would wait for the future regardless.)
-    static func wait(for future: EventLoopFuture<Void>, atMost limit: Duration) async -> Bool {
-        let resumed = Mutex(false)
-        return await withCheckedContinuation { continuation in
-            let resumeOnce: @Sendable (Bool) -> Void = { inTime in
-                let first = resumed.withLock { resumed in
-                    defer { resumed = true }
-                    return !resumed
-                }
-                if first { continuation.resume(returning: inTime) }
-            }
-            future.whenComplete { _ in resumeOnce(true) }
-            future.eventLoop.scheduleTask(in: TimeAmount(limit)) { resumeOnce(false) }
         }
     }
 }

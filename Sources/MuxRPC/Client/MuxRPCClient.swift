@@ -254,7 +254,7 @@ public final class MuxRPCClient: Sendable {
     private func waitForEndpoints(until deadline: RPCDeadline?) async throws {
         if table.withLock({ $0.hasEndpoints }) { return }
         let limit = deadline?.timeRemaining ?? .seconds(365 * 24 * 3600)
-        if !(await MuxRPCServer.wait(for: firstEndpoints.futureResult, atMost: limit)) {
+        if await firstEndpoints.futureResult.result(before: .now() + TimeAmount(limit)) == nil {
             throw RPCError(code: .deadlineExceeded, message: "no endpoint list arrived before the deadline", isStreamUsable: true, requestWasSent: false)
         }
     }

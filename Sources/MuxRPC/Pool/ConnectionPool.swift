@@ -186,7 +186,7 @@ public final class ConnectionPool: Sendable {
         let timers = state.withLock { [$0.reaper.take(), $0.healthCheck.take()] }
         for timer in timers { timer?.cancel() }
         update { $0.beginShutdown() }
-        if await MuxRPCServer.wait(for: drained.futureResult, atMost: gracePeriod) { return }
+        if await drained.futureResult.result(before: .now() + TimeAmount(gracePeriod)) != nil { return }
         update { $0.closeEverything() }
         // Plain-mode streams are connections of their own, outside any session.
         let plainStreams = state.withLock { Array($0.plainStreams.values) }
@@ -228,11 +228,10 @@ public final class ConnectionPool: Sendable {
             guard let session = connection.session else { continue }
             Task { [weak self] in
                 let start = ContinuousClock.now
-                let answered = await Self.within(timeout, on: session.channel.eventLoop) {
-                    _ = try await session.ping()
-                }
+                let ping = session.channel.eventLoop.makeFutureWithTask { try await session.ping() }
+                let outcome = await ping.result(before: .now() + TimeAmount(timeout))
                 guard let self else { return }
-                if answered {
+                if case .success = outcome {
                     let rtt = TimeAmount(ContinuousClock.now - start)
                     state.withLock { $0.machine.recordRoundTripTime(rtt, for: lease.address) }
                 } else {
@@ -240,19 +239,6 @@ public final class ConnectionPool: Sendable {
                 }
             }
         }
-    }
-
-    /// Whether `operation` succeeded within `limit`. One that outlives the
-    /// limit goes on in the background; its outcome is ignored.
-    private static func within(_ limit: Duration, on eventLoop: any EventLoop, _ operation: @escaping @Sendable () async throws -> Void) async -> Bool {
-        let promise = eventLoop.makePromise(of: Bool.self)
-        let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) { promise.succeed(false) }
-        Task {
-            let succeeded = (try? await operation()) != nil
-            timer.cancel()
-            promise.succeed(succeeded)
-        }
-        return (try? await promise.futureResult.get()) ?? false
     }
 
     // MARK: Waiting for a stream
@@ -355,32 +341,14 @@ public final class ConnectionPool: Sendable {
     /// that opens after that is closed.
     private func openStream(on connection: MuxRPCConnection, deadline: RPCDeadline?, address: SocketAddress) async throws -> RPCClient {
         guard let deadline else { return try await connection.openStream() }
-        let outcome = Mutex<Bool>(false)
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RPCClient, any Error>) in
-            let first: @Sendable () -> Bool = {
-                outcome.withLock { decided in
-                    defer { decided = true }
-                    return !decided
-                }
-            }
-            let timer = group.any().scheduleTask(deadline: deadline.nioDeadline) {
-                if first() {
-                    continuation.resume(throwing: ConnectionPoolError(
-                        code: .deadlineExceeded, message: "the deadline passed while a stream was being opened", address: address
-                    ))
-                }
-            }
-            Task {
-                do {
-                    let stream = try await connection.openStream()
-                    timer.cancel()
-                    if first() { continuation.resume(returning: stream) } else { stream.channel.close(promise: nil) }
-                } catch {
-                    timer.cancel()
-                    if first() { continuation.resume(throwing: error) }
-                }
-            }
+        let opening = group.any().makeFutureWithTask { try await connection.openStream() }
+        guard let outcome = await opening.result(before: deadline.nioDeadline) else {
+            opening.whenSuccess { late in late.channel.close(promise: nil) }
+            throw ConnectionPoolError(
+                code: .deadlineExceeded, message: "the deadline passed while a stream was being opened", address: address
+            )
         }
+        return try outcome.get()
     }
 
     // MARK: Carrying out the state machine's actions
