@@ -42,8 +42,6 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
         context: ClientContext,
         next: (ClientRequest, ClientContext) async throws -> ClientResponse
     ) async throws -> ClientResponse {
-        let clock = ContinuousClock()
-        let start = clock.now
         // Made only when a line is written: most calls' lines are filtered out.
         let metadata = { () -> Logger.Metadata in
             [
@@ -53,14 +51,9 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
                 "rpc.attempt": .stringConvertible(context.attempt),
             ]
         }
-        do {
-            let response = try await next(request, context)
-            log(side: "client", method: context.serviceMethod, duration: clock.now - start, error: nil, code: nil, metadata: metadata)
-            return response
-        } catch {
-            log(side: "client", method: context.serviceMethod, duration: clock.now - start,
-                error: error, code: ObservabilityLabels.clientErrorCode(error), metadata: metadata)
-            throw error
+        return try await measured { try await next(request, context) } report: { duration, error in
+            log(side: "client", method: context.serviceMethod, duration: duration,
+                error: error, code: error.map(ObservabilityLabels.clientErrorCode), metadata: metadata)
         }
     }
 
@@ -69,8 +62,6 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
         context: RPCServerContext,
         next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
     ) async throws -> RPCServerResponse {
-        let clock = ContinuousClock()
-        let start = clock.now
         let metadata = { () -> Logger.Metadata in
             var metadata: Logger.Metadata = [
                 "rpc.side": "server",
@@ -82,14 +73,9 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
             }
             return metadata
         }
-        do {
-            let response = try await next(request, context)
-            log(side: "server", method: context.serviceMethod, duration: clock.now - start, error: nil, code: nil, metadata: metadata)
-            return response
-        } catch {
-            log(side: "server", method: context.serviceMethod, duration: clock.now - start,
-                error: error, code: ObservabilityLabels.serverErrorCode(error, context: context), metadata: metadata)
-            throw error
+        return try await measured { try await next(request, context) } report: { duration, error in
+            log(side: "server", method: context.serviceMethod, duration: duration,
+                error: error, code: error.map { ObservabilityLabels.serverErrorCode($0, context: context) }, metadata: metadata)
         }
     }
 

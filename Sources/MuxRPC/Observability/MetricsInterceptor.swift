@@ -56,15 +56,8 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
         next: (ClientRequest, ClientContext) async throws -> ClientResponse
     ) async throws -> ClientResponse {
         let key = Key(client: true, method: context.serviceMethod, endpoint: context.endpoint)
-        let clock = ContinuousClock()
-        let start = clock.now
-        do {
-            let response = try await next(request, context)
-            record(key, duration: clock.now - start, errorCode: nil)
-            return response
-        } catch {
-            record(key, duration: clock.now - start, errorCode: ObservabilityLabels.clientErrorCode(error))
-            throw error
+        return try await measured { try await next(request, context) } report: { duration, error in
+            record(key, duration: duration, errorCode: error.map(ObservabilityLabels.clientErrorCode))
         }
     }
 
@@ -74,15 +67,8 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
         next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
     ) async throws -> RPCServerResponse {
         let key = Key(client: false, method: context.serviceMethod, endpoint: nil)
-        let clock = ContinuousClock()
-        let start = clock.now
-        do {
-            let response = try await next(request, context)
-            record(key, duration: clock.now - start, errorCode: nil)
-            return response
-        } catch {
-            record(key, duration: clock.now - start, errorCode: ObservabilityLabels.serverErrorCode(error, context: context))
-            throw error
+        return try await measured { try await next(request, context) } report: { duration, error in
+            record(key, duration: duration, errorCode: error.map { ObservabilityLabels.serverErrorCode($0, context: context) })
         }
     }
 

@@ -77,3 +77,22 @@ extension Duration {
         return total
     }
 }
+
+/// Runs `call`, then `report`s how long it took and the error it threw, if
+/// any, and returns or rethrows its outcome: the shape every measuring
+/// interceptor has on both sides.
+func measured<Response>(
+    _ call: () async throws -> Response,
+    report: (_ duration: Duration, _ error: (any Error)?) -> Void
+) async throws -> Response {
+    let clock = ContinuousClock()
+    let start = clock.now
+    do {
+        let response = try await call()
+        report(clock.now - start, nil)
+        return response
+    } catch {
+        report(clock.now - start, error)
+        throw error
+    }
+}
