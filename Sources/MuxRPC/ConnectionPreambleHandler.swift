@@ -14,6 +14,8 @@ public struct ConnectionPreambleError: Error, Hashable, Sendable, CustomStringCo
         case handshakeTimeout(TimeAmount)
         /// The connection closed before its preamble arrived.
         case closedBeforePreamble
+        /// The server began a graceful shutdown before the preamble arrived.
+        case serverShuttingDown
     }
 
     public var kind: Kind
@@ -32,6 +34,8 @@ public struct ConnectionPreambleError: Error, Hashable, Sendable, CustomStringCo
             return "connection closed: no preamble within the handshake timeout of \(timeout.nanoseconds / 1_000_000) ms"
         case .closedBeforePreamble:
             return "connection closed before its preamble arrived"
+        case .serverShuttingDown:
+            return "connection closed: the server began shutting down before the preamble arrived"
         }
     }
 }
@@ -63,6 +67,11 @@ public struct ConnectionPreambleConfiguration: Sendable {
 /// handler leaves the pipeline. For 0x03 it puts a TLS handler in its place,
 /// followed by a new preamble handler that reads the real byte inside TLS.
 /// Anything else closes the connection, and `onRefused` hears why.
+///
+/// A graceful shutdown (`ChannelShouldQuiesceEvent`) that finds the preamble
+/// not yet read closes the connection: nothing on it has been accepted, and
+/// without this the mode installed later would never hear of the shutdown
+/// and would keep the server waiting for its whole grace period.
 public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -169,6 +178,14 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         timeout?.cancel()
         timeout = nil
         context.replaceHandler(installing: install, forwarding: remaining)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, !done {
+            refuse(.serverShuttingDown, context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {

@@ -75,6 +75,9 @@ public final class MuxRPCServer: Sendable {
         public var connectionsRefused = 0
         /// Yamux streams accepted, over all sessions.
         public var streamsAccepted = 0
+        /// Connections still open when a shutdown's grace period ran out,
+        /// and closed then with whatever they had in flight.
+        public var connectionsClosedAtGracePeriodEnd = 0
     }
 
     /// A server for `services`. `group` defaults to NIO's shared
@@ -199,7 +202,10 @@ public final class MuxRPCServer: Sendable {
         let closed = EventLoopFuture.andAllComplete(connections.map(\.closeFuture), on: group.any())
         let graceful = await closed.result(before: .now() + TimeAmount(configuration.shutdownGracePeriod)) != nil
         if !graceful {
-            let remaining = state.withLock { Array($0.connections.values) }
+            let remaining = state.withLock { state in
+                state.statistics.connectionsClosedAtGracePeriodEnd += state.connections.count
+                return Array(state.connections.values)
+            }
             for connection in remaining {
                 connection.close(promise: nil)
             }

@@ -1,5 +1,6 @@
 import MuxRPC
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import NIOSSL
 import Synchronization
@@ -108,8 +109,47 @@ extension ConnectionPreambleConfiguration {
     }
 }
 
+/// Counts the graceful-shutdown events that reach it.
+private final class QuiesceCounter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    var count = 0
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { count += 1 }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
 @Suite("Connection preambles")
 struct ConnectionPreambleTests {
+    @Test("a graceful shutdown before the preamble closes the connection; after it, the mode's handlers hear of it")
+    func quiesce() throws {
+        let refusals = RefusalLog()
+        let counter = QuiesceCounter()
+        func connection() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel()
+            let handler = ConnectionPreambleHandler(configuration: .patient(), onRefused: { refusals.append($0.kind) }) { _, _, channel in
+                try channel.pipeline.syncOperations.addHandler(counter)
+            }
+            try channel.pipeline.syncOperations.addHandler(handler)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            return channel
+        }
+
+        let silent = try connection()
+        silent.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!silent.isActive)
+        #expect(refusals.all == [.serverShuttingDown])
+
+        let served = try connection()
+        try served.writeInbound(ByteBuffer(integer: ConnectionMode.plain.preambleByte))
+        served.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(served.isActive, "closing a served connection is its mode's job")
+        #expect(counter.count == 1)
+        #expect(refusals.all == [.serverShuttingDown])
+        _ = try served.finish()
+    }
+
     @Test("each mode's byte installs that mode, and bytes sent with the preamble reach it", arguments: [
         ConnectionMode.plain, .consulMultiplex, .nomadMultiplex,
     ])
@@ -154,8 +194,8 @@ struct ConnectionPreambleTests {
         ConnectionMode.plain, .consulMultiplex, .nomadMultiplex,
     ])
     func tls(mode: ConnectionMode) async throws {
-        let server = try await PreambleServer(.patient(tls: try TestCertificates.serverContext(), requireTLS: true))
-        let client = try TestCertificates.clientContext()
+        let server = try await PreambleServer(.patient(tls: try await TestCertificates.serverContext(), requireTLS: true))
+        let client = try await TestCertificates.clientContext()
         let received = try await server.exchange(payload: Array("secret".utf8), expecting: 8) { channel in
             try ConnectionPreambleClient.configure(channel, mode: mode, tls: client, serverHostname: "localhost")
         }
@@ -166,7 +206,7 @@ struct ConnectionPreambleTests {
 
     @Test("a client that does not trust the server's certificate gets nothing through")
     func untrustedServer() async throws {
-        let server = try await PreambleServer(.patient(tls: try TestCertificates.serverContext()))
+        let server = try await PreambleServer(.patient(tls: try await TestCertificates.serverContext()))
         let untrusting = try NIOSSLContext(configuration: .makeClientConfiguration())  // system roots only
         let received = try await server.exchange(payload: Array("secret".utf8)) { channel in
             try ConnectionPreambleClient.configure(channel, mode: .consulMultiplex, tls: untrusting, serverHostname: "localhost")
@@ -186,7 +226,7 @@ struct ConnectionPreambleTests {
 
     @Test("a server that requires TLS refuses plaintext modes")
     func plaintextRefused() async throws {
-        let server = try await PreambleServer(.patient(tls: try TestCertificates.serverContext(), requireTLS: true))
+        let server = try await PreambleServer(.patient(tls: try await TestCertificates.serverContext(), requireTLS: true))
         let received = try await server.exchange(payload: [0x04, 1, 2]) { _ in }
         #expect(received.isEmpty)
         #expect(server.refusals.all == [.tlsRequired(.consulMultiplex)])

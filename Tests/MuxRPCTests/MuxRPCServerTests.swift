@@ -1,6 +1,9 @@
 import MsgpackRPC
 import MuxRPC
 import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
 import Synchronization
 import Testing
 import Yamux
@@ -56,12 +59,32 @@ func eventuallyRefused(_ open: () async throws -> RPCClient) async -> Bool {
     for _ in 0..<1_000 {
         do {
             let late = try await open()
-            if (try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)) == nil { return true }
+            let ping = try? await late.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self, options: .init(timeout: .seconds(30)))
+            if ping == nil { return true }
         } catch {
             return true
         }
     }
     return false
+}
+
+/// Completes `completed` when the TLS handshake before it in the pipeline
+/// finishes.
+private final class HandshakeWatcher: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let completed: EventLoopPromise<Void>
+
+    init(completed: EventLoopPromise<Void>) { self.completed = completed }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { completed.succeed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        completed.fail(ChannelError.eof)
+        context.fireChannelInactive()
+    }
 }
 
 /// A one-shot signal a test can wait for.
@@ -106,7 +129,7 @@ struct MuxRPCServerTests {
 
     @Test("serves every demo service in every mode, with and without TLS", arguments: modes, [false, true])
     func everyMode(mode: ConnectionMode, tls: Bool) async throws {
-        let serverTLS = tls ? try TestCertificates.serverContext() : nil
+        let serverTLS = tls ? try await TestCertificates.serverContext() : nil
         var configuration = MuxRPCServer.Configuration.patient()
         configuration.preamble.tls = serverTLS
         configuration.preamble.requireTLS = tls
@@ -114,7 +137,7 @@ struct MuxRPCServerTests {
         let address = try await server.start()
         let connection = try await MuxRPCConnection.connect(
             to: address,
-            configuration: .init(mode: mode, tls: tls ? try TestCertificates.clientContext() : nil, serverHostname: "localhost")
+            configuration: .init(mode: mode, tls: tls ? try await TestCertificates.clientContext() : nil, serverHostname: "localhost")
         )
         let client = try await connection.openStream()
         _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
@@ -197,11 +220,13 @@ struct MuxRPCServerTests {
         let entered = Signal()
         let release = Signal()
         let services = servicesHoldingACall(entered: entered, release: release)
-        let server = MuxRPCServer(services: services, configuration: .patient(shutdownGracePeriod: .seconds(600)))
+        // Longer than the test takes when all is well, so a connection left
+        // to the grace period's end shows in the statistics.
+        let server = MuxRPCServer(services: services, configuration: .patient(shutdownGracePeriod: .seconds(30)))
         let address = try await server.start()
         let client = try await dialPlain(address)
 
-        async let held = client.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self)
+        async let held = client.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self, options: .init(timeout: .seconds(60)))
         await entered.wait()
         async let shutdown: Void = server.shutdown()
 
@@ -214,6 +239,37 @@ struct MuxRPCServerTests {
         await shutdown
         try await client.channel.closeFuture.get()  // and then its connection closes
         #expect(server.connectionCount == 0)
+        // Every connection closed by the graceful path, the ones dialled
+        // while the shutdown began among them.
+        #expect(server.statistics.connectionsClosedAtGracePeriodEnd == 0)
+    }
+
+    @Test("a connection that has not sent its preamble when shutdown begins is closed at once", arguments: [false, true])
+    func shutdownClosesConnectionsBeforeTheirPreamble(tls: Bool) async throws {
+        var configuration = MuxRPCServer.Configuration.patient(shutdownGracePeriod: .seconds(30))
+        if tls { configuration.preamble.tls = try await TestCertificates.serverContext() }
+        let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
+        let address = try await server.start()
+        // Connected, and silent; with TLS it has asked for TLS (0x03) and
+        // finished the handshake, but not sent the mode's byte inside it.
+        let silent = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(to: address).get()
+        if tls {
+            let context = try await TestCertificates.clientContext()
+            let handshake = silent.eventLoop.makePromise(of: Void.self)
+            try await silent.eventLoop.submit {
+                silent.writeAndFlush(ByteBuffer(integer: ConnectionPreambleByte.tls), promise: nil)
+                try silent.pipeline.syncOperations.addHandlers(
+                    try NIOSSLClientHandler(context: context, serverHostname: "localhost"),
+                    HandshakeWatcher(completed: handshake)
+                )
+            }.get()
+            try await handshake.futureResult.get()
+        }
+        #expect(await ConnectionPoolTests.eventually { server.connectionCount == 1 })
+
+        await server.shutdown()
+        try await silent.closeFuture.get()
+        #expect(server.statistics.connectionsClosedAtGracePeriodEnd == 0, "the silent connection held the shutdown to its grace period")
     }
 
     @Test("a shutdown whose calls outlast the grace period closes them")
@@ -233,6 +289,7 @@ struct MuxRPCServerTests {
         await server.shutdown()
         await #expect(throws: RPCError.self) { _ = try await held.value }
         #expect(server.connectionCount == 0)
+        #expect(server.statistics.connectionsClosedAtGracePeriodEnd == 1)
     }
 
     @Test("connections over the limit are closed at once")
