@@ -60,15 +60,40 @@ public enum GoPeer {
         return true
     }
 
-    private static let buildLock = NSLock()
-
-    /// Builds `Tests/GoPeers/<name>` (if out of date) and returns the binary's path.
-    public static func build(_ name: String) throws -> URL {
+    /// Builds `Tests/GoPeers/<name>` (if out of date) and returns the binary's path. Each peer
+    /// is built once per test run however many tests ask at once, and the build never blocks
+    /// a concurrency thread (see ``runProgram(_:arguments:environment:directory:)``).
+    public static func build(_ name: String) async throws -> URL {
         if let reason = unavailableReason() {
             throw GoPeerError("cannot build Go peer \(name): \(reason)\(isCI ? " (CI=true: interop tests must run)" : "")")
         }
-        buildLock.lock()
-        defer { buildLock.unlock() }
+        return try await builds.binary(name).value
+    }
+
+    /// Fails (with CI=true) or skips with a message (elsewhere) when Go peers cannot be built.
+    /// - Returns: whether the test should go on.
+    public static func available() throws -> Bool {
+        guard let reason = unavailableReason() else { return true }
+        if isCI { throw GoPeerError("Go interop tests must run in CI, but \(reason)") }
+        FileHandle.standardError.write(Data("skipping Go interop test: \(reason)\n".utf8))
+        return false
+    }
+
+    private static let builds = Builds()
+
+    /// One build task per peer, shared by every test that needs it.
+    private actor Builds {
+        private var tasks: [String: Task<URL, any Error>] = [:]
+
+        func binary(_ name: String) -> Task<URL, any Error> {
+            if let task = self.tasks[name] { return task }
+            let task = Task { try await GoPeer.buildIfOutOfDate(name) }
+            self.tasks[name] = task
+            return task
+        }
+    }
+
+    private static func buildIfOutOfDate(_ name: String) async throws -> URL {
         let source = packageRoot.appendingPathComponent("Tests/GoPeers/\(name)")
         let output = outputDirectory.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
@@ -77,25 +102,20 @@ public enum GoPeer {
         {
             return output
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: goBinary!)
-        process.arguments = ["build", "-o", output.path, "."]
-        process.currentDirectoryURL = source
         var environment = ProcessInfo.processInfo.environment
         environment["GOPATH"] = gopath
         environment["GO111MODULE"] = "off"
         environment["GOFLAGS"] = nil
         environment["GOCACHE"] = outputDirectory.appendingPathComponent("cache").path
         environment["CGO_ENABLED"] = "0"
-        process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = errors
-        try process.run()
-        let log = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw GoPeerError("go build of \(name) failed: \(String(decoding: log, as: UTF8.self))")
+        let result = try await runProgram(
+            URL(fileURLWithPath: goBinary!),
+            arguments: ["build", "-o", output.path, "."],
+            environment: environment,
+            directory: source
+        )
+        guard result.status == 0 else {
+            throw GoPeerError("go build of \(name) failed: \(result.output)")
         }
         return output
     }
@@ -116,156 +136,3 @@ public struct GoPeerError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A running Go peer (or any program a test runs, see
-/// ``init(executable:arguments:)``): its stdout as lines, and control over its life.
-public final class GoPeerProcess: @unchecked Sendable {
-    // @unchecked Sendable: `process` is only mutated before it runs; the line buffer is
-    // guarded by `condition`.
-    private let process = Process()
-    private let condition = NSCondition()
-    private var lines: [String] = []
-    private var partial = Data()
-    private var stdoutClosed = false
-    private let stderrPipe = Pipe()
-    private var stderrData = Data()
-
-    /// Builds (if needed) and starts peer `name` with `arguments`.
-    public convenience init(_ name: String, arguments: [String]) throws {
-        try self.init(executable: try GoPeer.build(name), arguments: arguments)
-    }
-
-    /// Starts the program at `executable` with `arguments`.
-    public init(executable: URL, arguments: [String]) throws {
-        self.process.executableURL = executable
-        self.process.arguments = arguments
-        let stdout = Pipe()
-        self.process.standardOutput = stdout
-        self.process.standardError = self.stderrPipe
-        stdout.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            self?.append(data)
-            if data.isEmpty { handle.readabilityHandler = nil }
-        }
-        self.stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
-            }
-            guard let self else { return }
-            self.condition.lock()
-            self.stderrData.append(data)
-            self.condition.unlock()
-        }
-        try self.process.run()
-    }
-
-    private func append(_ data: Data) {
-        self.condition.lock()
-        defer { self.condition.unlock() }
-        if data.isEmpty {
-            self.stdoutClosed = true
-            if !self.partial.isEmpty {
-                self.lines.append(String(decoding: self.partial, as: UTF8.self))
-                self.partial.removeAll()
-            }
-        } else {
-            self.partial.append(data)
-            while let newline = self.partial.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = self.partial[self.partial.startIndex..<newline]
-                self.lines.append(String(decoding: line, as: UTF8.self))
-                self.partial.removeSubrange(self.partial.startIndex...newline)
-            }
-        }
-        self.condition.broadcast()
-    }
-
-    /// The next stdout line if one is there; `.some(nil)` at EOF; nil if none yet.
-    private func takeLine() -> String?? {
-        self.condition.lock()
-        defer { self.condition.unlock() }
-        if !self.lines.isEmpty { return .some(self.lines.removeFirst()) }
-        return self.stdoutClosed ? .some(nil) : nil
-    }
-
-    /// The next stdout line; nil at EOF or after `timeout` seconds. Polls, so it never blocks
-    /// a concurrency thread.
-    public func readLine(timeout: TimeInterval = 30) async -> String? {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while Date() < deadline {
-            if let line = self.takeLine() { return line }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-        return nil
-    }
-
-    /// Reads lines until one starts with `prefix`; returns the rest of it.
-    public func waitForLine(prefix: String, timeout: TimeInterval = 60) async throws -> String {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while let line = await self.readLine(timeout: max(0, deadline.timeIntervalSinceNow)) {
-            if line.hasPrefix(prefix) { return String(line.dropFirst(prefix.count)) }
-        }
-        throw GoPeerError("\(self.name) did not print \"\(prefix)…\"; stderr: \(self.standardError)")
-    }
-
-    /// For servers that print `listening on HOST:PORT`: the port.
-    public func listeningPort(timeout: TimeInterval = 60) async throws -> Int {
-        let address = try await self.waitForLine(prefix: "listening on ", timeout: timeout)
-        guard let port = address.split(separator: ":").last.flatMap({ Int($0) }) else {
-            throw GoPeerError("cannot parse listening address \(address)")
-        }
-        return port
-    }
-
-    /// The program's file name, for messages.
-    public var name: String { self.process.executableURL?.lastPathComponent ?? "peer" }
-
-    /// Everything the peer wrote to stderr so far.
-    public var standardError: String {
-        self.condition.lock()
-        defer { self.condition.unlock() }
-        return String(decoding: self.stderrData, as: UTF8.self)
-    }
-
-    /// Waits for the peer to exit (polling, so it can run from async code) and returns its status.
-    public func waitForExit(timeout: TimeInterval = 60) async throws -> Int32 {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while self.process.isRunning {
-            if Date() > deadline {
-                self.terminate()
-                throw GoPeerError("\(self.name) did not exit within \(timeout) s; stderr: \(self.standardError)")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return self.process.terminationStatus
-    }
-
-    /// Sends SIGTERM to this process only, without waiting (see ``waitForExit(timeout:)``).
-    public func sendTerminationSignal() {
-        if self.process.isRunning {
-            self.process.terminate()
-        }
-    }
-
-    /// Kills the process at once (SIGKILL): a crash, with no chance to say goodbye.
-    public func kill() {
-        if self.process.isRunning {
-            _ = Foundation.kill(self.process.processIdentifier, SIGKILL)
-            self.process.waitUntilExit()
-        }
-    }
-
-    /// Stops the peer (SIGTERM to this process only) and waits for it.
-    public func terminate() {
-        if self.process.isRunning {
-            self.process.terminate()
-            self.process.waitUntilExit()
-        }
-    }
-
-    deinit {
-        if self.process.isRunning {
-            self.process.terminate()
-        }
-    }
-}

@@ -8,19 +8,9 @@ import Testing
 /// packages), over raw TCP on 127.0.0.1, both directions. Skipped with a
 /// message when Go or the packages are missing, unless CI=true (then they fail).
 @Suite(.serialized) struct GoInteropTests {
-    /// Fails (CI) or skips (elsewhere) when the Go peer cannot be built.
-    private static func goAvailable() throws -> Bool {
-        if let reason = GoPeer.unavailableReason() {
-            if GoPeer.isCI { throw GoPeerError("Go interop tests must run in CI, but \(reason)") }
-            FileHandle.standardError.write(Data("skipping Go interop test: \(reason)\n".utf8))
-            return false
-        }
-        return true
-    }
-
     @Test func swiftClientCallsGoServer() async throws {
-        guard try Self.goAvailable() else { return }
-        let peer = try GoPeerProcess("rpc-peer", arguments: ["server"])
+        guard try GoPeer.available() else { return }
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
         let port = try await peer.listeningPort()
         let client = try await connectClient(port: port)
@@ -54,8 +44,8 @@ import Testing
     }
 
     @Test func goServerAnswersRequestsWithExtensionKeys() async throws {
-        guard try Self.goAvailable() else { return }
-        let peer = try GoPeerProcess("rpc-peer", arguments: ["server"])
+        guard try GoPeer.available() else { return }
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
         let client = try await connectClient(port: try await peer.listeningPort())
         let options = RPCCallOptions(
@@ -74,8 +64,8 @@ import Testing
     }
 
     @Test func sixtyFourSwiftStreamsToGoServer() async throws {
-        guard try Self.goAvailable() else { return }
-        let peer = try GoPeerProcess("rpc-peer", arguments: ["server"])
+        guard try GoPeer.available() else { return }
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
         let port = try await peer.listeningPort()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -98,9 +88,9 @@ import Testing
     }
 
     @Test func goClientCallsSwiftServer() async throws {
-        guard try Self.goAvailable() else { return }
+        guard try GoPeer.available() else { return }
         let server = try await TestServer.start()
-        let peer = try GoPeerProcess("rpc-peer", arguments: ["client", "-addr", "127.0.0.1:\(server.port)", "-streams", "64", "-bench", "2000"])
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["client", "-addr", "127.0.0.1:\(server.port)", "-streams", "64", "-bench", "2000"])
         defer { peer.terminate() }
         // Not a timing assertion: the rate of Go's CallWithCodec against our server.
         let bench = try await peer.waitForLine(prefix: "bench ", timeout: 120)

@@ -306,12 +306,12 @@ struct ConnectionPoolTests {
     @Test("TLS sessions are pooled too")
     func tls() async throws {
         var configuration = MuxRPCServer.Configuration.patient()
-        configuration.preamble.tls = try TestCertificates.serverContext()
+        configuration.preamble.tls = try await TestCertificates.serverContext()
         configuration.preamble.requireTLS = true
         let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
         let address = try await server.start()
         let pool = try ConnectionPool(configuration: .init(
-            connection: .init(tls: try TestCertificates.clientContext(), serverHostname: "localhost")
+            connection: .init(tls: try await TestCertificates.clientContext(), serverHostname: "localhost")
         ))
         for call in 0..<50 { try await Self.echo(pool, address, "tls \(call)") }
         #expect(server.statistics.connectionsAccepted == 1)

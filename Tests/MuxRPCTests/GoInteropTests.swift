@@ -17,19 +17,19 @@ struct PreambleGoInteropTests {
 
     @Test("a Go client calls MuxRPCServer", arguments: modes, [false, true])
     func goClientCallsSwiftServer(mode: ConnectionMode, tls: Bool) async throws {
-        guard try goAvailable() else { return }
+        guard try GoPeer.available() else { return }
         var configuration = MuxRPCServer.Configuration.patient()
         if tls {
-            configuration.preamble.tls = try TestCertificates.serverContext()
+            configuration.preamble.tls = try await TestCertificates.serverContext()
             configuration.preamble.requireTLS = true  // so the Go client cannot have got through without it
         }
         let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
         let address = try await server.start()
         var arguments = ["client", "-addr", "127.0.0.1:\(address.port!)", "-mode", mode.goPeerName, "-streams", "64"]
         if tls {
-            arguments += ["-tls-ca", try TestCertificates.files.get().authority, "-server-name", "localhost"]
+            arguments += ["-tls-ca", try await TestCertificates.files().authority, "-server-name", "localhost"]
         }
-        let peer = try GoPeerProcess("rpc-peer", arguments: arguments)
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: arguments)
         defer { peer.terminate() }
         let summary = try await peer.waitForLine(prefix: "checks=", timeout: 300)
         let status = try await peer.waitForExit(timeout: 60)
@@ -40,8 +40,8 @@ struct PreambleGoInteropTests {
 
     @Test("MuxRPCConnection calls a Go server: every demo service, errors, payload and int64 limits", arguments: modes, [false, true])
     func swiftClientCallsGoServer(mode: ConnectionMode, tls: Bool) async throws {
-        guard try goAvailable() else { return }
-        let peer = try GoPeerProcess("rpc-peer", arguments: try goServerArguments(tls: tls))
+        guard try GoPeer.available() else { return }
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: try await goServerArguments(tls: tls))
         defer { peer.terminate() }
         let connection = try await connect(mode: mode, tls: tls, port: try await peer.listeningPort())
         let client = try await connection.openStream()
@@ -103,8 +103,8 @@ struct PreambleGoInteropTests {
 
     @Test("a Go server answers requests whose headers carry our deadline and trace context", arguments: modes, [false, true])
     func goServerAnswersRequestsWithExtensionKeys(mode: ConnectionMode, tls: Bool) async throws {
-        guard try goAvailable() else { return }
-        let peer = try GoPeerProcess("rpc-peer", arguments: try goServerArguments(tls: tls))
+        guard try GoPeer.available() else { return }
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: try await goServerArguments(tls: tls))
         defer { peer.terminate() }
         let connection = try await connect(mode: mode, tls: tls, port: try await peer.listeningPort())
         let client = try await connection.openStream()
@@ -149,22 +149,13 @@ extension ConnectionMode {
     }
 }
 
-/// Whether the Go peers can run: fails in CI when they cannot, skips elsewhere.
-func goAvailable() throws -> Bool {
-    if let reason = GoPeer.unavailableReason() {
-        if GoPeer.isCI { throw GoPeerError("Go interop tests must run in CI, but \(reason)") }
-        FileHandle.standardError.write(Data("skipping Go interop test: \(reason)\n".utf8))
-        return false
-    }
-    return true
-}
 
 /// Arguments for an rpc-peer server that speaks the preambles, offering
 /// TLS with the test certificate when `tls`.
-func goServerArguments(tls: Bool, lie: Bool = false) throws -> [String] {
+func goServerArguments(tls: Bool, lie: Bool = false) async throws -> [String] {
     var arguments = ["server", "-preamble"]
     if tls {
-        let files = try TestCertificates.files.get()
+        let files = try await TestCertificates.files()
         arguments += ["-tls-cert", files.certificate, "-tls-key", files.privateKey]
     }
     if lie { arguments.append("-lie") }
@@ -175,6 +166,6 @@ func goServerArguments(tls: Bool, lie: Bool = false) throws -> [String] {
 func connect(mode: ConnectionMode, tls: Bool, port: Int) async throws -> MuxRPCConnection {
     try await MuxRPCConnection.connect(
         to: try SocketAddress(ipAddress: "127.0.0.1", port: port),
-        configuration: .init(mode: mode, tls: tls ? try TestCertificates.clientContext() : nil, serverHostname: tls ? "localhost" : nil)
+        configuration: .init(mode: mode, tls: tls ? try await TestCertificates.clientContext() : nil, serverHostname: tls ? "localhost" : nil)
     )
 }

@@ -37,8 +37,8 @@ struct ProgramTests {
 
     @Test("muxrpc-client counts the wrong answers of a lying Go server and exits non-zero", arguments: PreambleGoInteropTests.modes)
     func clientCountsWrongAnswers(mode: ConnectionMode) async throws {
-        guard try goAvailable(), let clientProgram = try builtProgram("muxrpc-client") else { return }
-        let peer = try GoPeerProcess("rpc-peer", arguments: try goServerArguments(tls: false, lie: true))
+        guard try GoPeer.available(), let clientProgram = try builtProgram("muxrpc-client") else { return }
+        let peer = try await GoPeerProcess.start("rpc-peer", arguments: try await goServerArguments(tls: false, lie: true))
         defer { peer.terminate() }
         let port = try await peer.listeningPort()
         let client = try GoPeerProcess(executable: clientProgram, arguments: [
@@ -76,7 +76,7 @@ extension ProgramTests {
             try await Task.sleep(for: .milliseconds(10))
         }
         #expect(client.standardError.contains("muxrpc-client: "), "no progress line: \(client.standardError)")
-        servers[1].kill()
+        await servers[1].kill()
 
         let summary = try summaryFields(try await client.waitForLine(prefix: "calls=", timeout: 600))
         let status = try await client.waitForExit(timeout: 60)

@@ -14,7 +14,7 @@ struct GoInteropTests {
         configuration: YamuxConfiguration = testConfiguration(),
         _ body: (YamuxSession) async throws -> Void
     ) async throws {
-        let peer = try GoPeerProcess("yamux-peer", arguments: ["-mode", "server"] + arguments)
+        let peer = try await GoPeerProcess.start("yamux-peer", arguments: ["-mode", "server"] + arguments)
         defer { peer.terminate() }
         let port = try await peer.listeningPort()
         let client = try await connectClient(port: port, configuration: configuration)
@@ -138,7 +138,7 @@ struct GoInteropTests {
         beforeClose: () async throws -> Void = {}
     ) async throws {
         let server = try await TestServer(configuration: configuration)
-        let peer = try GoPeerProcess(
+        let peer = try await GoPeerProcess.start(
             "yamux-peer",
             arguments: ["-mode", "client", "-addr", "127.0.0.1:\(server.port)", "-scenario", scenario] + arguments
         )
