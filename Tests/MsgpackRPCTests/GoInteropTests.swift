@@ -7,7 +7,7 @@ import Testing
 /// Interop with Go's net/rpc + hashicorp/net-rpc-msgpackrpc (Debian's
 /// packages), over raw TCP on 127.0.0.1, both directions. Skipped with a
 /// message when Go or the packages are missing, unless CI=true (then they fail).
-@Suite(.serialized) struct GoInteropTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct GoInteropTests {
     @Test func swiftClientCallsGoServer() async throws {
         guard try GoPeer.available() else { return }
         let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["server"])

@@ -6,7 +6,7 @@ import ServiceLifecycleTestKit
 import Testing
 
 /// The pool against real servers on loopback.
-@Suite("Connection pool")
+@Suite("Connection pool", .timeLimit(.minutes(5)))
 struct ConnectionPoolTests {
     typealias EchoArgs = DemoServices.EchoArgs
     typealias EchoReply = DemoServices.EchoReply

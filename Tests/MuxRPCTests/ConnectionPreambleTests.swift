@@ -120,7 +120,7 @@ private final class QuiesceCounter: ChannelInboundHandler {
     }
 }
 
-@Suite("Connection preambles")
+@Suite("Connection preambles", .timeLimit(.minutes(5)))
 struct ConnectionPreambleTests {
     @Test("a graceful shutdown before the preamble closes the connection; after it, the mode's handlers hear of it")
     func quiesce() throws {

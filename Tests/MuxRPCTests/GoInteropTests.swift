@@ -11,7 +11,7 @@ import Testing
 /// preambles, over real TCP on 127.0.0.1, in every mode with and without TLS,
 /// both directions. Skipped with a message when Go or the packages are
 /// missing, unless CI=true (then they fail).
-@Suite("Go interop: preambles, yamux and TLS", .serialized)
+@Suite("Go interop: preambles, yamux and TLS", .serialized, .timeLimit(.minutes(5)))
 struct PreambleGoInteropTests {
     static let modes: [ConnectionMode] = [.consulMultiplex, .nomadMultiplex, .plain]
 

@@ -7,7 +7,7 @@ import Synchronization
 import Testing
 
 /// The client stack against several real servers on loopback.
-@Suite("MuxRPC client")
+@Suite("MuxRPC client", .timeLimit(.minutes(5)))
 struct MuxRPCClientTests {
     typealias EchoArgs = DemoServices.EchoArgs
     typealias EchoReply = DemoServices.EchoReply

@@ -87,26 +87,43 @@ private final class HandshakeWatcher: ChannelInboundHandler {
     }
 }
 
-/// A one-shot signal a test can wait for.
+/// A one-shot signal a test can wait for. A cancelled wait (a test over its
+/// time limit) returns at once, so that the test ends with its failure
+/// instead of hanging the run.
 final class Signal: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private struct State {
+        var fired = false
+        var nextWaiter = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
 
     func fire() {
         let waiters = state.withLock { state in
             state.fired = true
-            defer { state.waiters = [] }
-            return state.waiters
+            defer { state.waiters = [:] }
+            return state.waiters.values
         }
         waiters.forEach { $0.resume() }
     }
 
     func wait() async {
-        await withCheckedContinuation { continuation in
-            let fired = state.withLock { state in
-                if !state.fired { state.waiters.append(continuation) }
-                return state.fired
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state in
+                    if state.fired || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
             }
-            if fired { continuation.resume() }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 }
@@ -123,7 +140,7 @@ extension MuxRPCServer.Configuration {
     }
 }
 
-@Suite("MuxRPC server")
+@Suite("MuxRPC server", .timeLimit(.minutes(5)))
 struct MuxRPCServerTests {
     static let modes: [ConnectionMode] = [.plain, .consulMultiplex, .nomadMultiplex]
 

@@ -14,7 +14,7 @@ import Tracing
 /// The built-in interceptors against real servers on loopback: client ones
 /// called directly around a call through a `ConnectionPool`, server ones
 /// installed in a `MuxRPCServer`.
-@Suite("Observability")
+@Suite("Observability", .timeLimit(.minutes(5)))
 struct ObservabilityTests {
     typealias EchoArgs = DemoServices.EchoArgs
     typealias EchoReply = DemoServices.EchoReply

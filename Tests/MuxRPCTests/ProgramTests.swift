@@ -6,7 +6,7 @@ import Testing
 /// The demo programs as a user runs them: the `muxrpc-server` and
 /// `muxrpc-client` executables that `swift build --build-tests` puts next
 /// to the test bundle, run as processes over real TCP.
-@Suite("muxrpc-server and muxrpc-client", .serialized)
+@Suite("muxrpc-server and muxrpc-client", .serialized, .timeLimit(.minutes(5)))
 struct ProgramTests {
     @Test("muxrpc-server serves muxrpc-client, which checks every answer; SIGTERM stops the server gracefully", arguments: PreambleGoInteropTests.modes)
     func serverAndClient(mode: ConnectionMode) async throws {

@@ -5,7 +5,7 @@ import Testing
 @testable import Yamux
 
 /// Interop with a real hashicorp/yamux peer (Debian's package), both directions.
-@Suite(.enabled(if: GoPeer.shouldRun()), .serialized)
+@Suite(.enabled(if: GoPeer.shouldRun()), .serialized, .timeLimit(.minutes(5)))
 struct GoInteropTests {
     // MARK: Swift client ↔ Go server
 

@@ -4,7 +4,7 @@ import Testing
 @testable import Yamux
 
 /// Peers that break the protocol, written at the frame level over raw TCP.
-@Suite struct MisbehavingPeerTests {
+@Suite(.timeLimit(.minutes(5))) struct MisbehavingPeerTests {
     enum Violation: String, CaseIterable, Sendable {
         case badVersion, unknownType, windowOverrun, duplicateSYN, finTwice, dataAfterFIN
 

@@ -5,7 +5,7 @@ import Testing
 @testable import Yamux
 
 /// Handler-level tests on an EmbeddedChannel: exact frames in, exact frames out.
-@Suite struct SessionHandlerTests {
+@Suite(.timeLimit(.minutes(5))) struct SessionHandlerTests {
     private func makeServer(_ configuration: YamuxConfiguration = testConfiguration { $0.enableWindowAutoTuning = false }) throws -> (EmbeddedChannel, YamuxSession) {
         let channel = EmbeddedChannel()
         let session = try YamuxSession.configure(on: channel, role: .server, configuration: configuration)

@@ -5,7 +5,7 @@ import Testing
 @testable import Yamux
 
 /// Swift client ↔ Swift server over real TCP, following hashicorp's session_test.go.
-@Suite struct SessionTests {
+@Suite(.timeLimit(.minutes(5))) struct SessionTests {
     @Test func pingMeasuresRTT() async throws {
         let server = try await TestServer()
         let client = try await connectClient(port: server.port)
