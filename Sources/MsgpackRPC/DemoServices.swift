@@ -9,16 +9,18 @@
 /// | Test.Fail | {"Message": string} | an error with that message |
 /// | Test.Sleep | {"Ms": int64} | empty, after sleeping (cancelled by the caller's deadline) |
 public enum DemoServices {
-    /// Registers all five methods.
+    /// Registers all five methods. The four that only compute are inline
+    /// (they run on the event loop, without a task); Test.Sleep waits, so it
+    /// is async.
     public static func register(into registry: inout RPCServiceRegistry) {
-        registry.register(service: "Status", method: "Ping") { (_: RPCEmpty, _) in RPCEmpty() }
-        registry.register(service: "Echo", method: "Echo") { (arguments: EchoArgs, _) in
+        registry.registerInline(service: "Status", method: "Ping") { (_: RPCEmpty, _) in RPCEmpty() }
+        registry.registerInline(service: "Echo", method: "Echo") { (arguments: EchoArgs, _) in
             EchoReply(msg: arguments.msg)
         }
-        registry.register(service: "Arith", method: "Add") { (arguments: AddArgs, _) in
+        registry.registerInline(service: "Arith", method: "Add") { (arguments: AddArgs, _) in
             AddReply(sum: arguments.a &+ arguments.b)
         }
-        registry.register(service: "Test", method: "Fail") { (arguments: FailArgs, _) -> RPCEmpty in
+        registry.registerInline(service: "Test", method: "Fail") { (arguments: FailArgs, _) -> RPCEmpty in
             throw RPCServiceError(arguments.message)
         }
         registry.register(service: "Test", method: "Sleep") { (arguments: SleepArgs, _) in

@@ -169,6 +169,18 @@ final class RPCServerHandler: ChannelDuplexHandler {
             return
         }
 
+        if let inline = method.invokeInline, coders.interceptors.isEmpty {
+            // Registered inline: runs here and now. The response is written
+            // without draining the queue: whoever called us (a read, or the
+            // drain loop in `finish`) goes on with the next request, so
+            // pipelined requests never nest calls on the stack.
+            var stagedCoders = self.coders
+            stagedCoders.spareBuffer = spareResponse
+            spareResponse = nil
+            write(inline(body, requestContext, stagedCoders), context: context)
+            return
+        }
+
         state = .running(seq: header.seq)
         dispatches &+= 1
         let dispatch = dispatches
@@ -227,10 +239,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
         task = nil
         deadlineTimer?.cancel()
         deadlineTimer = nil
-        context.writeAndFlush(wrapOutboundOut(response), promise: nil)
-        if response.capacity <= Self.maxSpareResponseCapacity {
-            spareResponse = response
-        }
+        write(response, context: context)
         while !isRunning, let message = queue.popFirst() {
             process(message)
         }
@@ -238,6 +247,14 @@ final class RPCServerHandler: ChannelDuplexHandler {
         if !isRunning, readHeld {
             readHeld = false
             context.read()
+        }
+    }
+
+    /// Sends a response and keeps its buffer for the next one.
+    private func write(_ response: ByteBuffer, context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(response), promise: nil)
+        if response.capacity <= Self.maxSpareResponseCapacity {
+            spareResponse = response
         }
     }
 

@@ -13,7 +13,7 @@ typealias AddArgs = DemoServices.AddArgs
 typealias AddReply = DemoServices.AddReply
 
 /// Swift client against Swift server over real TCP on 127.0.0.1.
-@Suite struct ClientServerTests {
+@Suite(.timeLimit(.minutes(5))) struct ClientServerTests {
     @Test func everyDemoService() async throws {
         try await withServerAndClient { _, client in
             _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
@@ -269,6 +269,63 @@ typealias AddReply = DemoServices.AddReply
                                               options: RPCCallOptions(timeout: .seconds(60), propagatesDeadline: false))
             #expect(local.deadline == nil)
         }
+    }
+
+    /// Methods registered inline for the tests below.
+    static var inlineRegistry: RPCServiceRegistry {
+        var registry = RPCServiceRegistry()
+        registry.registerInline(service: "Inline", method: "OnLoop") { (_: RPCEmpty, context) -> Bool in
+            context.eventLoop.inEventLoop
+        }
+        registry.registerInline(service: "Inline", method: "Add") { (arguments: AddArgs, _) in
+            AddReply(sum: arguments.a &+ arguments.b)
+        }
+        registry.registerInline(service: "Inline", method: "Fail") { (_: RPCEmpty, _) -> RPCEmpty in
+            throw RPCServiceError("inline failure")
+        }
+        return registry
+    }
+
+    @Test func inlineMethodsRunOnTheStreamsEventLoopAndFailAsAsyncOnesDo() async throws {
+        try await withServerAndClient(registry: Self.inlineRegistry) { _, client in
+            let onLoop = try await client.call("Inline.OnLoop", RPCEmpty(), returning: Bool.self)
+            #expect(onLoop)
+            let sum = try await client.call("Inline.Add", AddArgs(a: 2, b: 3), returning: AddReply.self).sum
+            #expect(sum == 5)
+            let failure = await expectRPCError { _ = try await client.call("Inline.Fail", RPCEmpty(), returning: RPCEmpty.self) }
+            #expect(failure?.message == "inline failure" && failure?.isStreamUsable == true)
+            let undecodable = await expectRPCError { _ = try await client.call("Inline.Add", "not a struct", returning: AddReply.self) }
+            #expect(undecodable?.message.hasPrefix("rpc: cannot decode the arguments of Inline.Add") == true)
+            // The stream serves on after both.
+            let wrapped = try await client.call("Inline.Add", AddArgs(a: .max, b: 1), returning: AddReply.self).sum
+            #expect(wrapped == .min)
+        }
+    }
+
+    /// Counts the calls it sees and passes them on.
+    struct CountingInterceptor: RPCServerInterceptor {
+        let seen: NIOLockedValueBox<[String]>
+        func intercept(
+            _ request: RPCServerRequest,
+            context: RPCServerContext,
+            next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
+        ) async throws -> RPCServerResponse {
+            seen.withLockedValue { $0.append(context.serviceMethod) }
+            return try await next(request, context)
+        }
+    }
+
+    @Test func inlineMethodsRunInsideServerInterceptors() async throws {
+        let seen = NIOLockedValueBox<[String]>([])
+        let configuration = RPCServer.Configuration(interceptors: [.apply(CountingInterceptor(seen: seen))])
+        let server = try await TestServer.start(registry: Self.inlineRegistry, configuration: configuration)
+        let client = try await connectClient(port: server.port)
+        #expect(try await client.call("Inline.Add", AddArgs(a: 2, b: 3), returning: AddReply.self).sum == 5)
+        let failure = await expectRPCError { _ = try await client.call("Inline.Fail", RPCEmpty(), returning: RPCEmpty.self) }
+        #expect(failure?.message == "inline failure")
+        #expect(seen.withLockedValue { $0 } == ["Inline.Add", "Inline.Fail"])
+        try await client.close()
+        try await server.stop()
     }
 
     @Test func handlersOffTheEventLoopWorkToo() async throws {
