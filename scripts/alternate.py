@@ -4,7 +4,14 @@ first, for before/after figures: medians of calls_per_s and p50_us, and the
 ratio to the first binary.
 
     scripts/alternate.py ROUNDS before=/tmp/bench-main after=.build/release/muxrpc-bench -- rpc --calls 20000 --concurrency 1
+
+A binary may carry arguments of its own, appended after the shared ones
+(quote the whole label=... word):
+
+    scripts/alternate.py 5 go=.build/go-bench/go-bench inline=.build/release/muxrpc-bench \
+        "async=.build/release/muxrpc-bench --server-methods async" -- rpc --calls 20000 --concurrency 1
 """
+import shlex
 import statistics
 import subprocess
 import sys
@@ -13,13 +20,15 @@ import sys
 def main():
     rounds = int(sys.argv[1])
     split = sys.argv.index("--")
-    binaries = [argument.split("=", 1) for argument in sys.argv[2:split]]
+    binaries = [(label, shlex.split(command)) for label, command in
+                (argument.split("=", 1) for argument in sys.argv[2:split])]
     arguments = sys.argv[split + 1:]
     results = {label: {"calls_per_s": [], "p50_us": []} for label, _ in binaries}
     for round_index in range(rounds):
         order = binaries if round_index % 2 == 0 else list(reversed(binaries))
         for label, binary in order:
-            line = subprocess.run([binary] + arguments, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            command = binary[:1] + arguments + binary[1:]
+            line = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             fields = dict(pair.split("=", 1) for pair in line.split())
             for key in results[label]:
                 results[label][key].append(float(fields[key]))

@@ -23,7 +23,10 @@ import Yamux
 /// one `MuxRPCConnection` from a plain free list, on the connection's loop
 /// in the same way. It shows what the stack above the stream costs.
 ///
-/// The server runs its handlers on the stream's event loop (its default).
+/// The server runs Echo.Echo on the stream's event loop: inline, as
+/// `DemoServices` registers it (`--server-methods inline`, the default), or
+/// as an async method in a task that prefers the loop
+/// (`--server-methods async`), to show what inline methods save.
 struct RPCBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc",
@@ -46,6 +49,13 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "client: through MuxRPCClient and its ConnectionPool (default); bare: RPCClient streams from a plain free list, callers on the event loop.")
     var path: Path = .client
 
+    enum ServerMethods: String, ExpressibleByArgument, CaseIterable {
+        case inline, async
+    }
+
+    @Option(help: "inline: Echo.Echo registered inline, as DemoServices does (default); async: registered as an async method, run in a task.")
+    var serverMethods: ServerMethods = .inline
+
     @Flag(help: "Run the callers on Swift's cooperative threads instead of the client's event loop.")
     var callersOffLoop = false
 
@@ -64,7 +74,13 @@ struct RPCBenchmark: AsyncParsableCommand {
         var serverConfiguration = MuxRPCServer.Configuration()
         serverConfiguration.yamux.enableKeepAlive = false
         let group: any EventLoopGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
-        let server = MuxRPCServer(services: DemoServices.registry, configuration: serverConfiguration, group: group)
+        var services = DemoServices.registry
+        if serverMethods == .async {
+            services.register(service: "Echo", method: "Echo") { (arguments: DemoServices.EchoArgs, _) in
+                DemoServices.EchoReply(msg: arguments.msg)
+            }
+        }
+        let server = MuxRPCServer(services: services, configuration: serverConfiguration, group: group)
         let address = try await server.start()
         var connectionConfiguration = MuxRPCConnection.Configuration()
         connectionConfiguration.yamux.enableKeepAlive = false
