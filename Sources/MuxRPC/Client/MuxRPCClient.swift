@@ -72,6 +72,8 @@ public final class MuxRPCClient: Sendable {
     /// Completed when the first endpoint list arrives, so that calls made
     /// before it wait rather than fail.
     private let firstEndpoints: EventLoopPromise<Void>
+    /// Set with the first endpoint list: each call checks it, without a lock.
+    private let hasEndpointList = Atomic<Bool>(false)
 
     /// A client of a fixed list of servers.
     public convenience init(
@@ -248,11 +250,12 @@ public final class MuxRPCClient: Sendable {
     private func update(_ endpoints: [MuxRPCEndpoint]) {
         let removed = table.withLock { $0.replace(with: endpoints) }
         for address in removed { pool.drain(address) }
+        hasEndpointList.store(true, ordering: .releasing)
         firstEndpoints.succeed()
     }
 
     private func waitForEndpoints(until deadline: RPCDeadline?) async throws {
-        if table.withLock({ $0.hasEndpoints }) { return }
+        if hasEndpointList.load(ordering: .acquiring) { return }
         let limit = deadline?.timeRemaining ?? .seconds(365 * 24 * 3600)
         if await firstEndpoints.futureResult.result(before: .now() + TimeAmount(limit)) == nil {
             throw RPCError(code: .deadlineExceeded, message: "no endpoint list arrived before the deadline", isStreamUsable: true, requestWasSent: false)
