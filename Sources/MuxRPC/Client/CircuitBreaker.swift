@@ -79,6 +79,10 @@ struct CircuitBreaker: Sendable {
     private var failuresInRow = 0
     /// The window as ten buckets, each (bucket number, calls, failures).
     private var buckets: [(number: Int64, calls: Int, failures: Int)] = []
+    /// When the last bucket ends. Until then a call is counted in it after
+    /// one comparison; the bucket arithmetic (128-bit durations) runs once
+    /// per bucket, not once per call.
+    private var lastBucketEnd: ContinuousClock.Instant?
     let configuration: CircuitBreakerConfiguration
 
     init(configuration: CircuitBreakerConfiguration) {
@@ -114,7 +118,7 @@ struct CircuitBreaker: Sendable {
         failuresInRow = 0
         if case .halfOpen = state {
             state = .closed
-            buckets.removeAll()
+            resetBuckets()
         }
     }
 
@@ -139,7 +143,7 @@ struct CircuitBreaker: Sendable {
         let jitter = configuration.cooldownJitter == 0 ? 1 : Double.random(in: (1 - configuration.cooldownJitter)...(1 + configuration.cooldownJitter))
         state = .open(until: now + configuration.cooldown * jitter)
         failuresInRow = 0
-        buckets.removeAll()
+        resetBuckets()
     }
 
     /// The ejection cap kept the breaker closed: start counting afresh, so
@@ -147,7 +151,12 @@ struct CircuitBreaker: Sendable {
     mutating func stayClosed() {
         if case .halfOpen = state { state = .closed }
         failuresInRow = 0
+        resetBuckets()
+    }
+
+    private mutating func resetBuckets() {
         buckets.removeAll()
+        lastBucketEnd = nil
     }
 
     private var bucketLength: Duration { configuration.window / 10 }
@@ -161,6 +170,11 @@ struct CircuitBreaker: Sendable {
     }
 
     private mutating func count(failed: Bool, at now: ContinuousClock.Instant) {
+        if let end = lastBucketEnd, now < end, let last = buckets.indices.last {
+            buckets[last].calls += 1
+            buckets[last].failures += failed ? 1 : 0
+            return
+        }
         let number = bucketNumber(now)
         buckets.removeAll { $0.number <= number - 10 }
         if let last = buckets.indices.last, buckets[last].number == number {
@@ -169,6 +183,7 @@ struct CircuitBreaker: Sendable {
         } else {
             buckets.append((number, 1, failed ? 1 : 0))
         }
+        lastBucketEnd = ContinuousClock.Instant.zeroReference + bucketLength * (number + 1)
     }
 
     private func totals(at now: ContinuousClock.Instant) -> (calls: Int, failures: Int) {

@@ -31,6 +31,10 @@ enum AttemptOutcome {
 
 /// The client's endpoints with their load, latency and breakers, kept under
 /// the client's lock.
+///
+/// Entries live in an array in the resolver's order and are read and updated
+/// in place: a call's pick and its end touch each entry without copying it
+/// (a copy retains everything an entry holds, and showed in profiles).
 struct EndpointTable {
     struct Entry {
         var endpoint: MuxRPCEndpoint
@@ -41,14 +45,16 @@ struct EndpointTable {
         var failures = 0
     }
 
-    private(set) var order: [SocketAddress] = []
-    private var entries: [SocketAddress: Entry] = [:]
+    /// In the resolver's order.
+    private var entries: [Entry] = []
+    /// Where each address is in `entries`.
+    private var positions: [SocketAddress: Int] = [:]
     private(set) var hasEndpoints = false
     var isShutDown = false
     let breakerConfiguration: CircuitBreakerConfiguration
     let latencyDecay: Duration
     /// Scratch for ``pick``, kept with its memory between calls.
-    private var candidates: [SocketAddress] = []
+    private var candidates: [Int] = []
     private var loads: [EndpointLoad] = []
 
     init(breaker: CircuitBreakerConfiguration, latencyDecay: Duration) {
@@ -60,21 +66,21 @@ struct EndpointTable {
     /// Endpoints that stay keep their load, latency and breaker.
     mutating func replace(with endpoints: [MuxRPCEndpoint]) -> [SocketAddress] {
         hasEndpoints = true
-        var kept: [SocketAddress: Entry] = [:]
-        var newOrder: [SocketAddress] = []
-        for endpoint in endpoints where kept[endpoint.address] == nil {
-            var entry = entries[endpoint.address] ?? Entry(
+        var kept: [Entry] = []
+        var keptPositions: [SocketAddress: Int] = [:]
+        for endpoint in endpoints where keptPositions[endpoint.address] == nil {
+            var entry = positions[endpoint.address].map { entries[$0] } ?? Entry(
                 endpoint: endpoint,
                 latency: PeakEWMA(decay: latencyDecay),
                 breaker: CircuitBreaker(configuration: breakerConfiguration)
             )
             entry.endpoint = endpoint
-            kept[endpoint.address] = entry
-            newOrder.append(endpoint.address)
+            keptPositions[endpoint.address] = kept.count
+            kept.append(entry)
         }
-        let removed = order.filter { kept[$0] == nil }
+        let removed = entries.map(\.endpoint.address).filter { keptPositions[$0] == nil }
         entries = kept
-        order = newOrder
+        positions = keptPositions
         return removed
     }
 
@@ -86,63 +92,64 @@ struct EndpointTable {
         at now: ContinuousClock.Instant
     ) throws(MuxRPCClientError) -> SocketAddress {
         if isShutDown { throw MuxRPCClientError(code: .shutDown, message: "the client is shutting down") }
-        guard !order.isEmpty else {
+        guard !entries.isEmpty else {
             throw MuxRPCClientError(code: .noEndpoints, message: hasEndpoints ? "the resolver's list is empty" : "no endpoint list yet")
         }
         // Admitted endpoints not tried yet, or else all admitted ones.
         candidates.removeAll(keepingCapacity: true)
-        for address in order where entries[address]!.breaker.admits(at: now) || !breakerConfiguration.isEnabled {
-            candidates.append(address)
+        for index in entries.indices where entries[index].breaker.admits(at: now) || !breakerConfiguration.isEnabled {
+            candidates.append(index)
         }
-        if !excluded.isEmpty, candidates.contains(where: { !excluded.contains($0) }) {
-            candidates.removeAll { excluded.contains($0) }
+        if !excluded.isEmpty, candidates.contains(where: { !excluded.contains(entries[$0].endpoint.address) }) {
+            candidates.removeAll { excluded.contains(entries[$0].endpoint.address) }
         }
         guard !candidates.isEmpty else {
-            throw MuxRPCClientError(code: .allEndpointsUnavailable, message: "the circuit breakers of all \(order.count) endpoints are open")
+            throw MuxRPCClientError(code: .allEndpointsUnavailable, message: "the circuit breakers of all \(entries.count) endpoints are open")
         }
-        let chosen: SocketAddress
+        let chosen: Int
         if candidates.count == 1 {
             // Whatever the balancer says, it must be this one.
             chosen = candidates[0]
         } else {
             loads.removeAll(keepingCapacity: true)
-            for address in candidates {
-                let entry = entries[address]!
-                loads.append(EndpointLoad(endpoint: entry.endpoint, callsInFlight: entry.callsInFlight, latency: entry.latency.value))
+            for index in candidates {
+                loads.append(EndpointLoad(
+                    endpoint: entries[index].endpoint,
+                    callsInFlight: entries[index].callsInFlight,
+                    latency: entries[index].latency.value
+                ))
             }
             chosen = candidates[min(max(0, balancer.pick(from: loads)), candidates.count - 1)]
         }
-        entries[chosen]!.callsInFlight += 1
-        entries[chosen]!.breaker.callStarted()
-        return chosen
+        entries[chosen].callsInFlight += 1
+        entries[chosen].breaker.callStarted()
+        return entries[chosen].endpoint.address
     }
 
     /// Books an attempt's end. An endpoint removed meanwhile is ignored.
     mutating func finished(_ address: SocketAddress, _ outcome: AttemptOutcome, latency: Duration, at now: ContinuousClock.Instant) {
-        guard var entry = entries[address] else { return }
-        entry.callsInFlight -= 1
-        entry.calls += 1
+        guard let index = positions[address] else { return }
+        entries[index].callsInFlight -= 1
+        entries[index].calls += 1
         switch outcome {
         case .answered:
-            entry.latency.record(latency, at: now)
-            entry.breaker.recordSuccess(at: now)
+            entries[index].latency.record(latency, at: now)
+            entries[index].breaker.recordSuccess(at: now)
         case .endpointFailed:
-            entry.failures += 1
-            entry.latency.record(latency, at: now)
-            if breakerConfiguration.isEnabled, entry.breaker.recordFailure(at: now) {
-                let open = entries.values.count { $0.breaker.isOpen }
-                let allowed = order.count * breakerConfiguration.maxEjectionPercent / 100
-                if open < allowed { entry.breaker.open(at: now) } else { entry.breaker.stayClosed() }
+            entries[index].failures += 1
+            entries[index].latency.record(latency, at: now)
+            if breakerConfiguration.isEnabled, entries[index].breaker.recordFailure(at: now) {
+                let open = entries.count { $0.breaker.isOpen }
+                let allowed = entries.count * breakerConfiguration.maxEjectionPercent / 100
+                if open < allowed { entries[index].breaker.open(at: now) } else { entries[index].breaker.stayClosed() }
             }
         case .neutral:
             break
         }
-        entries[address] = entry
     }
 
     var statistics: [MuxRPCEndpointStatistics] {
-        order.map { address in
-            let entry = entries[address]!
+        entries.map { entry in
             let breaker: MuxRPCEndpointStatistics.BreakerState = switch entry.breaker.state {
             case .closed: .closed
             case .open: .open
