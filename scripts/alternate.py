@@ -5,12 +5,14 @@ ratio to the first binary.
 
     scripts/alternate.py ROUNDS before=/tmp/bench-main after=.build/release/muxrpc-bench -- rpc --calls 20000 --concurrency 1
 
-A binary may carry arguments of its own, appended after the shared ones
-(quote the whole label=... word):
+A binary may carry arguments of its own, appended after the shared ones,
+and environment settings before it (quote the whole label=... word):
 
     scripts/alternate.py 5 go=.build/go-bench/go-bench inline=.build/release/muxrpc-bench \
         "async=.build/release/muxrpc-bench --server-methods async" -- rpc --calls 20000 --concurrency 1
+    scripts/alternate.py 5 "go1=GOMAXPROCS=1 .build/go-bench/go-bench" go=.build/go-bench/go-bench -- rpc
 """
+import os
 import shlex
 import statistics
 import subprocess
@@ -20,20 +22,27 @@ import sys
 def main():
     rounds = int(sys.argv[1])
     split = sys.argv.index("--")
-    binaries = [(label, shlex.split(command)) for label, command in
-                (argument.split("=", 1) for argument in sys.argv[2:split])]
+    binaries = []
+    for label, command in (argument.split("=", 1) for argument in sys.argv[2:split]):
+        words = shlex.split(command)
+        settings = {}
+        while "=" in words[0] and not words[0].startswith("-"):
+            name, value = words.pop(0).split("=", 1)
+            settings[name] = value
+        binaries.append((label, words, settings))
     arguments = sys.argv[split + 1:]
-    results = {label: {"calls_per_s": [], "p50_us": []} for label, _ in binaries}
+    results = {label: {"calls_per_s": [], "p50_us": []} for label, _, _ in binaries}
     for round_index in range(rounds):
         order = binaries if round_index % 2 == 0 else list(reversed(binaries))
-        for label, binary in order:
+        for label, binary, settings in order:
             command = binary[:1] + arguments + binary[1:]
-            line = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            environment = dict(os.environ, **settings)
+            line = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout.strip().splitlines()[-1]
             fields = dict(pair.split("=", 1) for pair in line.split())
             for key in results[label]:
                 results[label][key].append(float(fields[key]))
     base = None
-    for label, _ in binaries:
+    for label, _, _ in binaries:
         rate = statistics.median(results[label]["calls_per_s"])
         p50 = statistics.median(results[label]["p50_us"])
         base = base or rate
