@@ -207,7 +207,7 @@ extension ChannelPipeline.SynchronousOperations {
     /// bootstrap's channel initializer.
     public func addMsgpackRPCClient(configuration: RPCClient.Configuration = .init()) throws -> RPCClient {
         let handler = RPCClientHandler(limits: configuration.limits)
-        try addHandler(ByteToMessageHandler(RPCMessageDecoder(limits: configuration.limits)))
+        try addHandler(RPCMessageFramer(limits: configuration.limits))
         try addHandler(handler)
         // handlerAdded ran synchronously, so the handler knows its channel.
         guard let channel = handler.channel else { throw ChannelError.ioOnClosedChannel }

@@ -58,7 +58,7 @@ extension ChannelPipeline.SynchronousOperations {
     /// stream: the framing decoder and the per-stream server handler. Call on
     /// the channel's event loop, e.g. in a bootstrap's child channel initializer.
     public func addMsgpackRPCServer(_ server: RPCServer) throws {
-        try addHandler(ByteToMessageHandler(RPCMessageDecoder(limits: server.configuration.limits)))
+        try addHandler(RPCMessageFramer(limits: server.configuration.limits))
         try addHandler(RPCServerHandler(server: server))
     }
 }

@@ -66,7 +66,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RPCMessageDecoder()))
+                try channel.pipeline.syncOperations.addHandler(RPCMessageFramer())
                 try channel.pipeline.syncOperations.addHandler(collector)
             }
         }
@@ -79,7 +79,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RPCMessageDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(RPCMessageFramer())
                     try channel.pipeline.syncOperations.addHandler(WrongSeqServerHandler(seqOffset: 1))
                 }
             }
