@@ -380,14 +380,21 @@ import Testing
     }
 
     @Test func cancellingTheTaskResetsTheStream() async throws {
-        let serverError = NIOLockedValueBox<YamuxError?>(nil)
+        // The server says when it is reading the stream, and how reading
+        // ended. Cancelling only after that matters: a stream reset while it
+        // still waits in the accept backlog leaves the session unseen.
+        let reading = AsyncStream<Void>.makeStream()
+        let ended = AsyncStream<(any Error)?>.makeStream()
         let server = try await TestServer { session in
             do {
                 for try await stream in session.inboundStreams {
                     do {
-                        try await stream.executeThenClose { inbound, _ in for try await _ in inbound {} }
-                    } catch let error as YamuxError {
-                        serverError.withLockedValue { $0 = error }
+                        try await stream.executeThenClose { inbound, _ in
+                            for try await _ in inbound { reading.continuation.yield() }
+                        }
+                        ended.continuation.yield(nil)
+                    } catch {
+                        ended.continuation.yield(error)
                     }
                     break
                 }
@@ -395,19 +402,21 @@ import Testing
         }
         let client = try await connectClient(port: server.port)
         let stream = try await client.openStream()
-        let started = AsyncStream<Void>.makeStream()
         let task = Task {
             try await stream.executeThenClose { inbound, outbound in
                 try await outbound.write(ByteBuffer(string: "hello"))
-                started.continuation.yield()
                 for try await _ in inbound {}  // the server never answers
             }
         }
-        for await _ in started.stream { break }
+        for await _ in reading.stream { break }
         task.cancel()
         _ = await task.result
-        while serverError.withLockedValue({ $0 }) == nil { try await Task.sleep(for: .milliseconds(2)) }
-        #expect(serverError.withLockedValue { $0 }?.code == .streamReset)
+        var serverError: (any Error)?? = nil
+        for await error in ended.stream {
+            serverError = error
+            break
+        }
+        #expect((serverError as? YamuxError)?.code == .streamReset, "the server's read ended with \(String(describing: serverError))")
         await client.close()
         await server.close()
     }
