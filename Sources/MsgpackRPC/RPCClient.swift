@@ -137,7 +137,7 @@ public final class RPCClient: Sendable {
             } catch {
                 throw RPCError(code: .encodingFailed, message: "the arguments of \(serviceMethod) could not be encoded; nothing was sent", isStreamUsable: true, requestWasSent: false, cause: error)
             }
-            let response = try await send(request!, seq: seq, serviceMethod: serviceMethod, deadline: deadline?.nioDeadline)
+            let response = try await send(request!, seq: seq, serviceMethod: serviceMethod, deadline: deadline)
             if !response.header.error.isEmpty {
                 throw RPCError(code: .serverError, message: response.header.error, isStreamUsable: true)
             }
@@ -148,7 +148,7 @@ public final class RPCClient: Sendable {
         }
     }
 
-    private func send(_ request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: NIODeadline?) async throws -> RPCRawResponse {
+    private func send(_ request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: RPCDeadline?) async throws -> RPCRawResponse {
         let eventLoop = channel.eventLoop
         let handler = self.handler
         return try await withTaskCancellationHandler {

@@ -30,7 +30,7 @@ final class RPCClientHandler: ChannelInboundHandler {
         /// Every path below resumes it exactly once: each one leaves the state
         /// that holds it.
         var continuation: UnsafeContinuation<RPCRawResponse, any Error>
-        var deadline: NIODeadline?
+        var deadline: RPCDeadline?
     }
 
     private enum State {
@@ -52,8 +52,10 @@ final class RPCClientHandler: ChannelInboundHandler {
     /// (``MuxRPCClient`` gives every call one) schedule a timer about once
     /// per timeout rather than once per call (a scheduled task costs several
     /// allocations and a heap insertion and removal on the event loop).
+    /// Deadlines stay in wall-clock terms until a timer is armed: a call
+    /// that the running timer covers reads no clock here.
     private var timer: Scheduled<Void>?
-    private var timerDeadline: NIODeadline?
+    private var timerDeadline: RPCDeadline?
 
     init(limits: MessagePackLimits) {
         self.limits = limits
@@ -73,7 +75,7 @@ final class RPCClientHandler: ChannelInboundHandler {
 
     // MARK: Calls (from RPCClient, on the event loop)
 
-    func start(request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: NIODeadline?, continuation: UnsafeContinuation<RPCRawResponse, any Error>) {
+    func start(request: ByteBuffer, seq: UInt64, serviceMethod: String, deadline: RPCDeadline?, continuation: UnsafeContinuation<RPCRawResponse, any Error>) {
         switch state {
         case .unusable(let error):
             continuation.resume(throwing: RPCError(code: .streamUnusable, message: "stream unusable after an earlier failure: \(error.message)", isStreamUsable: false, requestWasSent: false, cause: error))
@@ -118,11 +120,11 @@ final class RPCClientHandler: ChannelInboundHandler {
         fail(seq: seq, RPCError(code: .cancelled, message: "the call was cancelled; the reply may still arrive, so the stream cannot be reused", isStreamUsable: false))
     }
 
-    private func armTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+    private func armTimer(at deadline: RPCDeadline, context: ChannelHandlerContext) {
         timer?.cancel()
         timerDeadline = deadline
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+        timer = context.eventLoop.scheduleTask(deadline: deadline.nioDeadline) {
             loopBound.value.timerFired()
         }
     }
@@ -146,7 +148,7 @@ final class RPCClientHandler: ChannelInboundHandler {
             return
         }
         guard let deadline = pending.deadline, let context else { return }
-        if deadline <= .now() {
+        if deadline.hasPassed {
             fail(seq: pending.seq, RPCError(code: .deadlineExceeded, message: "no reply before the deadline; the stream cannot be reused", isStreamUsable: false))
         } else {
             armTimer(at: deadline, context: context)

@@ -140,8 +140,11 @@ public final class MuxRPCClient: Sendable {
         options.deadline = deadline
         options.timeout = nil
 
+        // The clock is read once as each attempt starts and once as it ends:
+        // every rule below takes its time from those two.
         let clock = ContinuousClock()
-        budget.recordCall(at: clock.now)
+        var now = clock.now
+        budget.recordCall(at: now)
         try await waitForEndpoints(until: deadline)
         // Endpoints of failed attempts; empty (and unallocated) on the
         // common path, where the first attempt answers.
@@ -149,27 +152,31 @@ public final class MuxRPCClient: Sendable {
         var attempt = 1
         while true {
             let balancer = configuration.loadBalancer
+            let started = now
             let address = try table.withLock { table throws(MuxRPCClientError) in
-                try table.pick(with: balancer, excluding: tried, at: clock.now)
+                try table.pick(with: balancer, excluding: tried, at: started)
             }
-            let started = clock.now
             do {
                 let reply = try await attemptCall(serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options)
-                table.withLock { $0.finished(address, .answered, latency: clock.now - started, at: clock.now) }
+                let ended = clock.now
+                table.withLock { $0.finished(address, .answered, latency: ended - started, at: ended) }
                 return reply
             } catch {
                 let outcome = Self.outcome(of: error)
-                table.withLock { $0.finished(address, outcome, latency: clock.now - started, at: clock.now) }
+                now = clock.now
+                let ended = now
+                table.withLock { $0.finished(address, outcome, latency: ended - started, at: ended) }
                 if !tried.contains(address) { tried.append(address) }
                 guard attempt < configuration.retry.maxAttempts, Self.isSafeToRetry(error), !Task.isCancelled else { throw error }
                 let backoff = configuration.retry.backoff(beforeRetry: attempt)
                 if let deadline, deadline.timeRemaining <= backoff { throw error }
-                guard budget.withdrawRetry(at: clock.now) else { throw error }
+                guard budget.withdrawRetry(at: now) else { throw error }
                 do {
                     try await Task.sleep(for: backoff)
                 } catch {
                     throw RPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was retried", isStreamUsable: true, requestWasSent: false)
                 }
+                now = clock.now
                 attempt += 1
             }
         }
