@@ -52,8 +52,10 @@ import Testing
 
     @Test(arguments: Violation.allCases)
     func protocolErrorGetsGoAwayAndFailsStreams(_ violation: Violation) async throws {
-        // The server accepts each stream and records how reading it ended.
+        // The server accepts each stream, says when it has read from it, and
+        // records how reading it ended.
         let outcomes = NIOLockedValueBox<[UInt32: Result<Int, YamuxError>]>([:])
+        let reading = AsyncStream<Void>.makeStream()
         let server = try await TestServer { session in
             do {
                 for try await stream in session.inboundStreams {
@@ -61,7 +63,10 @@ import Testing
                         do {
                             let count = try await stream.executeThenClose { inbound, _ in
                                 var total = 0
-                                for try await chunk in inbound { total += chunk.readableBytes }
+                                for try await chunk in inbound {
+                                    total += chunk.readableBytes
+                                    reading.continuation.yield()
+                                }
                                 return total
                             }
                             outcomes.withLockedValue { $0[stream.id] = .success(count) }
@@ -77,6 +82,9 @@ import Testing
         try await peer.send(YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
         try await peer.send(YamuxFrameHeader(type: .data, streamID: 1, length: 5), payload: ByteBuffer(string: "hello"))
         _ = try await peer.waitForFrame { $0.type == .windowUpdate && $0.flags.contains(.ack) && $0.streamID == 1 }
+        // The server's application is reading it: a session that fails
+        // earlier drops the stream from its accept backlog unseen.
+        for await _ in reading.stream { break }
 
         try await violation.commit(on: peer, stream: 1)
         let frames = try await peer.waitForClose()
