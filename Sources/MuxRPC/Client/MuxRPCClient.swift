@@ -157,9 +157,13 @@ public final class MuxRPCClient: Sendable {
                 try table.pick(with: balancer, excluding: tried, at: started)
             }
             do {
-                let reply = try await attemptCall(serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options)
+                let (reply, sent) = try await attemptCall(serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options)
                 let ended = clock.now
-                table.withLock { $0.finished(address, .answered, latency: ended - started, at: ended) }
+                // The balancer learns the server's latency: from the moment a
+                // stream was in hand to the reply. Waiting for the stream (a
+                // dial, a full pool) says nothing of the server, and as a peak
+                // it would mark a server slow for seconds after one slow dial.
+                table.withLock { $0.finished(address, .answered, latency: ended - sent, at: ended) }
                 return reply
             } catch {
                 let outcome = Self.outcome(of: error)
@@ -189,11 +193,20 @@ public final class MuxRPCClient: Sendable {
         on address: SocketAddress,
         attempt: Int,
         options: RPCCallOptions
-    ) async throws -> Reply {
+    ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
+        let clock = ContinuousClock()
         let interceptors = configuration.interceptors
         guard !interceptors.isEmpty else {
-            return try await pool.call(serviceMethod, arguments, returning: Reply.self, on: address, options: options)
+            var sent = clock.now
+            // `options` carries the call's one deadline (set by `call`), which
+            // bounds the wait for a stream as well as the call.
+            let reply = try await pool.withStream(to: address, deadline: options.deadline) { stream in
+                sent = clock.now
+                return try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
+            }
+            return (reply, sent)
         }
+        let sent = SendTime(clock.now)
         let response = try await interceptors.intercept(
             serviceMethod: serviceMethod,
             ClientRequest(serviceMethod: serviceMethod, arguments: arguments, options: options),
@@ -202,9 +215,15 @@ public final class MuxRPCClient: Sendable {
                 try await interceptor.intercept(request, context: context, next: next)
             },
             terminal: { request, context in
-                ClientResponse(reply: try await self.pool.call(
-                    request.serviceMethod, arguments, returning: Reply.self, on: context.endpoint, options: request.options
-                ))
+                // An interceptor may have changed the options: fix their one
+                // deadline now, as `call` does.
+                var options = request.options
+                options.deadline = options.effectiveDeadline
+                options.timeout = nil
+                return ClientResponse(reply: try await self.pool.withStream(to: context.endpoint, deadline: options.deadline) { stream in
+                    sent.instant = clock.now
+                    return try await stream.call(request.serviceMethod, arguments, returning: Reply.self, options: options)
+                })
             }
         )
         guard let reply = response.reply as? Reply else {
@@ -214,7 +233,13 @@ public final class MuxRPCClient: Sendable {
                 isStreamUsable: true
             )
         }
-        return reply
+        return (reply, sent.instant)
+    }
+
+    /// When an attempt had its stream, set from inside the interceptors.
+    private final class SendTime {
+        var instant: ContinuousClock.Instant
+        init(_ instant: ContinuousClock.Instant) { self.instant = instant }
     }
 
     /// Whether a failed call certainly did not run, so that trying it again
