@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import MsgpackRPC
 import MuxRPC
@@ -62,6 +63,9 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Event loop threads shared by server and client (default: NIO's shared group, one per core). With 1, both ends of the loopback connection run on one thread.")
     var eventLoops: Int?
 
+    @Option(help: "Call the server at HOST:PORT (e.g. a muxrpc-server, Consul mode) instead of one started in this process.")
+    var addr: String?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -80,8 +84,16 @@ struct RPCBenchmark: AsyncParsableCommand {
                 DemoServices.EchoReply(msg: arguments.msg)
             }
         }
-        let server = MuxRPCServer(services: services, configuration: serverConfiguration, group: group)
-        let address = try await server.start()
+        let server: MuxRPCServer?
+        let address: SocketAddress
+        if let addr {
+            server = nil
+            address = try Self.parse(addr)
+        } else {
+            let started = MuxRPCServer(services: services, configuration: serverConfiguration, group: group)
+            address = try await started.start()
+            server = started
+        }
         var connectionConfiguration = MuxRPCConnection.Configuration()
         connectionConfiguration.yamux.enableKeepAlive = false
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
@@ -149,7 +161,7 @@ struct RPCBenchmark: AsyncParsableCommand {
             elapsed = clock.now - start
             await connection.close()
         }
-        await server.shutdown()
+        await server?.shutdown()
 
         let sorted = latencies.sorted()
         func micros(_ d: Duration) -> Double { d.seconds * 1e6 }
@@ -161,6 +173,17 @@ struct RPCBenchmark: AsyncParsableCommand {
         report.add("p50_us", micros(sorted[sorted.count / 2]))
         report.add("p99_us", micros(sorted[sorted.count * 99 / 100]))
         report.print(json: output.json)
+    }
+}
+
+extension RPCBenchmark {
+    /// HOST:PORT (an IPv4 or IPv6 literal, or a name resolved once).
+    static func parse(_ address: String) throws -> SocketAddress {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw ValidationError("--addr must be HOST:PORT, not \(address)")
+        }
+        let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return try SocketAddress.makeAddressResolvingHost(host, port: port)
     }
 }
 

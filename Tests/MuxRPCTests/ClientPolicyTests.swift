@@ -64,6 +64,28 @@ struct ClientPolicyTests {
         #expect(average.value! < .milliseconds(11))
     }
 
+    @Test("an endpoint left alone after a slow reply looks cheaper as time passes, so it is tried again")
+    func peakEWMADecaysWhileUnused() {
+        var slow = PeakEWMA(decay: .seconds(10))
+        var fast = PeakEWMA(decay: .seconds(10))
+        let start = ContinuousClock.now
+        slow.record(.seconds(1), at: start)
+        fast.record(.milliseconds(10), at: start)
+        #expect(slow.value(at: start) == .seconds(1))
+        // Thirty seconds without a sample: e^-3 of a second.
+        let later = start + .seconds(30)
+        let decayed = slow.value(at: later)!
+        #expect(decayed > .milliseconds(49) && decayed < .milliseconds(50))
+        // The balancer then prefers it over a busy fast endpoint that keeps
+        // answering in 10 ms.
+        fast.record(.milliseconds(10), at: later)
+        let loads = [
+            EndpointLoad(endpoint: MuxRPCEndpoint(Self.a), callsInFlight: 0, latency: decayed),
+            EndpointLoad(endpoint: MuxRPCEndpoint(Self.b), callsInFlight: 8, latency: fast.value(at: later)),
+        ]
+        #expect(PowerOfTwoChoicesBalancer().pick(from: loads) == 0)
+    }
+
     // MARK: Circuit breaker
 
     static let breakerSettings = CircuitBreakerConfiguration(

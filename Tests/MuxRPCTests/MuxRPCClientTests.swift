@@ -66,10 +66,10 @@ struct MuxRPCClientTests {
     func spread(policy: Int) async throws {
         let (servers, addresses) = try await Self.startServers(3)
         // A latency peak fades within milliseconds here: on a machine busy
-        // with the other tests, one slow reply would otherwise mark its
-        // server slow for the rest of this short test, which is the
-        // balancer's job but not this test's subject (ClientPolicyTests
-        // checks the decay itself).
+        // with the other tests, one slow reply would otherwise keep its
+        // server out of favour for seconds, longer than this test runs. That
+        // is the balancer doing its job, not this test's subject
+        // (ClientPolicyTests checks the decay itself).
         let configuration = MuxRPCClient.Configuration(loadBalancer: Self.policies[policy].1, latencyDecay: .milliseconds(20))
         let client = try MuxRPCClient(endpoints: addresses, configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -116,7 +116,7 @@ struct EndpointTable {
                 loads.append(EndpointLoad(
                     endpoint: entries[index].endpoint,
                     callsInFlight: entries[index].callsInFlight,
-                    latency: entries[index].latency.value
+                    latency: entries[index].latency.value(at: now)
                 ))
             }
             chosen = candidates[min(max(0, balancer.pick(from: loads)), candidates.count - 1)]

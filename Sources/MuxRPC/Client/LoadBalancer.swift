@@ -124,6 +124,17 @@ struct PeakEWMA: Sendable {
         value = .nanoseconds(Int64(Self.seconds(current) * weight * 1e9 + Self.seconds(sample) * (1 - weight) * 1e9))
     }
 
+    /// The average as the balancer should see it at `now`: it decays toward
+    /// zero while no sample arrives. Without this an endpoint that once
+    /// answered slowly would never be picked again while faster ones exist,
+    /// so no new sample could ever clear it (as Finagle's peak EWMA, whose
+    /// cost decays the same way when read).
+    func value(at now: ContinuousClock.Instant) -> Duration? {
+        guard let value, let last = lastSample, now > last else { return value }
+        let weight = exp(-Self.seconds(now - last) / Self.seconds(decay))
+        return .nanoseconds(Int64(Self.seconds(value) * weight * 1e9))
+    }
+
     private static func seconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return Double(seconds) + Double(attoseconds) / 1e18
