@@ -5,6 +5,11 @@
 //	go-bench streams --streams S --bytes N --chunk C   hashicorp/yamux bulk transfer
 //	go-bench rpc --calls N --concurrency C --payload P net/rpc + msgpackrpc over yamux, Echo.Echo
 //	go-bench tcp --bytes N --chunk C                   raw loopback TCP
+//	go-bench rpc-server [--listen HOST:PORT]           serves Echo.Echo to other processes (Consul mode)
+//	go-bench rpc --addr HOST:PORT ...                  calls a server in another process (Consul mode)
+//
+// Across processes both sides speak Consul's mode (0x04, then yamux), so a
+// Go client can call muxrpc-server and muxrpc-bench can call a Go server.
 //
 // Built in GOPATH mode against Debian's packaged sources:
 //
@@ -38,6 +43,8 @@ func main() {
 	calls := flags.Int("calls", 20000, "calls in total")
 	concurrency := flags.Int("concurrency", 1, "calls in flight")
 	payload := flags.Int("payload", 64, "Echo payload bytes")
+	addr := flags.String("addr", "", "rpc: call the server at HOST:PORT instead of one in this process")
+	listen := flags.String("listen", "127.0.0.1:0", "rpc-server: where to listen")
 	flags.Parse(os.Args[2:])
 
 	switch os.Args[1] {
@@ -47,8 +54,10 @@ func main() {
 	case "tcp":
 		mbps := tcpBench(*bytes, *chunk)
 		fmt.Printf("chunk=%d bytes=%d MBps=%.1f\n", *chunk, *bytes, mbps)
+	case "rpc-server":
+		rpcServe(*listen)
 	case "rpc":
-		rate, p50, p99 := rpcBench(*calls, *concurrency, *payload)
+		rate, p50, p99 := rpcBench(*calls, *concurrency, *payload, *addr)
 		fmt.Printf("calls=%d conc=%d payload=%d calls_per_s=%.0f p50_us=%.1f p99_us=%.1f\n", *calls, *concurrency, *payload, rate, p50, p99)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown benchmark", os.Args[1])
@@ -180,25 +189,69 @@ func (Echo) Echo(args *EchoArgs, reply *EchoReply) error {
 // rpcBench runs Echo.Echo the way Consul does RPC: a net/rpc server serving
 // each yamux stream with a msgpack codec, and clients that each own a stream
 // and call with msgpackrpc.CallWithCodec, one call in flight per stream.
-func rpcBench(calls, concurrency, payloadSize int) (rate, p50, p99 float64) {
+// serveSession answers net/rpc calls on every stream of session.
+func serveSession(rpcServer *rpc.Server, session *yamux.Session) {
+	for {
+		stream, err := session.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			codec := msgpackrpc.NewCodec(true, true, stream)
+			for rpcServer.ServeRequest(codec) == nil {
+			}
+		}()
+	}
+}
+
+// consulModeByte starts every connection across processes, as Consul's RPC port expects.
+const consulModeByte = 0x04
+
+// rpcServe serves Echo.Echo in Consul's mode until killed, printing its address first.
+func rpcServe(listen string) {
 	rpcServer := rpc.NewServer()
 	check(rpcServer.Register(Echo{}))
-	clientConn, serverConn := loopbackPair()
-	server, err := yamux.Server(serverConn, yamuxConfig())
+	listener, err := net.Listen("tcp", listen)
 	check(err)
-	go func() {
-		for {
-			stream, err := server.Accept()
-			if err != nil {
+	fmt.Printf("listening on %s\n", listener.Addr())
+	for {
+		conn, err := listener.Accept()
+		check(err)
+		go func() {
+			var mode [1]byte
+			if _, err := io.ReadFull(conn, mode[:]); err != nil || mode[0] != consulModeByte {
+				conn.Close()
 				return
 			}
-			go func() {
-				codec := msgpackrpc.NewCodec(true, true, stream)
-				for rpcServer.ServeRequest(codec) == nil {
-				}
-			}()
-		}
-	}()
+			session, err := yamux.Server(conn, yamuxConfig())
+			if err != nil {
+				conn.Close()
+				return
+			}
+			serveSession(rpcServer, session)
+		}()
+	}
+}
+
+func rpcBench(calls, concurrency, payloadSize int, addr string) (rate, p50, p99 float64) {
+	var server *yamux.Session
+	var clientConn net.Conn
+	if addr == "" {
+		rpcServer := rpc.NewServer()
+		check(rpcServer.Register(Echo{}))
+		var serverConn net.Conn
+		clientConn, serverConn = loopbackPair()
+		var err error
+		server, err = yamux.Server(serverConn, yamuxConfig())
+		check(err)
+		go serveSession(rpcServer, server)
+	} else {
+		var err error
+		clientConn, err = net.Dial("tcp", addr)
+		check(err)
+		_, err = clientConn.Write([]byte{consulModeByte})
+		check(err)
+	}
 	client, err := yamux.Client(clientConn, yamuxConfig())
 	check(err)
 
@@ -239,7 +292,9 @@ func rpcBench(calls, concurrency, payloadSize int) (rate, p50, p99 float64) {
 	workers.Wait()
 	elapsed := time.Since(start)
 	client.Close()
-	server.Close()
+	if server != nil {
+		server.Close()
+	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	micros := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 	return float64(calls) / elapsed.Seconds(), micros(latencies[calls/2]), micros(latencies[calls*99/100])

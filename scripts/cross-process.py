@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""64-byte Echo with client and server in separate processes, the shape a
+deployment has: HashiCorp's Go stack against MuxRPC, and each stack's client
+against the other's server, alternating, several rounds, medians.
+
+    scripts/cross-process.py [--rounds 5]
+
+Servers: `go-bench rpc-server` (net/rpc + msgpackrpc over hashicorp/yamux)
+and `muxrpc-server` (the demo program, release). Clients: `go-bench rpc
+--addr` and `muxrpc-bench rpc --addr` (through MuxRPCClient). All speak
+Consul's mode (0x04, then yamux) over loopback. Prints a Markdown table.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GO_BENCH = os.path.join(ROOT, ".build", "go-bench", "go-bench")
+SWIFT_BENCH = os.path.join(ROOT, ".build", "release", "muxrpc-bench")
+SWIFT_SERVER = os.path.join(ROOT, ".build", "release", "muxrpc-server")
+
+
+def say(message):
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def build():
+    say("building go-bench (GOPATH mode, Debian's hashicorp sources)")
+    os.makedirs(os.path.dirname(GO_BENCH), exist_ok=True)
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off")
+    subprocess.run(["go", "build", "-o", GO_BENCH, "."], cwd=os.path.join(ROOT, "Benchmarks", "go-bench"), env=env, check=True)
+    say("building muxrpc-bench and muxrpc-server (release)")
+    for product in ["muxrpc-bench", "muxrpc-server"]:
+        subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True)
+
+
+def start_server(command):
+    """Starts a server that prints `listening on HOST:PORT`; returns the process and the address."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("listening on "):
+            return process, line[len("listening on "):].strip()
+    raise RuntimeError(f"{command[0]} did not print its address")
+
+
+def run_client(command):
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    line = completed.stdout.strip().splitlines()[-1]
+    return dict(pair.split("=", 1) for pair in line.split())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    options = parser.parse_args()
+    if not options.no_build:
+        build()
+    go_server, go_address = start_server([GO_BENCH, "rpc-server"])
+    swift_server, swift_address = start_server([SWIFT_SERVER, "--host", "127.0.0.1", "--port", "0"])
+    pairs = [
+        ("Go -> Go", GO_BENCH, go_address),
+        ("MuxRPC -> MuxRPC", SWIFT_BENCH, swift_address),
+        ("Go client -> MuxRPC server", GO_BENCH, swift_address),
+        ("MuxRPC client -> Go server", SWIFT_BENCH, go_address),
+    ]
+    shapes = [(1, 20000), (32, 80000)]
+    results = {}
+    try:
+        for round_index in range(options.rounds):
+            order = pairs if round_index % 2 == 0 else list(reversed(pairs))
+            for concurrency, calls in shapes:
+                for label, client, address in order:
+                    fields = run_client([client, "rpc", "--addr", address, "--calls", str(calls),
+                                         "--concurrency", str(concurrency), "--payload", "64"])
+                    say(f"round {round_index + 1}/{options.rounds} {label}, {concurrency} in flight: {fields['calls_per_s']} calls/s")
+                    entry = results.setdefault((concurrency, label), {"calls_per_s": [], "p50_us": []})
+                    entry["calls_per_s"].append(float(fields["calls_per_s"]))
+                    entry["p50_us"].append(float(fields["p50_us"]))
+    finally:
+        go_server.kill()
+        swift_server.terminate()
+        swift_server.wait(timeout=30)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
+    print(f"Run of {stamp} on {machine}: {options.rounds} rounds, the four pairs alternating order, medians.\n")
+    print("| in flight | client -> server | calls/s | p50 µs | / Go -> Go |")
+    print("| ---: | --- | ---: | ---: | ---: |")
+    for concurrency, _ in shapes:
+        base = statistics.median(results[(concurrency, "Go -> Go")]["calls_per_s"])
+        for label, _, _ in pairs:
+            entry = results[(concurrency, label)]
+            rate = statistics.median(entry["calls_per_s"])
+            p50 = statistics.median(entry["p50_us"])
+            print(f"| {concurrency} | {label} | {rate:,.0f} | {p50:.1f} | {rate / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
