@@ -174,10 +174,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
             // without draining the queue: whoever called us (a read, or the
             // drain loop in `finish`) goes on with the next request, so
             // pipelined requests never nest calls on the stack.
-            var stagedCoders = self.coders
-            stagedCoders.spareBuffer = spareResponse
-            spareResponse = nil
-            write(inline(body, requestContext, stagedCoders), context: context)
+            write(inline(body, requestContext, takeCoders()), context: context)
             return
         }
 
@@ -186,17 +183,13 @@ final class RPCServerHandler: ChannelDuplexHandler {
         let dispatch = dispatches
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-        var stagedCoders = self.coders
-        stagedCoders.spareBuffer = spareResponse
-        spareResponse = nil
-        let coders = stagedCoders
+        let coders = takeCoders()
         let seq = header.seq
         let task: Task<Void, Never>
-        // Not `Task.immediate`, which would run the method on this event loop
-        // thread, one the concurrency runtime does not own: a full-suite run
-        // with it stalled, every task in the process suspended and no
-        // cooperative thread left, and it was the prime suspect. A task that
-        // prefers the loop's executor costs one trip through the loop's queue.
+        // Not `Task.immediate`, which would run task code on this event loop
+        // thread, one the concurrency runtime does not own; methods that need
+        // no task are registered inline instead (above). A task that prefers
+        // the loop's executor costs one trip through the loop's queue.
         if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *), let executor = executor as? EventLoopTaskExecutor {
             task = Task(executorPreference: executor) {
                 let response = await method.invoke(body, requestContext, coders)
@@ -248,6 +241,15 @@ final class RPCServerHandler: ChannelDuplexHandler {
             readHeld = false
             context.read()
         }
+    }
+
+    /// The coders for the next method, handed the last response's buffer
+    /// to write into (no longer held here).
+    private func takeCoders() -> RPCServerCoders {
+        var coders = self.coders
+        coders.spareBuffer = spareResponse
+        spareResponse = nil
+        return coders
     }
 
     /// Sends a response and keeps its buffer for the next one.

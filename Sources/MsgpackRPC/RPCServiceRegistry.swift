@@ -134,20 +134,9 @@ struct RPCMethod: Sendable {
             }
         }
         invokeInline = inline
-        invoke = { body, context, coders in
-            if coders.interceptors.isEmpty { return inline(body, context, coders) }
-            let arguments: Arguments
-            switch RPCMethod.decode(Arguments.self, from: body, context: context, coders: coders) {
-            case .success(let decoded): arguments = decoded
-            case .failure(let response): return response.buffer
-            }
-            do {
-                let reply = try await RPCMethod.intercepted(arguments, context: context, coders: coders, handler: handler)
-                return RPCMethod.response(reply, context: context, coders: coders)
-            } catch {
-                return coders.errorResponse(RPCMethod.message(for: error, context: context), context: context)
-            }
-        }
+        // With interceptors (and wherever a task is wanted) it is served as
+        // an async method that happens never to suspend.
+        invoke = RPCMethod(handler).invoke
     }
 
     /// The arguments, or the error response saying why they do not decode.

@@ -194,19 +194,11 @@ public final class MuxRPCClient: Sendable {
         attempt: Int,
         options: RPCCallOptions
     ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
-        let clock = ContinuousClock()
         let interceptors = configuration.interceptors
         guard !interceptors.isEmpty else {
-            var sent = clock.now
-            // `options` carries the call's one deadline (set by `call`), which
-            // bounds the wait for a stream as well as the call.
-            let reply = try await pool.withStream(to: address, deadline: options.deadline) { stream in
-                sent = clock.now
-                return try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
-            }
-            return (reply, sent)
+            return try await callOnPooledStream(serviceMethod, arguments, returning: Reply.self, on: address, options: options)
         }
-        let sent = SendTime(clock.now)
+        let sent = SendTime(.now)
         let response = try await interceptors.intercept(
             serviceMethod: serviceMethod,
             ClientRequest(serviceMethod: serviceMethod, arguments: arguments, options: options),
@@ -215,15 +207,11 @@ public final class MuxRPCClient: Sendable {
                 try await interceptor.intercept(request, context: context, next: next)
             },
             terminal: { request, context in
-                // An interceptor may have changed the options: fix their one
-                // deadline now, as `call` does.
-                var options = request.options
-                options.deadline = options.effectiveDeadline
-                options.timeout = nil
-                return ClientResponse(reply: try await self.pool.withStream(to: context.endpoint, deadline: options.deadline) { stream in
-                    sent.instant = clock.now
-                    return try await stream.call(request.serviceMethod, arguments, returning: Reply.self, options: options)
-                })
+                let result = try await self.callOnPooledStream(
+                    request.serviceMethod, arguments, returning: Reply.self, on: context.endpoint, options: request.options
+                )
+                sent.instant = result.sent
+                return ClientResponse(reply: result.reply)
             }
         )
         guard let reply = response.reply as? Reply else {
@@ -234,6 +222,29 @@ public final class MuxRPCClient: Sendable {
             )
         }
         return (reply, sent.instant)
+    }
+
+    /// One call on a stream the pool lends to `address`, and the moment the
+    /// stream was in hand (where the balancer's latency starts).
+    private func callOnPooledStream<Arguments: Encodable, Reply: Decodable>(
+        _ serviceMethod: String,
+        _ arguments: Arguments,
+        returning: Reply.Type,
+        on address: SocketAddress,
+        options: RPCCallOptions
+    ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
+        // One deadline for the wait and the call, fixed now: `call` fixed
+        // one, but an interceptor may have set a timeout since.
+        var options = options
+        options.deadline = options.effectiveDeadline
+        options.timeout = nil
+        let clock = ContinuousClock()
+        var sent = clock.now
+        let reply = try await pool.withStream(to: address, deadline: options.deadline) { stream in
+            sent = clock.now
+            return try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
+        }
+        return (reply, sent)
     }
 
     /// When an attempt had its stream, set from inside the interceptors.
