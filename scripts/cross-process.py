@@ -19,24 +19,7 @@ import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GO_BENCH = os.path.join(ROOT, ".build", "go-bench", "go-bench")
-SWIFT_BENCH = os.path.join(ROOT, ".build", "release", "muxrpc-bench")
-SWIFT_SERVER = os.path.join(ROOT, ".build", "release", "muxrpc-server")
-
-
-def say(message):
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def build():
-    say("building go-bench (GOPATH mode, Debian's hashicorp sources)")
-    os.makedirs(os.path.dirname(GO_BENCH), exist_ok=True)
-    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off")
-    subprocess.run(["go", "build", "-o", GO_BENCH, "."], cwd=os.path.join(ROOT, "Benchmarks", "go-bench"), env=env, check=True)
-    say("building muxrpc-bench and muxrpc-server (release)")
-    for product in ["muxrpc-bench", "muxrpc-server"]:
-        subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True)
+from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, build, say
 
 
 def start_server(command):
@@ -60,7 +43,7 @@ def main():
     parser.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     options = parser.parse_args()
     if not options.no_build:
-        build()
+        build(("muxrpc-bench", "muxrpc-server"))
     go_server, go_address = start_server([GO_BENCH, "rpc-server"])
     swift_server, swift_address = start_server([SWIFT_SERVER, "--host", "127.0.0.1", "--port", "0"])
     pairs = [

@@ -21,25 +21,11 @@ import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GO_BENCH = os.path.join(ROOT, ".build", "go-bench", "go-bench")
-SWIFT_BENCH = os.path.join(ROOT, ".build", "release", "muxrpc-bench")
+from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, build, say
+
 DOC = os.path.join(ROOT, "Docs", "benchmarks.md")
 IMAGES = os.path.join(ROOT, "Docs", "images")
 BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
-
-
-def say(message):
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def build():
-    say("building go-bench (GOPATH mode, Debian's hashicorp sources)")
-    os.makedirs(os.path.dirname(GO_BENCH), exist_ok=True)
-    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off")
-    subprocess.run(["go", "build", "-o", GO_BENCH, "."], cwd=os.path.join(ROOT, "Benchmarks", "go-bench"), env=env, check=True)
-    say("building muxrpc-bench (release)")
-    subprocess.run(["swift", "build", "-c", "release", "--product", "muxrpc-bench"], cwd=ROOT, check=True)
 
 
 # MuxRPC drives yamux streams with handlers on the event loop (YamuxStream.configurePipeline,

@@ -1,0 +1,26 @@
+"""What the benchmark scripts share: where the binaries are, and how they
+are built (go-bench from Debian's hashicorp sources, MuxRPC's in release)."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GO_BENCH = os.path.join(ROOT, ".build", "go-bench", "go-bench")
+SWIFT_BENCH = os.path.join(ROOT, ".build", "release", "muxrpc-bench")
+SWIFT_SERVER = os.path.join(ROOT, ".build", "release", "muxrpc-server")
+
+
+def say(message):
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def build(swift_products=("muxrpc-bench",)):
+    """Builds go-bench (GOPATH mode) and the given MuxRPC products (release)."""
+    say("building go-bench (GOPATH mode, Debian's hashicorp sources)")
+    os.makedirs(os.path.dirname(GO_BENCH), exist_ok=True)
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off")
+    subprocess.run(["go", "build", "-o", GO_BENCH, "."], cwd=os.path.join(ROOT, "Benchmarks", "go-bench"), env=env, check=True)
+    say(f"building {' and '.join(swift_products)} (release)")
+    for product in swift_products:
+        subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True)
