@@ -130,6 +130,7 @@ let package = Package(
             dependencies: [
                 "MuxRPC",
                 "MsgpackRPC",
+                "Yamux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -8,7 +8,9 @@ against the other's server, alternating, several rounds, medians.
 Servers: `go-bench rpc-server` (net/rpc + msgpackrpc over hashicorp/yamux)
 and `muxrpc-server` (the demo program, release). Clients: `go-bench rpc
 --addr` and `muxrpc-bench rpc --addr` (through MuxRPCClient). All speak
-Consul's mode (0x04, then yamux) over loopback. Prints a Markdown table.
+Consul's mode (0x04, then yamux) over loopback. A fifth pair runs MuxRPC
+with busy polling and early flushes turned off at both ends. Prints a
+Markdown table.
 """
 
 import argparse
@@ -46,11 +48,15 @@ def main():
         build(("muxrpc-bench", "muxrpc-server"))
     go_server, go_address = start_server([GO_BENCH, "rpc-server"])
     swift_server, swift_address = start_server([SWIFT_SERVER, "--host", "127.0.0.1", "--port", "0"])
+    # MuxRPC with busy polling and early flushes off at both ends: what those two defaults add.
+    without = ["--busy-poll-microseconds", "0", "--max-frames-per-flush", "1000000"]
+    plain_server, plain_address = start_server([SWIFT_SERVER, "--host", "127.0.0.1", "--port", "0"] + without)
     pairs = [
-        ("Go -> Go", GO_BENCH, go_address),
-        ("MuxRPC -> MuxRPC", SWIFT_BENCH, swift_address),
-        ("Go client -> MuxRPC server", GO_BENCH, swift_address),
-        ("MuxRPC client -> Go server", SWIFT_BENCH, go_address),
+        ("Go -> Go", [GO_BENCH], go_address),
+        ("MuxRPC -> MuxRPC", [SWIFT_BENCH], swift_address),
+        ("Go client -> MuxRPC server", [GO_BENCH], swift_address),
+        ("MuxRPC client -> Go server", [SWIFT_BENCH], go_address),
+        ("MuxRPC -> MuxRPC, no busy polling or early flushes", [SWIFT_BENCH] + without, plain_address),
     ]
     shapes = [(1, 20000), (32, 80000)]
     results = {}
@@ -59,19 +65,20 @@ def main():
             order = pairs if round_index % 2 == 0 else list(reversed(pairs))
             for concurrency, calls in shapes:
                 for label, client, address in order:
-                    fields = run_client([client, "rpc", "--addr", address, "--calls", str(calls),
-                                         "--concurrency", str(concurrency), "--payload", "64"])
+                    fields = run_client(client[:1] + ["rpc", "--addr", address, "--calls", str(calls),
+                                         "--concurrency", str(concurrency), "--payload", "64"] + client[1:])
                     say(f"round {round_index + 1}/{options.rounds} {label}, {concurrency} in flight: {fields['calls_per_s']} calls/s")
                     entry = results.setdefault((concurrency, label), {"calls_per_s": [], "p50_us": []})
                     entry["calls_per_s"].append(float(fields["calls_per_s"]))
                     entry["p50_us"].append(float(fields["p50_us"]))
     finally:
         go_server.kill()
-        swift_server.terminate()
-        swift_server.wait(timeout=30)
+        for server in (swift_server, plain_server):
+            server.terminate()
+            server.wait(timeout=30)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
-    print(f"Run of {stamp} on {machine}: {options.rounds} rounds, the four pairs alternating order, medians.\n")
+    print(f"Run of {stamp} on {machine}: {options.rounds} rounds, the pairs alternating order, medians.\n")
     print("| in flight | client -> server | calls/s | p50 µs | / Go -> Go |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for concurrency, _ in shapes:

@@ -31,6 +31,9 @@ public final class MuxRPCConnection: Sendable {
         public var rpc: RPCClient.Configuration
         /// How long a TCP connect may take. Default 10 seconds (Consul's dial timeout).
         public var connectTimeout: Duration
+        /// How long the connection's event loop keeps polling after its
+        /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
+        public var busyPolling: BusyPolling
 
         public init(
             mode: ConnectionMode = .consulMultiplex,
@@ -38,7 +41,8 @@ public final class MuxRPCConnection: Sendable {
             serverHostname: String? = nil,
             yamux: YamuxConfiguration = .init(),
             rpc: RPCClient.Configuration = .init(),
-            connectTimeout: Duration = .seconds(10)
+            connectTimeout: Duration = .seconds(10),
+            busyPolling: BusyPolling = .default
         ) {
             self.mode = mode
             self.tls = tls
@@ -46,6 +50,7 @@ public final class MuxRPCConnection: Sendable {
             self.yamux = yamux
             self.rpc = rpc
             self.connectTimeout = connectTimeout
+            self.busyPolling = busyPolling
         }
     }
 
@@ -70,10 +75,11 @@ public final class MuxRPCConnection: Sendable {
         group: (any EventLoopGroup)? = nil
     ) async throws -> MuxRPCConnection {
         let group = group ?? MultiThreadedEventLoopGroup.singleton
+        try configuration.busyPolling.validate()
         guard configuration.mode != .plain else {
             return MuxRPCConnection(address: address, configuration: configuration, group: group, session: nil)
         }
-        let channel = try await dial(address, timeout: configuration.connectTimeout, group: group)
+        let channel = try await dial(address, configuration: configuration, group: group)
         let session = try await channel.eventLoop.submit {
             try ConnectionPreambleClient.configure(
                 channel, mode: configuration.mode, tls: configuration.tls, serverHostname: configuration.serverHostname
@@ -83,10 +89,19 @@ public final class MuxRPCConnection: Sendable {
         return MuxRPCConnection(address: address, configuration: configuration, group: group, session: session)
     }
 
-    private static func dial(_ address: SocketAddress, timeout: Duration, group: any EventLoopGroup) async throws -> any Channel {
+    private static func dial(
+        _ address: SocketAddress,
+        configuration: Configuration,
+        group: any EventLoopGroup
+    ) async throws -> any Channel {
         try await ClientBootstrap(group: group)
-            .connectTimeout(TimeAmount(timeout))
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addBusyPolling(configuration.busyPolling)
+                }
+            }
             .connect(to: address).get()
     }
 
@@ -94,7 +109,7 @@ public final class MuxRPCConnection: Sendable {
     public func openStream() async throws -> RPCClient {
         let configuration = self.configuration
         guard let session else {
-            let channel = try await Self.dial(address, timeout: configuration.connectTimeout, group: group)
+            let channel = try await Self.dial(address, configuration: configuration, group: group)
             return try await channel.eventLoop.submit {
                 try ConnectionPreambleClient.configure(
                     channel, mode: .plain, tls: configuration.tls, serverHostname: configuration.serverHostname

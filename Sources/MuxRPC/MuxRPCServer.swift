@@ -34,6 +34,9 @@ public final class MuxRPCServer: Sendable {
         /// How long a graceful shutdown lets calls in flight finish before
         /// closing what is left. Default 10 s.
         public var shutdownGracePeriod: Duration
+        /// How long the event loops keep polling after a connection's
+        /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
+        public var busyPolling: BusyPolling
 
         public init(
             host: String = "127.0.0.1",
@@ -42,7 +45,8 @@ public final class MuxRPCServer: Sendable {
             rpc: RPCServer.Configuration = .init(),
             yamux: YamuxConfiguration = .init(),
             maxConnections: Int = 10_000,
-            shutdownGracePeriod: Duration = .seconds(10)
+            shutdownGracePeriod: Duration = .seconds(10),
+            busyPolling: BusyPolling = .default
         ) {
             self.host = host
             self.port = port
@@ -51,6 +55,7 @@ public final class MuxRPCServer: Sendable {
             self.yamux = yamux
             self.maxConnections = maxConnections
             self.shutdownGracePeriod = shutdownGracePeriod
+            self.busyPolling = busyPolling
         }
     }
 
@@ -110,6 +115,7 @@ public final class MuxRPCServer: Sendable {
     /// Starts listening and returns the bound address.
     @discardableResult
     public func start() async throws -> SocketAddress {
+        try configuration.busyPolling.validate()
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -148,6 +154,7 @@ public final class MuxRPCServer: Sendable {
             try install(mode: mode, on: channel)
         }
         try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.addBusyPolling(configuration.busyPolling)
     }
 
     /// Appends what serves `mode` on a connection whose preamble was read:

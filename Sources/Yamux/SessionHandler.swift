@@ -557,9 +557,16 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
     /// Flushes at the end of this turn of the event loop rather than now, so that every stream
     /// that writes in this turn (many RPC replies, many bulk streams) shares one flush and one
-    /// `writev`, instead of one each. Inside a read batch, `channelReadComplete` flushes.
+    /// `writev`, instead of one each. Inside a read batch, `channelReadComplete` flushes. But
+    /// once `maxFramesPerFlush` frames are gathered it flushes now: the peer can start on them
+    /// while the streams still to be served this turn write theirs.
     func flushSoon() {
-        guard !self.isInReadLoop, self.needsFlush, !self.flushScheduled, let context = self.context else { return }
+        guard self.needsFlush, let context = self.context else { return }
+        guard self.pendingFrames.count < self.configuration.maxFramesPerFlush else {
+            self.flushNow(context: context)
+            return
+        }
+        guard !self.isInReadLoop, !self.flushScheduled else { return }
         self.flushScheduled = true
         // A strong capture: the closure's context is then `self` itself, no allocation (a
         // weak one needs a box). The handler lives until the task has run.

@@ -66,6 +66,12 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Call the server at HOST:PORT (e.g. a muxrpc-server, Consul mode) instead of one started in this process.")
     var addr: String?
 
+    @Option(help: "Busy polling window in microseconds for both ends (0 turns it off; default: BusyPolling.default, 50).")
+    var busyPollMicroseconds: Int?
+
+    @Option(help: "Yamux frames gathered before an early flush, both ends (default: YamuxConfiguration's, 16).")
+    var maxFramesPerFlush: Int?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -77,6 +83,9 @@ struct RPCBenchmark: AsyncParsableCommand {
     func run() async throws {
         var serverConfiguration = MuxRPCServer.Configuration()
         serverConfiguration.yamux.enableKeepAlive = false
+        let busyPolling = busyPollMicroseconds.map { BusyPolling(window: .microseconds($0)) } ?? .default
+        serverConfiguration.busyPolling = busyPolling
+        if let maxFramesPerFlush { serverConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         let group: any EventLoopGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
         var services = DemoServices.registry
         if serverMethods == .async {
@@ -96,6 +105,8 @@ struct RPCBenchmark: AsyncParsableCommand {
         }
         var connectionConfiguration = MuxRPCConnection.Configuration()
         connectionConfiguration.yamux.enableKeepAlive = false
+        connectionConfiguration.busyPolling = busyPolling
+        if let maxFramesPerFlush { connectionConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
         let total = calls
         let next = CallCounter()

@@ -7,6 +7,7 @@ import MsgpackRPC
 import MuxRPC
 import NIOCore
 import NIOSSL
+import Yamux
 
 /// `muxrpc-server`: serves the demo services (Status.Ping, Echo.Echo,
 /// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and shuts
@@ -36,6 +37,12 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a graceful shutdown lets calls in flight finish.")
     var gracePeriod = 10
 
+    @Option(help: "Microseconds an event loop keeps polling after a connection's traffic pauses; 0 turns busy polling off (default: 50, BusyPolling.default).")
+    var busyPollMicroseconds: Int?
+
+    @Option(help: "Yamux frames gathered before an early flush (default: 16, YamuxConfiguration's).")
+    var maxFramesPerFlush: Int?
+
     @Option(help: "Serve Prometheus metrics at GET /metrics on this port (0 picks a free one), and log and measure every call.")
     var metricsPort: Int?
 
@@ -57,6 +64,8 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
+        if let busyPollMicroseconds { configuration.busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds)) }
+        if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if let tlsCertificate, let tlsKey {
             let tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { .certificate($0) },
