@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MuxRPC
 import NIOCore
 import NIOPosix
 import Yamux
@@ -23,6 +24,9 @@ struct StreamsBenchmark: AsyncParsableCommand {
     @Option(help: "How both ends drive their streams: 'async' (YamuxStream.executeThenClose, NIOAsyncChannel, code on Swift's task threads) or 'handlers' (YamuxStream.configurePipeline, ChannelHandlers on the event loop, as MuxRPC's server and client do).")
     var api: StreamAPI = .async
 
+    @Option(help: "Busy polling window in microseconds on both connections, as MuxRPC's own connections have (0 turns it off; default: BusyPolling.default, 50).")
+    var busyPollMicroseconds: Int?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -32,7 +36,8 @@ struct StreamsBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let pair = try await YamuxLoopbackPair(api: api)
+        let busyPolling = busyPollMicroseconds.map { BusyPolling(window: .microseconds($0)) } ?? .default
+        let pair = try await YamuxLoopbackPair(api: api, busyPolling: busyPolling)
         let perStream = bytes / streams
         let clock = ContinuousClock()
         let start = clock.now
@@ -66,7 +71,8 @@ final class YamuxLoopbackPair: Sendable {
     let client: YamuxSession
     let api: StreamAPI
 
-    init(api: StreamAPI = .async, maxConcurrentStreams: Int? = nil) async throws {
+    init(api: StreamAPI = .async, maxConcurrentStreams: Int? = nil, busyPolling: BusyPolling = .default) async throws {
+        try busyPolling.validate()
         self.api = api
         var configuration = YamuxConfiguration()
         configuration.enableKeepAlive = false
@@ -77,6 +83,7 @@ final class YamuxLoopbackPair: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addBusyPolling(busyPolling)
                     let session = try YamuxSession.configure(on: channel, role: .server, configuration: serverConfiguration)
                     Task { await Self.serve(session, api: api) }
                 }
@@ -84,6 +91,9 @@ final class YamuxLoopbackPair: Sendable {
             .bind(host: "127.0.0.1", port: 0).get()
         let clientChannel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addBusyPolling(busyPolling) }
+            }
             .connect(host: "127.0.0.1", port: server.localAddress!.port!).get()
         client = try await YamuxSession.install(on: clientChannel, role: .client, configuration: configuration).get()
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MuxRPC
 import NIOCore
 import NIOPosix
 
@@ -15,6 +16,9 @@ struct TCPBenchmark: AsyncParsableCommand {
     @Option(help: "Bytes per write.")
     var chunk = 64 << 10
 
+    @Option(help: "Busy polling window in microseconds on both connections, as MuxRPC's connections have (default: 0, off: NIO as it comes).")
+    var busyPollMicroseconds = 0
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -25,10 +29,13 @@ struct TCPBenchmark: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup.singleton
         let received = group.any().makePromise(of: Void.self)
         let total = bytes
+        let busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds))
+        try busyPolling.validate()
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addBusyPolling(busyPolling)
                     try channel.pipeline.syncOperations.addHandler(ByteCounter(expecting: total, done: received))
                 }
             }
@@ -41,6 +48,7 @@ struct TCPBenchmark: AsyncParsableCommand {
         let client = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addBusyPolling(busyPolling)
                     try channel.pipeline.syncOperations.addHandler(BulkWriter(total: total, chunk: payload, done: sent))
                 }
             }

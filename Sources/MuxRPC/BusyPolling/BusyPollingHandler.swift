@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// Sits first in a MuxRPC connection's pipeline and tells its event loop's
 /// ``BusyPoller`` about every read and flush, so that the loop keeps polling
@@ -36,8 +36,12 @@ final class BusyPollingHandler: ChannelDuplexHandler, RemovableChannelHandler {
 }
 
 extension ChannelPipeline.SynchronousOperations {
-    /// Puts a ``BusyPollingHandler`` first, when `busyPolling` is enabled.
-    func addBusyPolling(_ busyPolling: BusyPolling) throws {
+    /// Puts busy polling first in a connection's pipeline, when `busyPolling`
+    /// is enabled: while the connection reads or flushes, its event loop
+    /// keeps polling (see ``BusyPolling``). MuxRPC's server and connections
+    /// do this themselves; this is for other channels, a yamux session of
+    /// your own for instance. Call it on the channel's event loop.
+    public func addBusyPolling(_ busyPolling: BusyPolling) throws {
         guard busyPolling.isEnabled else { return }
         try addHandler(BusyPollingHandler(window: TimeAmount(busyPolling.window)), position: .first)
     }
