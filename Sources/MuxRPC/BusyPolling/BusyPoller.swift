@@ -131,10 +131,10 @@ final class BusyPoller: @unchecked Sendable {
 
     private func openWakeChannel() {
         var descriptors: [CInt] = [-1, -1]
-        #if canImport(Darwin)
-        let type = SOCK_STREAM
-        #else
+        #if canImport(Glibc)
         let type = CInt(SOCK_STREAM.rawValue)
+        #else
+        let type = SOCK_STREAM
         #endif
         guard socketpair(AF_UNIX, type, 0, &descriptors) == 0 else {
             closedFlag.withLockedValue { $0 = true }
