@@ -9,6 +9,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GO_BENCH = os.path.join(ROOT, ".build", "go-bench", "go-bench")
 SWIFT_BENCH = os.path.join(ROOT, ".build", "release", "muxrpc-bench")
 SWIFT_SERVER = os.path.join(ROOT, ".build", "release", "muxrpc-server")
+# The flags of muxrpc-bench and muxrpc-server that turn MuxRPC's busy polling
+# and early flushes off: the rows that show what those two defaults add.
+WITHOUT_POLLING_OR_EARLY_FLUSHES = ["--busy-poll-microseconds", "0", "--max-frames-per-flush", "1000000"]
 
 
 def say(message):

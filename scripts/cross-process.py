@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, build, say
+from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say
 
 
 def start_server(command):
@@ -49,7 +49,7 @@ def main():
     go_server, go_address = start_server([GO_BENCH, "rpc-server"])
     swift_server, swift_address = start_server([SWIFT_SERVER, "--host", "127.0.0.1", "--port", "0"])
     # MuxRPC with busy polling and early flushes off at both ends: what those two defaults add.
-    without = ["--busy-poll-microseconds", "0", "--max-frames-per-flush", "1000000"]
+    without = WITHOUT_POLLING_OR_EARLY_FLUSHES
     plain_server, plain_address = start_server([SWIFT_SERVER, "--host", "127.0.0.1", "--port", "0"] + without)
     pairs = [
         ("Go -> Go", [GO_BENCH], go_address),

@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, build, say
+from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say
 
 DOC = os.path.join(ROOT, "Docs", "benchmarks.md")
 IMAGES = os.path.join(ROOT, "Docs", "images")
@@ -37,7 +37,7 @@ STREAM_APIS = [("", ["--api", "handlers"]), (", async API", ["--api", "async"]),
 # shared event loops (one per core), the same on one event loop thread, and without the client
 # stack (RPCClient streams from a free list, `--path bare`) on the shared loops.
 RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", bare RPCClient", ["--path", "bare"]),
-             (", no busy polling or early flushes", ["--busy-poll-microseconds", "0", "--max-frames-per-flush", "1000000"])]
+             (", no busy polling or early flushes", WITHOUT_POLLING_OR_EARLY_FLUSHES)]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
 TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
 
