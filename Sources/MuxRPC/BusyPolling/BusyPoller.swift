@@ -137,7 +137,7 @@ final class BusyPoller: @unchecked Sendable {
         let type = SOCK_STREAM
         #endif
         guard socketpair(AF_UNIX, type, 0, &descriptors) == 0 else {
-            closedFlag.withLockedValue { $0 = true }
+            socketPairClosed()
             return
         }
         _ = fcntl(descriptors[1], F_SETFL, O_NONBLOCK)
@@ -154,16 +154,12 @@ final class BusyPoller: @unchecked Sendable {
             .whenComplete { [self] result in
                 switch result {
                 case .success(let channel):
-                    channel.closeFuture.whenComplete { [self] _ in
-                        // The loop's end is gone (closed by us, or by the loop shutting down): so is ours.
-                        closeKickDescriptor()
-                        closedFlag.withLockedValue { $0 = true }
-                    }
+                    // The loop's end is gone (closed by us, or by the loop shutting down): so is ours.
+                    channel.closeFuture.whenComplete { [self] _ in socketPairClosed() }
                     if isClosing { channel.close(promise: nil) } else { wakeChannel = channel }
                 case .failure:
                     // The loop is shutting down: nothing reads the pair, so stop writing to it.
-                    closeKickDescriptor()
-                    closedFlag.withLockedValue { $0 = true }
+                    socketPairClosed()
                 }
             }
     }
@@ -174,6 +170,12 @@ final class BusyPoller: @unchecked Sendable {
         closeKickDescriptor()
         wakeChannel?.close(promise: nil)
         wakeChannel = nil
+    }
+
+    /// Nothing reads the loop's end any more (or there never was a pair): close ours too, and say so.
+    private func socketPairClosed() {
+        closeKickDescriptor()
+        closedFlag.withLockedValue { $0 = true }
     }
 
     private func closeKickDescriptor() {
