@@ -57,63 +57,63 @@ struct BusyPollingTests {
         return try await state(on: loop)
     }
 
-    @Test func pollsAfterTrafficThenSleepsUntilTheNext() async throws {
+    /// Runs `body` once a `Pair` on an event loop of its own has answered a
+    /// call, then closes the pair (again, if `body` did) and the loop.
+    private func withPair(
+        serverPolling: BusyPolling = .default,
+        clientPolling: BusyPolling = .default,
+        _ body: (Pair, any EventLoop) async throws -> Void
+    ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let pair = try await Pair(on: loop)
+        let pair = try await Pair(on: loop, serverPolling: serverPolling, clientPolling: clientPolling)
         try await pair.echo()
-
-        // Polling ends once the window passes with no traffic...
-        let idle = try #require(try await quiet(on: loop))
-        #expect(!idle.isPolling)
-        #expect(idle.turns > 0)
-        // ...and stays ended while the loop runs other work.
-        for _ in 0..<100 { try await loop.submit {}.get() }
-        try await Task.sleep(for: .milliseconds(20))
-        #expect(try await state(on: loop) == idle)
-
-        // The next call polls again.
-        try await pair.echo()
-        let after = try #require(try await quiet(on: loop))
-        #expect(after.turns > idle.turns)
-
+        try await body(pair, loop)
         await pair.close()
         try await group.shutdownGracefully()
+    }
+
+    @Test func pollsAfterTrafficThenSleepsUntilTheNext() async throws {
+        try await withPair { pair, loop in
+            // Polling ends once the window passes with no traffic...
+            let idle = try #require(try await quiet(on: loop))
+            #expect(!idle.isPolling)
+            #expect(idle.turns > 0)
+            // ...and stays ended while the loop runs other work.
+            for _ in 0..<100 { try await loop.submit {}.get() }
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(try await state(on: loop) == idle)
+
+            // The next call polls again.
+            try await pair.echo()
+            let after = try #require(try await quiet(on: loop))
+            #expect(after.turns > idle.turns)
+        }
     }
 
     @Test func theLastConnectionGoneClosesThePoller() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let pair = try await Pair(on: loop)
-        try await pair.echo()
-        let poller = try #require(try await loop.submit { BusyPoller.existing(on: loop) }.get())
+        try await withPair { pair, loop in
+            let poller = try #require(try await loop.submit { BusyPoller.existing(on: loop) }.get())
 
-        await pair.close()
-        // The socket pair is closed and the loop has no poller any more.
-        #expect(await waitUntil { poller.isClosed })
-        #expect(try await loop.submit { BusyPoller.existing(on: loop) }.get() == nil)
-        try await group.shutdownGracefully()
+            await pair.close()
+            // The socket pair is closed and the loop has no poller any more.
+            #expect(await waitUntil { poller.isClosed })
+            #expect(try await loop.submit { BusyPoller.existing(on: loop) }.get() == nil)
+        }
     }
 
     @Test func disabledOnBothEndsMeansNoPoller() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let pair = try await Pair(on: loop, serverPolling: .disabled, clientPolling: .disabled)
-        try await pair.echo()
-        #expect(try await state(on: loop) == nil)
-        await pair.close()
-        try await group.shutdownGracefully()
+        try await withPair(serverPolling: .disabled, clientPolling: .disabled) { _, loop in
+            let state = try await state(on: loop)
+            #expect(state == nil)
+        }
     }
 
     @Test func oneEndPollingIsEnough() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let pair = try await Pair(on: loop, serverPolling: .disabled, clientPolling: .default)
-        try await pair.echo()
-        let state = try #require(try await quiet(on: loop))
-        #expect(state.turns > 0)
-        await pair.close()
-        try await group.shutdownGracefully()
+        try await withPair(serverPolling: .disabled, clientPolling: .default) { _, loop in
+            let state = try #require(try await quiet(on: loop))
+            #expect(state.turns > 0)
+        }
     }
 
     @Test func shuttingTheLoopDownWithConnectionsOpenClosesThePoller() async throws {
