@@ -1,4 +1,5 @@
 import ArgumentParser
+import MuxRPC
 
 /// `muxrpc-bench`: in-process loopback benchmarks of MuxRPC's layers, one
 /// `key=value` line per result on stdout (or JSON with `--json`), progress
@@ -16,4 +17,15 @@ struct MuxRPCBench: AsyncParsableCommand {
 struct OutputOptions: ParsableArguments {
     @Flag(help: "Print the result as one JSON object instead of key=value pairs.")
     var json = false
+}
+
+/// `--busy-poll-microseconds` of the benchmarks whose connections poll as
+/// MuxRPC's do unless told otherwise (`rpc`, `streams`).
+struct BusyPollingOptions: ParsableArguments {
+    @Option(help: "Busy polling window in microseconds on both ends' connections (0 turns it off; default: BusyPolling.default, 50).")
+    var busyPollMicroseconds: Int?
+
+    var busyPolling: BusyPolling {
+        busyPollMicroseconds.map { BusyPolling(window: .microseconds($0)) } ?? .default
+    }
 }

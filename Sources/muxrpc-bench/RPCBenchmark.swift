@@ -66,8 +66,7 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Call the server at HOST:PORT (e.g. a muxrpc-server, Consul mode) instead of one started in this process.")
     var addr: String?
 
-    @Option(help: "Busy polling window in microseconds for both ends (0 turns it off; default: BusyPolling.default, 50).")
-    var busyPollMicroseconds: Int?
+    @OptionGroup var polling: BusyPollingOptions
 
     @Option(help: "Yamux frames gathered before an early flush, both ends (default: YamuxConfiguration's, 16).")
     var maxFramesPerFlush: Int?
@@ -83,7 +82,7 @@ struct RPCBenchmark: AsyncParsableCommand {
     func run() async throws {
         var serverConfiguration = MuxRPCServer.Configuration()
         serverConfiguration.yamux.enableKeepAlive = false
-        let busyPolling = busyPollMicroseconds.map { BusyPolling(window: .microseconds($0)) } ?? .default
+        let busyPolling = polling.busyPolling
         serverConfiguration.busyPolling = busyPolling
         if let maxFramesPerFlush { serverConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         let group: any EventLoopGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton

@@ -24,8 +24,7 @@ struct StreamsBenchmark: AsyncParsableCommand {
     @Option(help: "How both ends drive their streams: 'async' (YamuxStream.executeThenClose, NIOAsyncChannel, code on Swift's task threads) or 'handlers' (YamuxStream.configurePipeline, ChannelHandlers on the event loop, as MuxRPC's server and client do).")
     var api: StreamAPI = .async
 
-    @Option(help: "Busy polling window in microseconds on both connections, as MuxRPC's own connections have (0 turns it off; default: BusyPolling.default, 50).")
-    var busyPollMicroseconds: Int?
+    @OptionGroup var polling: BusyPollingOptions
 
     @OptionGroup var output: OutputOptions
 
@@ -36,8 +35,7 @@ struct StreamsBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let busyPolling = busyPollMicroseconds.map { BusyPolling(window: .microseconds($0)) } ?? .default
-        let pair = try await YamuxLoopbackPair(api: api, busyPolling: busyPolling)
+        let pair = try await YamuxLoopbackPair(api: api, busyPolling: polling.busyPolling)
         let perStream = bytes / streams
         let clock = ContinuousClock()
         let start = clock.now
