@@ -77,6 +77,10 @@ public struct MessagePackDecoder: Sendable {
     }
 
     private func decodeChecked<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
+        if let type = type as? any MessagePackSelfDecodable.Type {
+            var reader = MessagePackReader(buffer, limits: limits)
+            return try MessagePackDecoding.readSelfDecoding(type, with: &reader, path: []) as! Value
+        }
         let reader = MessagePackReader(buffer, limits: limits)
         // A spare decoding keeps its stacks' memory: no allocation here but
         // the containers `Codable` boxes and the values made.

@@ -164,10 +164,28 @@ final class MessagePackDecoding: Decoder {
         if type == MessagePackTimestamp.self {
             return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readTimestamp() } as! Value
         }
+        if let type = type as? any MessagePackSelfDecodable.Type {
+            return try Self.readSelfDecoding(type, with: &reader, path: codingPath) as! Value
+        }
         let saved = valueStart
         valueStart = offset
         defer { valueStart = saved }
         return try Value(from: self)
+    }
+
+    /// Reads a self-decoding value at `reader`'s offset; the reader's
+    /// errors become `DecodingError`s that carry them, as on the
+    /// `Decodable` path.
+    static func readSelfDecoding<Value: MessagePackSelfDecodable>(
+        _ type: Value.Type,
+        with reader: inout MessagePackReader,
+        path: @autoclosure () -> [any CodingKey]
+    ) throws -> Value {
+        do {
+            return try reader.readSelfDecoding(type)
+        } catch let error as MessagePackError {
+            throw decodingError(error, type: type, path: path())
+        }
     }
 
     /// Reads str or bin bytes into a new value made by `make` (empty for

@@ -306,8 +306,22 @@ final class MessagePackEncoding: Encoder {
             writeTimestamp(value as! MessagePackTimestamp)
         } else if Value.self == MessagePackValue.self {
             try writeDynamic(value as! MessagePackValue)
+        } else if let value = value as? any MessagePackSelfEncodable {
+            try encodeSelfEncoding(value)
         } else {
             try encodeThroughEncodable(value)
+        }
+    }
+
+    /// A self-encoding value nested in an `Encodable` one: written to a
+    /// buffer of its own, then copied in (the protocol writes to a
+    /// `ByteBuffer`, this encoding to its scratch memory).
+    private func encodeSelfEncoding(_ value: any MessagePackSelfEncodable) throws {
+        var buffer = ByteBuffer()
+        try value.writeCheckedMessagePack(into: &buffer, options: options, codingPath: codingPath)
+        buffer.withUnsafeReadableBytes { bytes in
+            reserve(bytes.count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            count += bytes.count
         }
     }
 

@@ -1,3 +1,6 @@
+public import MessagePack
+public import NIOCore
+
 /// The demo services every MuxRPC demo program and interop test uses, the same
 /// as the Go peer's (Tests/GoPeers/rpc-peer):
 ///
@@ -36,18 +39,71 @@ public enum DemoServices {
         return registry
     }
 
-    /// Echo.Echo's arguments: Go's `struct{ Msg []byte }`.
-    public struct EchoArgs: Codable, Hashable, Sendable {
+    /// Echo.Echo's arguments: Go's `struct{ Msg []byte }`. Self-coding
+    /// (``MessagePackSelfCodable``), as a hot path's types should be.
+    public struct EchoArgs: Codable, Hashable, Sendable, MessagePackSelfCodable {
         public var msg: [UInt8]
         public init(msg: [UInt8]) { self.msg = msg }
         enum CodingKeys: String, CodingKey { case msg = "Msg" }
+
+        public func writeMessagePack(into buffer: inout ByteBuffer, options: MessagePackWriteOptions) throws {
+            try MsgStruct.write(msg, into: &buffer, options: options)
+        }
+
+        public init(readingMessagePack reader: inout MessagePackReader) throws {
+            msg = try MsgStruct.read(from: &reader)
+        }
     }
 
-    /// Echo.Echo's reply: Go's `struct{ Msg []byte }`.
-    public struct EchoReply: Codable, Hashable, Sendable {
+    /// Echo.Echo's reply: Go's `struct{ Msg []byte }`, self-coding too.
+    public struct EchoReply: Codable, Hashable, Sendable, MessagePackSelfCodable {
         public var msg: [UInt8]
         public init(msg: [UInt8]) { self.msg = msg }
         enum CodingKeys: String, CodingKey { case msg = "Msg" }
+
+        public func writeMessagePack(into buffer: inout ByteBuffer, options: MessagePackWriteOptions) throws {
+            try MsgStruct.write(msg, into: &buffer, options: options)
+        }
+
+        public init(readingMessagePack reader: inout MessagePackReader) throws {
+            msg = try MsgStruct.read(from: &reader)
+        }
+    }
+
+    /// The MessagePack form of Go's `struct{ Msg []byte }`, which Echo's
+    /// arguments and reply share: a one-entry map.
+    private enum MsgStruct {
+        static let key: StaticString = "Msg"
+
+        static func write(_ msg: [UInt8], into buffer: inout ByteBuffer, options: MessagePackWriteOptions) throws {
+            try buffer.writeMessagePackMapHeader(count: 1)
+            try buffer.writeMessagePackString("Msg", options: options)
+            _ = try msg.withUnsafeBytes { bytes in try buffer.writeMessagePackBytes(bytes, options: options) }
+        }
+
+        /// Go's rules: unknown keys are skipped, a missing field or a nil
+        /// (a nil map, a nil slice) is empty.
+        static func read(from reader: inout MessagePackReader) throws(MessagePackError) -> [UInt8] {
+            if reader.nextIsNil() {
+                try reader.readNil()
+                return []
+            }
+            var msg: [UInt8] = []
+            let key = UnsafeRawBufferPointer(start: Self.key.utf8Start, count: Self.key.utf8CodeUnitCount)
+            for _ in 0..<(try reader.readMapHeader()) {
+                if try reader.readString(equals: key) {
+                    if reader.nextIsNil() {
+                        try reader.readNil()
+                        msg = []
+                    } else {
+                        msg = try reader.withStringBytes { Array($0) }
+                    }
+                } else {
+                    try reader.skipValue()
+                }
+            }
+            return msg
+        }
     }
 
     /// Arith.Add's arguments: Go's `struct{ A, B int64 }`.

@@ -65,7 +65,7 @@ typealias AddReply = DemoServices.AddReply
 
     @Test func replyThatDoesNotDecodeLeavesTheStreamUsable() async throws {
         try await withServerAndClient { _, client in
-            let error = await expectRPCError { _ = try await client.call("Arith.Add", AddArgs(a: 1, b: 2), returning: EchoReply.self) }
+            let error = await expectRPCError { _ = try await client.call("Arith.Add", AddArgs(a: 1, b: 2), returning: AddArgs.self) }
             #expect(error?.code == .decodingFailed)
             #expect(error?.isStreamUsable == true)
             let result68 = try await client.call("Arith.Add", AddArgs(a: 2, b: 3), returning: AddReply.self)
