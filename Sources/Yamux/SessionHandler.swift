@@ -7,6 +7,11 @@ import NIOCore
 /// Everything runs on the connection's event loop: no locks, no per-frame tasks. Frames written
 /// while handling a read batch are flushed once, in `channelReadComplete`; frames written from
 /// a stream's flush are flushed once per flush.
+// Timers and callbacks here capture the handler and its streams strongly,
+// never weakly: a weak reference gives its object a side table, after which
+// every retain and release of it (several per frame) takes the runtime's slow
+// path. Each capture ends when its task runs or is cancelled, and
+// `closeSession` and `removeStream` cancel them all.
 final class YamuxSessionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -202,8 +207,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             // hashicorp's connection write timeout: if the peer does not take our bytes for this
             // long, the connection is considered dead.
             self.writeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.connectionWriteTimeout)) {
-                [weak self] in
-                guard let self, !self.parentWritable else { return }
+                guard !self.parentWritable else { return }
                 self.closeSession(error: .connectionWriteTimeout, goAway: nil)
             }
         }
@@ -628,13 +632,12 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         if self.quiescing, let context = self.context {
             // The stream counts as closed once its close completes, after this
             // call returns: look again on the next turn of the loop.
-            context.eventLoop.assumeIsolated().execute { [weak self] in self?.closeIfQuiescedAndIdle() }
+            context.eventLoop.assumeIsolated().execute { self.closeIfQuiescedAndIdle() }
         }
         guard stream.inSessionMap, let context = self.context else { return }
         stream.closeTimeout?.cancel()
         stream.closeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.streamCloseTimeout)) {
-            [weak self, weak stream] in
-            guard let self, let stream, stream.inSessionMap else { return }
+            guard stream.inSessionMap else { return }
             self.sendReset(stream)
             self.flushIfNeeded()
         }
@@ -724,8 +727,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         self.streams[id] = stream
         self.inflightSYNs += 1
         stream.openTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.streamOpenTimeout)) {
-            [weak self, weak stream] in
-            guard let self, let stream, stream.stateMachine.state == .synSent, stream.inSessionMap else { return }
+            guard stream.stateMachine.state == .synSent, stream.inSessionMap else { return }
             // hashicorp closes the whole session when a stream is not acknowledged in time.
             self.closeSession(error: .streamOpenTimeout, goAway: nil)
         }
@@ -805,8 +807,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         let id = self.nextPingID
         self.nextPingID &+= 1
         let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(self.configuration.connectionWriteTimeout)) {
-            [weak self] in
-            guard let self, let ping = self.pings.removeValue(forKey: id) else { return }
+            guard let ping = self.pings.removeValue(forKey: id) else { return }
             ping.callback?(.failure(.pingTimeout))
         }
         self.pings[id] = PendingPing(start: .now(), callback: callback, timeout: timeout)
@@ -817,8 +818,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         guard let context = self.context else { return }
         self.keepAliveTask = context.eventLoop.assumeIsolated().scheduleTask(
             in: TimeAmount(self.configuration.keepAliveInterval)
-        ) { [weak self] in
-            guard let self else { return }
+        ) {
             self.keepAlive()
             if case .active = self.state { self.scheduleKeepAlive() }
         }
@@ -828,8 +828,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         guard case .active = self.state, !self.keepAlivePingOutstanding else { return }
         self.keepAlivePingOutstanding = true
         self._statistics.keepAlivesSent += 1
-        self.sendPing { [weak self] result in
-            guard let self else { return }
+        self.sendPing { result in
             self.keepAlivePingOutstanding = false
             if case .failure(let error) = result, error.code == .pingTimeout {
                 self.closeSession(error: .keepAliveTimeout, goAway: nil)
