@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "MsgpackRPC",
                 "Yamux",
+                "CEventFD",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -96,6 +97,9 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+
+        // eventfd(2) for the busy poller: a header only, nothing to link.
+        .systemLibrary(name: "CEventFD", path: "Sources/CEventFD"),
 
         // Serves Prometheus text at GET /metrics for the executables: the one
         // place that picks a metrics backend (the library must not).

@@ -96,7 +96,7 @@ struct BusyPollingTests {
             let poller = try #require(try await loop.submit { BusyPoller.existing(on: loop) }.get())
 
             await pair.close()
-            // The socket pair is closed and the loop has no poller any more.
+            // The eventfd is closed and the loop has no poller any more.
             #expect(await waitUntil { poller.isClosed })
             #expect(try await loop.submit { BusyPoller.existing(on: loop) }.get() == nil)
         }

@@ -1,3 +1,6 @@
+#if os(Linux)
+import CEventFD
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -15,17 +18,22 @@ import Darwin
 /// ``BusyPolling`` for why).
 ///
 /// NIO's loop blocks in `epoll_wait` only when it has nothing ready, so the
-/// poller keeps something ready: one end of a socket pair, registered on the
-/// loop as a channel, while the poller writes a byte into the other end. Each
-/// time round the loop reads that byte alongside whatever I/O is ready, and
-/// the poller decides whether to write the next one: while traffic goes on,
-/// or the window since it stopped has not run out, it does (yielding the CPU
-/// first when there was no traffic); otherwise it stops, and the loop sleeps
-/// at its next turn as before.
+/// poller keeps something ready: an eventfd in semaphore mode whose counter
+/// never runs out, registered on the loop as a channel that reads only when
+/// asked to. While the poller asks, every turn of the loop reads it (one
+/// 8-byte `read`, which takes 1 from the counter) alongside whatever I/O is
+/// ready, and the poller decides whether to ask again: while traffic goes
+/// on, or the window since it stopped has not run out, it does (yielding the
+/// CPU first when there was no traffic); otherwise it stops asking, NIO
+/// drops its interest in the eventfd, and the loop sleeps at its next turn
+/// as before. An eventfd costs one system call per turn where a socket pair
+/// cost two (a read, and a send to refill it), and its reads never wake
+/// anyone.
 ///
 /// There is one poller per loop, shared by every connection on it: the first
 /// ``acquire(on:window:)`` creates it, the last ``release(window:)`` closes
-/// it. All but the registry is confined to the loop.
+/// it. All but the registry is confined to the loop. Linux only: elsewhere
+/// no poller opens, and loops sleep as NIO made them.
 final class BusyPoller: @unchecked Sendable {
     private static let pollers = NIOLockedValueBox<[ObjectIdentifier: BusyPoller]>([:])
 
@@ -35,8 +43,7 @@ final class BusyPoller: @unchecked Sendable {
     private var windows: [TimeAmount: Int] = [:]
     private var window: TimeAmount = .zero
 
-    /// The end of the socket pair this side writes; -1 once closed or when it could not be made.
-    private var kickDescriptor: CInt = -1
+    /// The eventfd's channel, once registered; reads only when the poller asks.
     private var wakeChannel: (any Channel)?
     private var isClosing = false
 
@@ -47,7 +54,7 @@ final class BusyPoller: @unchecked Sendable {
     private(set) var isPolling = false
     /// Loop turns spent polling, for tests and curiosity.
     private(set) var turns = 0
-    /// True once both ends of the socket pair are closed (or when it could not be opened); any thread may read it.
+    /// True once the eventfd is closed (or when it could not be opened); any thread may read it.
     var isClosed: Bool { closedFlag.withLockedValue { $0 } }
     private let closedFlag = NIOLockedValueBox(false)
 
@@ -93,16 +100,17 @@ final class BusyPoller: @unchecked Sendable {
     /// A connection on the loop read or flushed: poll, if not already.
     func noteTraffic() {
         traffic &+= 1
-        guard !isPolling, kickDescriptor >= 0 else { return }
+        guard !isPolling, let wakeChannel else { return }
         isPolling = true
         trafficSeen = traffic
         quietSince = .now()
-        kick()
+        wakeChannel.read()
     }
 
-    /// Called once per loop turn while polling, when the wake channel read the byte.
-    fileprivate func loopTurned() {
-        guard isPolling else { return }
+    /// Called once per loop turn while polling, when the wake channel was
+    /// read. Whether to read it at the next turn too.
+    fileprivate func loopTurned() -> Bool {
+        guard isPolling else { return false }
         turns += 1
         let now = NIODeadline.now()
         if traffic != trafficSeen {
@@ -110,87 +118,76 @@ final class BusyPoller: @unchecked Sendable {
             quietSince = now
         } else if now - quietSince >= window {
             isPolling = false
-            return
+            return false
         } else {
             // Nothing happened this turn: let any other thread that is ready use the CPU first.
             sched_yield()
         }
-        kick()
-    }
-
-    private func kick() {
-        var byte: UInt8 = 0
-        #if canImport(Darwin)
-        let flags: CInt = MSG_DONTWAIT
-        #else
-        let flags = CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)
-        #endif
-        // EAGAIN (a byte already waits) and any other failure leave the loop no worse than without polling.
-        _ = send(kickDescriptor, &byte, 1, flags)
+        return true
     }
 
     private func openWakeChannel() {
-        var descriptors: [CInt] = [-1, -1]
-        #if canImport(Glibc)
-        let type = CInt(SOCK_STREAM.rawValue)
-        #else
-        let type = SOCK_STREAM
-        #endif
-        guard socketpair(AF_UNIX, type, 0, &descriptors) == 0 else {
-            socketPairClosed()
+        #if os(Linux)
+        let descriptor = eventfd(0, CInt(EFD_SEMAPHORE) | CInt(EFD_NONBLOCK) | CInt(EFD_CLOEXEC))
+        guard descriptor >= 0 else {
+            wakeChannelClosed()
             return
         }
-        _ = fcntl(descriptors[1], F_SETFL, O_NONBLOCK)
-        _ = fcntl(descriptors[1], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(descriptors[0], F_SETFD, FD_CLOEXEC)
-        kickDescriptor = descriptors[1]
+        // A counter that no loop can read down: each read takes 1 from it.
+        var counter = UInt64(1) << 62
+        guard write(descriptor, &counter, MemoryLayout<UInt64>.size) == MemoryLayout<UInt64>.size else {
+            _ = closeDescriptor(descriptor)
+            wakeChannelClosed()
+            return
+        }
         let reader = WakeHandler(poller: self)
         NIOPipeBootstrap(group: eventLoop)
+            .channelOption(.autoRead, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
             }
-            .takingOwnershipOfDescriptor(input: descriptors[0])
+            .takingOwnershipOfDescriptor(input: descriptor)
             .hop(to: eventLoop)
             .whenComplete { [self] result in
                 switch result {
                 case .success(let channel):
-                    // The loop's end is gone (closed by us, or by the loop shutting down): so is ours.
-                    channel.closeFuture.whenComplete { [self] _ in socketPairClosed() }
-                    if isClosing { channel.close(promise: nil) } else { wakeChannel = channel }
+                    // Closed by us, or by the loop shutting down.
+                    channel.closeFuture.whenComplete { [self] _ in wakeChannelClosed() }
+                    if isClosing {
+                        channel.close(promise: nil)
+                    } else {
+                        wakeChannel = channel
+                        if isPolling { channel.read() }
+                    }
                 case .failure:
-                    // The loop is shutting down: nothing reads the pair, so stop writing to it.
-                    socketPairClosed()
+                    // The loop is shutting down.
+                    wakeChannelClosed()
                 }
             }
+        #else
+        wakeChannelClosed()
+        #endif
     }
 
     private func close() {
         isClosing = true
         isPolling = false
-        closeKickDescriptor()
         wakeChannel?.close(promise: nil)
         wakeChannel = nil
     }
 
-    /// Nothing reads the loop's end any more (or there never was a pair): close ours too, and say so.
-    private func socketPairClosed() {
-        closeKickDescriptor()
+    private func wakeChannelClosed() {
+        wakeChannel = nil
         closedFlag.withLockedValue { $0 = true }
-    }
-
-    private func closeKickDescriptor() {
-        guard kickDescriptor >= 0 else { return }
-        closeDescriptor(kickDescriptor)
-        kickDescriptor = -1
     }
 }
 
 /// `close(2)`, out of reach by that name inside ``BusyPoller``, which has a `close()` of its own.
-private func closeDescriptor(_ descriptor: CInt) {
-    _ = close(descriptor)
+private func closeDescriptor(_ descriptor: CInt) -> CInt {
+    close(descriptor)
 }
 
-/// Reads the poller's bytes off the loop's end of the socket pair.
+/// Reads the eventfd once per loop turn while the poller asks for it.
 private final class WakeHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
 
@@ -203,7 +200,9 @@ private final class WakeHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        poller.loopTurned()
+        // Asking from here, before NIO looks, keeps its interest in the
+        // eventfd registered: no epoll_ctl per turn.
+        if poller.loopTurned() { context.read() }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
