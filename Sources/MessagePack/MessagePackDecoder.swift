@@ -77,9 +77,10 @@ public struct MessagePackDecoder: Sendable {
     }
 
     private func decodeChecked<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
-        if let type = type as? any MessagePackSelfDecodable.Type {
+        if let selfDecoding = type as? any MessagePackSelfDecodable.Type {
+            // The buffer holds exactly the one value the scanner checked.
             var reader = MessagePackReader(buffer, limits: limits)
-            return try MessagePackDecoding.readSelfDecoding(type, with: &reader, path: []) as! Value
+            return try selfDecoding.readChecked(as: Value.self, with: &reader, knownEnd: buffer.readableBytes, path: [])
         }
         let reader = MessagePackReader(buffer, limits: limits)
         // A spare decoding keeps its stacks' memory: no allocation here but

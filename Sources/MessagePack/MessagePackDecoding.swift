@@ -164,8 +164,8 @@ final class MessagePackDecoding: Decoder {
         if type == MessagePackTimestamp.self {
             return try read(path: codingPath, as: type) { reader throws(MessagePackError) in try reader.readTimestamp() } as! Value
         }
-        if let type = type as? any MessagePackSelfDecodable.Type {
-            return try Self.readSelfDecoding(type, with: &reader, path: codingPath) as! Value
+        if let selfDecoding = type as? any MessagePackSelfDecodable.Type {
+            return try selfDecoding.readChecked(as: Value.self, with: &reader, path: codingPath)
         }
         let saved = valueStart
         valueStart = offset
@@ -179,10 +179,11 @@ final class MessagePackDecoding: Decoder {
     static func readSelfDecoding<Value: MessagePackSelfDecodable>(
         _ type: Value.Type,
         with reader: inout MessagePackReader,
+        knownEnd: Int? = nil,
         path: @autoclosure () -> [any CodingKey]
     ) throws -> Value {
         do {
-            return try reader.readSelfDecoding(type)
+            return try reader.readSelfDecoding(type, knownEnd: knownEnd)
         } catch let error as MessagePackError {
             throw decodingError(error, type: type, path: path())
         }

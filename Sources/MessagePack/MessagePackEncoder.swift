@@ -34,8 +34,8 @@ public struct MessagePackEncoder: Sendable {
     /// Appends the encoding of `value` to `buffer`. On error, `buffer` is
     /// left as it was.
     public func encode<Value: Encodable>(_ value: Value, into buffer: inout ByteBuffer) throws {
-        if let value = value as? any MessagePackSelfEncodable {
-            return try value.writeCheckedMessagePack(into: &buffer, options: options, codingPath: [])
+        if let selfEncoding = Value.self as? any MessagePackSelfEncodable.Type {
+            return try selfEncoding.writeChecked(value, into: &buffer, options: options, codingPath: [])
         }
         // A spare encoding keeps its scratch memory and stacks: no allocation
         // here but the containers `Codable` boxes.

@@ -306,8 +306,8 @@ final class MessagePackEncoding: Encoder {
             writeTimestamp(value as! MessagePackTimestamp)
         } else if Value.self == MessagePackValue.self {
             try writeDynamic(value as! MessagePackValue)
-        } else if let value = value as? any MessagePackSelfEncodable {
-            try encodeSelfEncoding(value)
+        } else if let selfEncoding = Value.self as? any MessagePackSelfEncodable.Type {
+            try encodeSelfEncoding(value, as: selfEncoding)
         } else {
             try encodeThroughEncodable(value)
         }
@@ -316,9 +316,9 @@ final class MessagePackEncoding: Encoder {
     /// A self-encoding value nested in an `Encodable` one: written to a
     /// buffer of its own, then copied in (the protocol writes to a
     /// `ByteBuffer`, this encoding to its scratch memory).
-    private func encodeSelfEncoding(_ value: any MessagePackSelfEncodable) throws {
+    private func encodeSelfEncoding<Value>(_ value: Value, as selfEncoding: any MessagePackSelfEncodable.Type) throws {
         var buffer = ByteBuffer()
-        try value.writeCheckedMessagePack(into: &buffer, options: options, codingPath: codingPath)
+        try selfEncoding.writeChecked(value, into: &buffer, options: options, codingPath: codingPath)
         buffer.withUnsafeReadableBytes { bytes in
             reserve(bytes.count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             count += bytes.count

@@ -42,10 +42,11 @@ public typealias MessagePackSelfCodable = MessagePackSelfEncodable & MessagePack
 
 extension MessagePackReader {
     /// Reads a self-decodable value at ``offset`` and checks that it read
-    /// exactly one value: the value's end is found from its headers first.
-    mutating func readSelfDecoding<Value: MessagePackSelfDecodable>(_ type: Value.Type) throws -> Value {
+    /// exactly one value: one that ends at `knownEnd`, when the caller has
+    /// scanned it already, or else where its headers say.
+    mutating func readSelfDecoding<Value: MessagePackSelfDecodable>(_ type: Value.Type, knownEnd: Int? = nil) throws -> Value {
         let start = position
-        let end = try endOfValue()
+        let end = try knownEnd ?? endOfValue()
         let value = try Value(readingMessagePack: &self)
         guard position == end else {
             throw MessagePackError(
@@ -54,6 +55,28 @@ extension MessagePackReader {
             )
         }
         return value
+    }
+}
+
+// The coders find self-coding types by their metatype and reach them through
+// these static entry points, so that a value is never boxed in an
+// existential on the way (a heap allocation for values over three words).
+extension MessagePackSelfEncodable {
+    /// Writes `value`, which is of this type, as ``writeCheckedMessagePack(into:options:codingPath:)`` does.
+    static func writeChecked<Value>(_ value: Value, into buffer: inout ByteBuffer, options: MessagePackWriteOptions, codingPath: [any CodingKey]) throws {
+        try (value as! Self).writeCheckedMessagePack(into: &buffer, options: options, codingPath: codingPath)
+    }
+}
+
+extension MessagePackSelfDecodable {
+    /// Reads a value of this type, returned as `Value` (the same type, as the caller knows it).
+    static func readChecked<Value>(
+        as: Value.Type,
+        with reader: inout MessagePackReader,
+        knownEnd: Int? = nil,
+        path: @autoclosure () -> [any CodingKey]
+    ) throws -> Value {
+        try MessagePackDecoding.readSelfDecoding(Self.self, with: &reader, knownEnd: knownEnd, path: path()) as! Value
     }
 }
 

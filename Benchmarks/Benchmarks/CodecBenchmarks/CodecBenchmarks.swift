@@ -93,6 +93,46 @@ let benchmarks: @Sendable () -> Void = {
         msgpack_unpacked_destroy(&unpacked)
     }
 
+    // MARK: The request body, Codable against self-coding
+
+    Benchmark("Request body: encode, Codable") { benchmark in
+        let encoder = MessagePackEncoder()
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(256)
+        for _ in benchmark.scaledIterations {
+            buffer.clear()
+            try encoder.encode(RPCMessage.body, into: &buffer)
+            blackHole(buffer)
+        }
+    }
+
+    Benchmark("Request body: encode, self-coding") { benchmark in
+        let encoder = MessagePackEncoder()
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(256)
+        for _ in benchmark.scaledIterations {
+            buffer.clear()
+            try encoder.encode(SelfCodingQueryRequest.sample, into: &buffer)
+            blackHole(buffer)
+        }
+    }
+
+    let encodedBody = try! MessagePackEncoder().encode(RPCMessage.body)
+
+    Benchmark("Request body: decode, Codable") { benchmark in
+        let decoder = MessagePackDecoder()
+        for _ in benchmark.scaledIterations {
+            blackHole(try decoder.decode(QueryRequest.self, from: encodedBody))
+        }
+    }
+
+    Benchmark("Request body: decode, self-coding") { benchmark in
+        let decoder = MessagePackDecoder()
+        for _ in benchmark.scaledIterations {
+            blackHole(try decoder.decode(SelfCodingQueryRequest.self, from: encodedBody))
+        }
+    }
+
     // MARK: 1 MiB binary
 
     let oneMiB = 1 << 20

@@ -219,3 +219,60 @@ struct ReferencePacker {
         return Int(unpacked.data.via.bin.size)
     }
 }
+
+/// ``QueryRequest`` again, writing and reading itself (`MessagePackSelfCodable`,
+/// go-msgpack's codecgen `Selfer`): what the encoder and decoder do instead of
+/// `Codable` for such a type.
+struct SelfCodingQueryRequest: Codable, MessagePackSelfCodable {
+    var Datacenter: String
+    var Node: String
+    var Token: String
+    var AllowStale: Bool
+    var MinQueryIndex: UInt64
+    var MaxQueryTime: GoDuration
+
+    static let sample = SelfCodingQueryRequest(
+        Datacenter: RPCMessage.body.Datacenter, Node: RPCMessage.body.Node, Token: RPCMessage.body.Token,
+        AllowStale: RPCMessage.body.AllowStale, MinQueryIndex: RPCMessage.body.MinQueryIndex, MaxQueryTime: RPCMessage.body.MaxQueryTime
+    )
+
+    init(Datacenter: String, Node: String, Token: String, AllowStale: Bool, MinQueryIndex: UInt64, MaxQueryTime: GoDuration) {
+        self.Datacenter = Datacenter
+        self.Node = Node
+        self.Token = Token
+        self.AllowStale = AllowStale
+        self.MinQueryIndex = MinQueryIndex
+        self.MaxQueryTime = MaxQueryTime
+    }
+
+    func writeMessagePack(into buffer: inout ByteBuffer, options: MessagePackWriteOptions) throws {
+        try buffer.writeMessagePackMapHeader(count: 6)
+        try buffer.writeMessagePackString("Datacenter", options: options)
+        try buffer.writeMessagePackString(Datacenter, options: options)
+        try buffer.writeMessagePackString("Node", options: options)
+        try buffer.writeMessagePackString(Node, options: options)
+        try buffer.writeMessagePackString("Token", options: options)
+        try buffer.writeMessagePackString(Token, options: options)
+        try buffer.writeMessagePackString("AllowStale", options: options)
+        buffer.writeMessagePackBool(AllowStale)
+        try buffer.writeMessagePackString("MinQueryIndex", options: options)
+        buffer.writeMessagePackInteger(MinQueryIndex)
+        try buffer.writeMessagePackString("MaxQueryTime", options: options)
+        buffer.writeMessagePackInteger(MaxQueryTime.nanoseconds)
+    }
+
+    init(readingMessagePack reader: inout MessagePackReader) throws {
+        (Datacenter, Node, Token, AllowStale, MinQueryIndex, MaxQueryTime) = ("", "", "", false, 0, GoDuration(.zero))
+        for _ in 0..<(try reader.readMapHeader()) {
+            switch try reader.readString() {
+            case "Datacenter": Datacenter = try reader.readString()
+            case "Node": Node = try reader.readString()
+            case "Token": Token = try reader.readString()
+            case "AllowStale": AllowStale = try reader.readBool()
+            case "MinQueryIndex": MinQueryIndex = try reader.readInteger()
+            case "MaxQueryTime": MaxQueryTime = GoDuration(.nanoseconds(try reader.readInteger(as: Int64.self)))
+            default: try reader.skipValue()
+            }
+        }
+    }
+}
