@@ -200,9 +200,13 @@ public final class MuxRPCServer: Sendable {
     public func shutdown() async {
         let (listener, connections) = state.withLock { state in
             state.shuttingDown = true
-            return (state.listener, Array(state.connections.values))
+            // Closed channels need no more: and after the event loop group
+            // shut down (which closes them all) their loops are gone, so
+            // waiting on them would never end.
+            return (state.listener, state.connections.values.filter(\.isActive))
         }
-        try? await listener?.close()
+        if let listener, listener.isActive { try? await listener.close() }
+        guard !connections.isEmpty else { return }
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }

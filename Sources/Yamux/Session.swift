@@ -13,6 +13,11 @@ public final class YamuxSession: Sendable {
     public let role: YamuxRole
     private let handler: NIOLoopBound<YamuxSessionHandler>
     private let nextAcceptToken = Atomic<Int>(0)
+    /// Why the session ended, once it has; readable from any thread. The
+    /// methods below answer from it instead of hopping to the event loop,
+    /// which may be gone: once a group has shut down, NIO drops work
+    /// scheduled on its loops, so a hop there would never come back.
+    private let endReason = EndReason()
 
     private init(channel: any Channel, role: YamuxRole, handler: YamuxSessionHandler) {
         self.channel = channel
@@ -33,7 +38,17 @@ public final class YamuxSession: Sendable {
         try configuration.validate()
         let handler = YamuxSessionHandler(role: role, configuration: configuration)
         try channel.pipeline.syncOperations.addHandler(handler)
-        return YamuxSession(channel: channel, role: role, handler: handler)
+        let session = YamuxSession(channel: channel, role: role, handler: handler)
+        handler.onClose { [endReason = session.endReason] reason in endReason.value.withLock { $0 = reason } }
+        return session
+    }
+
+    /// Why the session ended, or nil while it runs.
+    private var ended: YamuxError? { endReason.value.withLock { $0 } }
+
+    /// A box, so that the handler's close callback holds it and not the session.
+    private final class EndReason: Sendable {
+        let value = Mutex<YamuxError?>(nil)
     }
 
     /// Installs a yamux session on `channel` from any thread (hops to its event loop).
@@ -55,6 +70,7 @@ public final class YamuxSession: Sendable {
     ///
     /// - Throws: ``YamuxError`` if the session is closed, the peer sent GoAway, or a limit is hit.
     public func openStream() async throws -> YamuxStream {
+        if let ended { throw ended }
         let promise = self.eventLoop.makePromise(of: YamuxStream.self)
         let handler = self.handler
         self.eventLoop.execute {
@@ -116,6 +132,7 @@ public final class YamuxSession: Sendable {
     /// - Throws: ``YamuxError`` with code `.pingTimeout` if no answer comes within
     ///   `connectionWriteTimeout`, or the session's close reason.
     public func ping() async throws -> Duration {
+        if let ended { throw ended }
         let promise = self.eventLoop.makePromise(of: Duration.self)
         let handler = self.handler
         self.eventLoop.execute {
@@ -137,6 +154,7 @@ public final class YamuxSession: Sendable {
     /// Sends GoAway(0): the peer may open no more streams; open streams carry on. Inbound
     /// streams the peer opens from now on are refused with RST.
     public func goAway() async {
+        if ended != nil { return }
         let handler = self.handler
         try? await self.eventLoop.submit { handler.value.goAway() }.get()
     }
@@ -144,6 +162,7 @@ public final class YamuxSession: Sendable {
     /// Closes the session now: GoAway(0) is sent, every open stream fails with
     /// ``YamuxError`` `.sessionClosed`, and the connection is closed.
     public func close() async {
+        if ended != nil { return }
         let handler = self.handler
         try? await self.eventLoop.submit {
             handler.value.closeSession(error: .sessionClosed, goAway: .normal)
@@ -153,6 +172,7 @@ public final class YamuxSession: Sendable {
 
     /// Waits until the session has ended and returns why.
     public func waitForClose() async -> YamuxError {
+        if let ended { return ended }
         let promise = self.eventLoop.makePromise(of: YamuxError.self)
         let handler = self.handler
         self.eventLoop.execute { handler.value.onClose { promise.succeed($0) } }

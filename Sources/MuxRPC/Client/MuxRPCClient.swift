@@ -110,8 +110,15 @@ public final class MuxRPCClient: Sendable {
     }
 
     deinit {
-        firstEndpoints.succeed()
+        releaseEndpointWaiters()
         resolver.withLock { $0?.cancel() }
+    }
+
+    /// Lets calls that wait for a first endpoint list go on (to fail); a
+    /// no-op once a list came, so that a client outliving its event loop
+    /// group does not schedule work on a dead loop.
+    private func releaseEndpointWaiters() {
+        if !hasEndpointList.load(ordering: .acquiring) { firstEndpoints.succeed() }
     }
 
     /// What the client knows of each endpoint now, in the resolver's order.
@@ -319,7 +326,7 @@ public final class MuxRPCClient: Sendable {
             return resolver.withLock { $0.take() }
         }
         task?.cancel()
-        firstEndpoints.succeed()
+        releaseEndpointWaiters()
         await pool.shutdown(gracePeriod: gracePeriod)
     }
 }

@@ -38,8 +38,6 @@ public final class ConnectionPool: Sendable {
     public let configuration: Configuration
     private let group: any EventLoopGroup
     private let state: Mutex<State>
-    /// Completed once, when a shutdown has closed everything.
-    private let drained: EventLoopPromise<Void>
 
     /// Creates a pool; nothing is dialled until the first call. `group`
     /// defaults to NIO's shared `MultiThreadedEventLoopGroup.singleton`.
@@ -61,7 +59,6 @@ public final class ConnectionPool: Sendable {
             replacementInterval: configuration.sessionReplacementInterval.map { TimeAmount($0) }
         )
         self.state = Mutex(State(machine: StateMachine(limits: limits)))
-        self.drained = self.group.any().makePromise(of: Void.self)
         let interval = TimeAmount(configuration.reapInterval)
         let reaper = self.group.any().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else { return task.cancel() }
@@ -81,7 +78,7 @@ public final class ConnectionPool: Sendable {
 
     deinit {
         // NIO reports a promise that is dropped without a result.
-        if !state.withLock({ $0.hasDrained }) { drained.succeed() }
+        state.withLock { $0.drainWaiter.take() }?.succeed()
     }
 
     /// What the pool holds now and has done so far.
@@ -186,12 +183,23 @@ public final class ConnectionPool: Sendable {
         let timers = state.withLock { [$0.reaper.take(), $0.healthCheck.take()] }
         for timer in timers { timer?.cancel() }
         update { $0.beginShutdown() }
-        if await drained.futureResult.result(before: .now() + TimeAmount(gracePeriod)) != nil { return }
+        // The promise to wait on is made only when there is something to
+        // wait for. Already drained (nothing in flight, every session gone,
+        // as after the event loop group shut down) there is not, and a
+        // promise of a loop that is gone could never be completed: waiting
+        // on it would never end, and NIO reports it dropped.
+        let drained: EventLoopFuture<Void>? = state.withLock { state in
+            if state.hasDrained { return nil }
+            if state.drainWaiter == nil { state.drainWaiter = group.any().makePromise(of: Void.self) }
+            return state.drainWaiter!.futureResult
+        }
+        guard let drained else { return }
+        if await drained.result(before: .now() + TimeAmount(gracePeriod)) != nil { return }
         update { $0.closeEverything() }
         // Plain-mode streams are connections of their own, outside any session.
         let plainStreams = state.withLock { Array($0.plainStreams.values) }
         for stream in plainStreams { stream.channel.close(promise: nil) }
-        try? await drained.futureResult.get()
+        try? await drained.get()
     }
 
     /// Keeps a plain-mode stream (its own TCP connection) until it closes,
@@ -377,9 +385,7 @@ public final class ConnectionPool: Sendable {
         for dial in work.dials {
             start(dial)
         }
-        if work.isDrained {
-            drained.succeed()
-        }
+        work.drainWaiter?.succeed()
     }
 
     /// The state under the pool's lock: the machine, and the continuations of
@@ -396,6 +402,8 @@ public final class ConnectionPool: Sendable {
         var reaper: RepeatedTask?
         var healthCheck: RepeatedTask?
         var hasDrained = false
+        /// What a shutdown waits on, made when it has to wait.
+        var drainWaiter: EventLoopPromise<Void>?
 
         /// Takes the continuations the actions resume (or records the
         /// outcome for a waiter that has not stored its continuation yet).
@@ -416,8 +424,8 @@ public final class ConnectionPool: Sendable {
             for (waiter, error) in actions.failedWaiters { settle(waiter, .failure(error)) }
             if !hasDrained, machine.isDrained, liveConnections.isEmpty {
                 hasDrained = true
-                work.isDrained = true
             }
+            if hasDrained { work.drainWaiter = drainWaiter.take() }
             return work
         }
     }
@@ -427,6 +435,6 @@ public final class ConnectionPool: Sendable {
         var connectionsToClose: [MuxRPCConnection]
         var dials: [StateMachine.Dial]
         var resumptions: [(CheckedContinuation<Grant, any Error>, Result<Grant, ConnectionPoolError>)] = []
-        var isDrained = false
+        var drainWaiter: EventLoopPromise<Void>?
     }
 }
