@@ -9,8 +9,9 @@ Servers: `go-bench rpc-server` (net/rpc + msgpackrpc over hashicorp/yamux)
 and `muxrpc-server` (the demo program, release). Clients: `go-bench rpc
 --addr` and `muxrpc-bench rpc --addr` (through MuxRPCClient). All speak
 Consul's mode (0x04, then yamux) over loopback. A fifth pair runs MuxRPC
-with busy polling and early flushes turned off at both ends. Prints a
-Markdown table.
+with busy polling and early flushes turned off at both ends. Writes a
+Markdown table between the cross-process markers in Docs/benchmarks.md and
+prints it.
 """
 
 import argparse
@@ -21,7 +22,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say
+from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say, write_doc_block
 
 
 def start_server(command):
@@ -78,17 +79,29 @@ def main():
             server.wait(timeout=30)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
-    print(f"Run of {stamp} on {machine}: {options.rounds} rounds, the pairs alternating order, medians.\n")
-    print("| in flight | client -> server | calls/s | p50 µs | / Go -> Go |")
-    print("| ---: | --- | ---: | ---: | ---: |")
+    command = " ".join(["scripts/cross-process.py"] + sys.argv[1:])
+    lines = [f"Run of {stamp} on {machine}: {options.rounds} rounds, the pairs alternating order, medians.",
+             f"Command: `{command}`.", "",
+             "| in flight | client -> server | calls/s | p50 µs | / Go -> Go |",
+             "| ---: | --- | ---: | ---: | ---: |"]
     for concurrency, _ in shapes:
         base = statistics.median(results[(concurrency, "Go -> Go")]["calls_per_s"])
         for label, _, _ in pairs:
             entry = results[(concurrency, label)]
             rate = statistics.median(entry["calls_per_s"])
             p50 = statistics.median(entry["p50_us"])
-            print(f"| {concurrency} | {label} | {rate:,.0f} | {p50:.1f} | {rate / base:.2f}x |")
-
+            lines.append(f"| {concurrency} | {label} | {rate:,.0f} | {p50:.1f} | {rate / base:.2f}x |")
+    lines.append("")
+    # Each round ran every pair once: the ratio within each round, its worst.
+    for concurrency, _ in shapes:
+        go = results[(concurrency, "Go -> Go")]["calls_per_s"]
+        mux = results[(concurrency, "MuxRPC -> MuxRPC")]["calls_per_s"]
+        ratios = [m / g for m, g in zip(mux, go)]
+        lines.append(f"MuxRPC -> MuxRPC against Go -> Go with {concurrency} in flight, round by round: "
+                     f"{', '.join(f'{r:.2f}x' for r in ratios)} (lowest {min(ratios):.2f}x).")
+    text = "\n".join(lines)
+    write_doc_block("cross-process", text, "Across processes: the shape a deployment has")
+    print(text)
 
 if __name__ == "__main__":
     main()

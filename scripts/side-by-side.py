@@ -16,16 +16,13 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say
+from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say, write_doc_block
 
-DOC = os.path.join(ROOT, "Docs", "benchmarks.md")
 IMAGES = os.path.join(ROOT, "Docs", "images")
-BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
 
 
 # MuxRPC drives yamux streams with handlers on the event loop (YamuxStream.configurePipeline,
@@ -177,18 +174,6 @@ def plots(results):
         plt.close(figure)
 
 
-def write_doc(text):
-    with open(DOC) as handle:
-        doc = handle.read()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc:
-        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-    else:
-        doc += f"\n## MuxRPC and Go side by side\n\n{block}\n"
-    with open(DOC, "w") as handle:
-        handle.write(doc)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -201,7 +186,7 @@ def main():
     plots(results)
     command = " ".join(["scripts/side-by-side.py"] + sys.argv[1:])
     text = table(results, options.rounds, command)
-    write_doc(text)
+    write_doc_block("side-by-side", text, "MuxRPC and Go side by side")
     print(text)
 
 
