@@ -173,22 +173,6 @@ final class MessagePackDecoding: Decoder {
         return try Value(from: self)
     }
 
-    /// Reads a self-decoding value at `reader`'s offset; the reader's
-    /// errors become `DecodingError`s that carry them, as on the
-    /// `Decodable` path.
-    static func readSelfDecoding<Value: MessagePackSelfDecodable>(
-        _ type: Value.Type,
-        with reader: inout MessagePackReader,
-        knownEnd: Int? = nil,
-        path: @autoclosure () -> [any CodingKey]
-    ) throws -> Value {
-        do {
-            return try reader.readSelfDecoding(type, knownEnd: knownEnd)
-        } catch let error as MessagePackError {
-            throw decodingError(error, type: type, path: path())
-        }
-    }
-
     /// Reads str or bin bytes into a new value made by `make` (empty for
     /// nil when Go's zero values are on).
     func readBytes<Result>(_ make: (UnsafeRawBufferPointer) -> Result) throws -> Result {

@@ -40,57 +40,22 @@ public protocol MessagePackSelfDecodable: Decodable {
 /// A type that writes and reads its own MessagePack form.
 public typealias MessagePackSelfCodable = MessagePackSelfEncodable & MessagePackSelfDecodable
 
-extension MessagePackReader {
-    /// Reads a self-decodable value at ``offset`` and checks that it read
-    /// exactly one value: one that ends at `knownEnd`, when the caller has
-    /// scanned it already, or else where its headers say.
-    mutating func readSelfDecoding<Value: MessagePackSelfDecodable>(_ type: Value.Type, knownEnd: Int? = nil) throws -> Value {
-        let start = position
-        let end = try knownEnd ?? endOfValue()
-        let value = try Value(readingMessagePack: &self)
-        guard position == end else {
-            throw MessagePackError(
-                .invalidValue("\(Value.self).init(readingMessagePack:) read \(position - start) bytes of a \(end - start)-byte value"),
-                offset: start
-            )
-        }
-        return value
-    }
-}
-
 // The coders find self-coding types by their metatype and reach them through
 // these static entry points, so that a value is never boxed in an
 // existential on the way (a heap allocation for values over three words).
 extension MessagePackSelfEncodable {
-    /// Writes `value`, which is of this type, as ``writeCheckedMessagePack(into:options:codingPath:)`` does.
+    /// Writes `value`, which is of this type, as the encoder does: a
+    /// writer's error becomes an `EncodingError` that carries it (other
+    /// errors pass through), writing anything but exactly one value is an
+    /// error, and on error `buffer` is left as it was.
     static func writeChecked<Value>(_ value: Value, into buffer: inout ByteBuffer, options: MessagePackWriteOptions, codingPath: [any CodingKey]) throws {
-        try (value as! Self).writeCheckedMessagePack(into: &buffer, options: options, codingPath: codingPath)
-    }
-}
-
-extension MessagePackSelfDecodable {
-    /// Reads a value of this type, returned as `Value` (the same type, as the caller knows it).
-    static func readChecked<Value>(
-        as: Value.Type,
-        with reader: inout MessagePackReader,
-        knownEnd: Int? = nil,
-        path: @autoclosure () -> [any CodingKey]
-    ) throws -> Value {
-        try MessagePackDecoding.readSelfDecoding(Self.self, with: &reader, knownEnd: knownEnd, path: path()) as! Value
-    }
-}
-
-extension MessagePackSelfEncodable {
-    /// Writes this value as the encoder does: a writer's error becomes an
-    /// `EncodingError` that carries it (other errors pass through), writing
-    /// nothing is an error, and on error `buffer` is left as it was.
-    func writeCheckedMessagePack(into buffer: inout ByteBuffer, options: MessagePackWriteOptions, codingPath: [any CodingKey]) throws {
+        let value = value as! Self
         let writerIndex = buffer.writerIndex
         do {
-            try writeMessagePack(into: &buffer, options: options)
+            try value.writeMessagePack(into: &buffer, options: options)
         } catch let error as MessagePackError {
             buffer.moveWriterIndex(to: writerIndex)
-            throw EncodingError.invalidValue(self, EncodingError.Context(codingPath: codingPath, debugDescription: error.description, underlyingError: error))
+            throw EncodingError.invalidValue(value, EncodingError.Context(codingPath: codingPath, debugDescription: error.description, underlyingError: error))
         } catch {
             buffer.moveWriterIndex(to: writerIndex)
             throw error
@@ -101,9 +66,39 @@ extension MessagePackSelfEncodable {
         if written.isAtEnd || (try? written.skipValue()) == nil || !written.isAtEnd {
             buffer.moveWriterIndex(to: writerIndex)
             throw EncodingError.invalidValue(
-                self,
+                value,
                 EncodingError.Context(codingPath: codingPath, debugDescription: "\(Self.self).writeMessagePack(into:options:) did not write exactly one value")
             )
+        }
+    }
+}
+
+extension MessagePackSelfDecodable {
+    /// Reads a value of this type at `reader`'s offset, returned as `Value`
+    /// (the same type, as the caller knows it), and checks that exactly one
+    /// value was read: one that ends at `knownEnd`, when the caller has
+    /// scanned it already, or else where its headers say. The reader's
+    /// errors become `DecodingError`s that carry them, as on the `Decodable`
+    /// path; other errors pass through.
+    static func readChecked<Value>(
+        as: Value.Type,
+        with reader: inout MessagePackReader,
+        knownEnd: Int? = nil,
+        path: @autoclosure () -> [any CodingKey]
+    ) throws -> Value {
+        let start = reader.offset
+        do {
+            let end = try knownEnd ?? reader.endOfValue()
+            let value = try Self(readingMessagePack: &reader)
+            guard reader.offset == end else {
+                throw MessagePackError(
+                    .invalidValue("\(Self.self).init(readingMessagePack:) read \(reader.offset - start) bytes of a \(end - start)-byte value"),
+                    offset: start
+                )
+            }
+            return value as! Value
+        } catch let error as MessagePackError {
+            throw MessagePackDecoding.decodingError(error, type: Self.self, path: path())
         }
     }
 }
