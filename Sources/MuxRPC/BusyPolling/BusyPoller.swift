@@ -153,12 +153,8 @@ final class BusyPoller: @unchecked Sendable {
                 case .success(let channel):
                     // Closed by us, or by the loop shutting down.
                     channel.closeFuture.whenComplete { [self] _ in wakeChannelClosed() }
-                    if isClosing {
-                        channel.close(promise: nil)
-                    } else {
-                        wakeChannel = channel
-                        if isPolling { channel.read() }
-                    }
+                    // Until now `noteTraffic` could not start polling: the next traffic will.
+                    if isClosing { channel.close(promise: nil) } else { wakeChannel = channel }
                 case .failure:
                     // The loop is shutting down.
                     wakeChannelClosed()
