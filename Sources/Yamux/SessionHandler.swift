@@ -1,5 +1,11 @@
 import NIOCore
 
+// Timers and callbacks here capture the handler and its streams strongly,
+// never weakly: a weak reference gives its object a side table, after which
+// every retain and release of it (several per frame) takes the runtime's slow
+// path. Each capture ends when its task runs or is cancelled, and
+// `closeSession` and `removeStream` cancel them all.
+
 /// The yamux session: one `ChannelHandler` at the end of the TCP channel's pipeline that owns
 /// the stream map, parses frames, runs flow control, pings, keepalive and GoAway, and turns
 /// every stream into a child `YamuxStreamChannel`.
@@ -7,11 +13,6 @@ import NIOCore
 /// Everything runs on the connection's event loop: no locks, no per-frame tasks. Frames written
 /// while handling a read batch are flushed once, in `channelReadComplete`; frames written from
 /// a stream's flush are flushed once per flush.
-// Timers and callbacks here capture the handler and its streams strongly,
-// never weakly: a weak reference gives its object a side table, after which
-// every retain and release of it (several per frame) takes the runtime's slow
-// path. Each capture ends when its task runs or is cancelled, and
-// `closeSession` and `removeStream` cancel them all.
 final class YamuxSessionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
