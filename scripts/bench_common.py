@@ -1,7 +1,9 @@
 """What the benchmark scripts share: where the binaries are, and how they
 are built (go-bench from Debian's hashicorp sources, MuxRPC's in release)."""
 
+import datetime
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -14,6 +16,12 @@ DOC = os.path.join(ROOT, "Docs", "benchmarks.md")
 # The flags of muxrpc-bench and muxrpc-server that turn MuxRPC's busy polling
 # and early flushes off: the rows that show what those two defaults add.
 WITHOUT_POLLING_OR_EARLY_FLUSHES = ["--busy-poll-microseconds", "0", "--max-frames-per-flush", "1000000"]
+
+
+def run_stamp():
+    """When and where a run happened, for the line that opens its table."""
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"{stamp} on {platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
 
 
 def say(message):

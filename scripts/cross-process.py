@@ -15,14 +15,11 @@ prints it.
 """
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say, write_doc_block
+from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, run_stamp, say, write_doc_block
 
 
 def start_server(command):
@@ -77,10 +74,8 @@ def main():
         for server in (swift_server, plain_server):
             server.terminate()
             server.wait(timeout=30)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
     command = " ".join(["scripts/cross-process.py"] + sys.argv[1:])
-    lines = [f"Run of {stamp} on {machine}: {options.rounds} rounds, the pairs alternating order, medians.",
+    lines = [f"Run of {run_stamp()}: {options.rounds} rounds, the pairs alternating order, medians.",
              f"Command: `{command}`.", "",
              "| in flight | client -> server | calls/s | p50 µs | / Go -> Go |",
              "| ---: | --- | ---: | ---: | ---: |"]

@@ -13,14 +13,12 @@ Only loopback traffic; every run is bounded in bytes or calls.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, say, write_doc_block
+from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, run_stamp, say, write_doc_block
 
 IMAGES = os.path.join(ROOT, "Docs", "images")
 
@@ -113,10 +111,8 @@ def table(results, rounds, command):
     stream, polled_tcp = median("streams 1 x 64 KiB", "MBps", "MuxRPC"), median("tcp 64 KiB, busy polling", "MBps", "MuxRPC")
     if stream and polled_tcp:
         ceiling.append(f"MuxRPC's one stream against raw TCP with the same busy polling: {stream / polled_tcp:.0%}")
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
     return "\n".join([
-        f"Run of {stamp} on {machine}: {rounds} round{'s' if rounds != 1 else ''}, "
+        f"Run of {run_stamp()}: {rounds} round{'s' if rounds != 1 else ''}, "
         "the stacks alternating which goes first, medians.",
         f"Command: `{command}`.",
         "",
