@@ -50,10 +50,7 @@ struct BusyPollingTests {
 
     /// Waits, within a generous bound, until the loop's poller has stopped polling.
     private func quiet(on loop: any EventLoop) async throws -> PollerState? {
-        for _ in 0..<30_000 {
-            guard let state = try await state(on: loop), state.isPolling else { return try await state(on: loop) }
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        _ = await waitUntil { (try? await state(on: loop))?.isPolling != true }
         return try await state(on: loop)
     }
 

@@ -70,14 +70,14 @@ final class ManualClock: Clock, Sendable {
 /// Waits, yielding, until `condition` holds: for states reached by other
 /// tasks (a waiter going to sleep). Gives up after `limit` so that a broken
 /// build fails rather than hangs.
-func waitUntil(within limit: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
+func waitUntil(within limit: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let end = clock.now + limit
     while clock.now < end {
-        if condition() { return true }
+        if await condition() { return true }
         try? await Task.sleep(for: .milliseconds(1))
     }
-    return condition()
+    return await condition()
 }
 
 /// InMemoryTracer's spans, propagated as W3C Trace Context the way a real
