@@ -73,11 +73,12 @@ public enum DemoServices {
     /// The MessagePack form of Go's `struct{ Msg []byte }`, which Echo's
     /// arguments and reply share: a one-entry map.
     private enum MsgStruct {
-        static let key: StaticString = "Msg"
+        static let keyName: StaticString = "Msg"
+        static var key: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: keyName.utf8Start, count: keyName.utf8CodeUnitCount) }
 
         static func write(_ msg: [UInt8], into buffer: inout ByteBuffer, options: MessagePackWriteOptions) throws {
             try buffer.writeMessagePackMapHeader(count: 1)
-            try buffer.writeMessagePackString("Msg", options: options)
+            try buffer.writeMessagePackStringBytes(key, headers: options.stringHeaders)
             _ = try msg.withUnsafeBytes { bytes in try buffer.writeMessagePackBytes(bytes, options: options) }
         }
 
@@ -89,7 +90,6 @@ public enum DemoServices {
                 return []
             }
             var msg: [UInt8] = []
-            let key = UnsafeRawBufferPointer(start: Self.key.utf8Start, count: Self.key.utf8CodeUnitCount)
             for _ in 0..<(try reader.readMapHeader()) {
                 if try reader.readString(equals: key) {
                     if reader.nextIsNil() {
