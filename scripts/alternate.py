@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Two (or more) muxrpc-bench binaries on one shape, alternating which goes
-first, for before/after figures: medians of calls_per_s and p50_us, and the
-ratio to the first binary.
+first, for before/after figures: medians of the rate (calls_per_s,
+round_trips_per_s or MBps) and of p50_us where reported, and the ratio to
+the first binary.
 
     scripts/alternate.py ROUNDS before=/tmp/bench-main after=.build/release/muxrpc-bench -- rpc --calls 20000 --concurrency 1
 
@@ -31,7 +32,11 @@ def main():
             settings[name] = value
         binaries.append((label, words, settings))
     arguments = sys.argv[split + 1:]
-    results = {label: {"calls_per_s": [], "p50_us": []} for label, _, _ in binaries}
+    # The rate each benchmark reports, and (rpc only) its median latency.
+    rate_keys = ("calls_per_s", "round_trips_per_s", "MBps")
+    rates = {label: [] for label, _, _ in binaries}
+    latencies = {label: [] for label, _, _ in binaries}
+    rate_key = None
     for round_index in range(rounds):
         order = binaries if round_index % 2 == 0 else list(reversed(binaries))
         for label, binary, settings in order:
@@ -39,15 +44,17 @@ def main():
             environment = dict(os.environ, **settings)
             line = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout.strip().splitlines()[-1]
             fields = dict(pair.split("=", 1) for pair in line.split())
-            for key in results[label]:
-                results[label][key].append(float(fields[key]))
+            rate_key = next(key for key in rate_keys if key in fields)
+            rates[label].append(float(fields[rate_key]))
+            if "p50_us" in fields:
+                latencies[label].append(float(fields["p50_us"]))
     base = None
     for label, _, _ in binaries:
-        rate = statistics.median(results[label]["calls_per_s"])
-        p50 = statistics.median(results[label]["p50_us"])
+        rate = statistics.median(rates[label])
         base = base or rate
-        runs = [round(value) for value in results[label]["calls_per_s"]]
-        print(f"{' '.join(arguments)} | {label}: calls_per_s={rate:.0f} p50_us={p50:.1f} ratio={rate / base:.2f} runs={runs}")
+        p50 = f" p50_us={statistics.median(latencies[label]):.1f}" if latencies[label] else ""
+        runs = [round(value) for value in rates[label]]
+        print(f"{' '.join(arguments)} | {label}: {rate_key}={rate:.0f}{p50} ratio={rate / base:.2f} runs={runs}")
 
 
 if __name__ == "__main__":

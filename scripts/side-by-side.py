@@ -35,6 +35,9 @@ RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", bare RPCC
              (", no busy polling or early flushes", WITHOUT_POLLING_OR_EARLY_FLUSHES)]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
 TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
+# Raw TCP round trips, one message in flight: the ceiling of an RPC with one call in flight.
+# MuxRPC's side is NIO with the busy polling its connections have, and without.
+ROUND_TRIP_VARIANTS = [("", []), (", no busy polling", ["--busy-poll-microseconds", "0"])]
 
 
 def shapes(quick):
@@ -46,6 +49,8 @@ def shapes(quick):
         for chunk in ([64 << 10] if quick else [4 << 10, 16 << 10, 64 << 10]):
             result.append((f"streams {streams} x {chunk >> 10} KiB", "MBps",
                            ["streams", "--streams", str(streams), "--bytes", total, "--chunk", str(chunk)], STREAM_APIS))
+    result.append(("tcp round trips 64 B", "round_trips_per_s",
+                   ["pingpong", "--round-trips", "50000", "--payload", "64"], ROUND_TRIP_VARIANTS))
     for concurrency in ([1, 32] if quick else [1, 8, 32]):
         calls = str(20000 * max(1, concurrency // 8))
         result.append((f"rpc echo 64 B, {concurrency} in flight", "calls_per_s",
@@ -111,6 +116,11 @@ def table(results, rounds, command):
     stream, polled_tcp = median("streams 1 x 64 KiB", "MBps", "MuxRPC"), median("tcp 64 KiB, busy polling", "MBps", "MuxRPC")
     if stream and polled_tcp:
         ceiling.append(f"MuxRPC's one stream against raw TCP with the same busy polling: {stream / polled_tcp:.0%}")
+    # What one call in flight makes of the round trip its transport allows.
+    for stack, transport in [("Go", "Go's"), ("MuxRPC", "NIO's, with busy polling")]:
+        calls, trips = median("rpc echo 64 B, 1 in flight", "calls_per_s", stack), median("tcp round trips 64 B", "round_trips_per_s", stack)
+        if calls and trips:
+            ceiling.append(f"{stack}'s Echo with 1 in flight at {calls / trips:.0%} of raw TCP round trips ({transport})")
     return "\n".join([
         f"Run of {run_stamp()}: {rounds} round{'s' if rounds != 1 else ''}, "
         "the stacks alternating which goes first, medians.",
@@ -133,7 +143,9 @@ def table(results, rounds, command):
         "(`BusyPolling.default`, `YamuxConfiguration.maxFramesPerFlush`); the \"no busy polling\" "
         "rows turn those off (`--busy-poll-microseconds 0`, `--max-frames-per-flush 1000000`). "
         "The raw TCP row is NIO as it comes; \"tcp 64 KiB, busy polling\" gives raw TCP the "
-        "same busy polling.",
+        "same busy polling. \"tcp round trips\" send 64 bytes and wait for them to come back "
+        "before sending again (`pingpong`): Go with a goroutine at each end, MuxRPC's side NIO "
+        "with MuxRPC's busy polling (and without it).",
         "",
         "![throughput](images/side-by-side-throughput.png)",
         "![calls](images/side-by-side-rpc.png)",

@@ -5,6 +5,7 @@
 //	go-bench streams --streams S --bytes N --chunk C   hashicorp/yamux bulk transfer
 //	go-bench rpc --calls N --concurrency C --payload P net/rpc + msgpackrpc over yamux, Echo.Echo
 //	go-bench tcp --bytes N --chunk C                   raw loopback TCP
+//	go-bench pingpong --round-trips N --payload P      raw loopback TCP round trips, one in flight
 //	go-bench rpc-server [--listen HOST:PORT]           serves Echo.Echo to other processes (Consul mode)
 //	go-bench rpc --addr HOST:PORT ...                  calls a server in another process (Consul mode)
 //
@@ -42,9 +43,10 @@ func main() {
 	chunk := flags.Int("chunk", 64<<10, "bytes per write")
 	calls := flags.Int("calls", 20000, "calls in total")
 	concurrency := flags.Int("concurrency", 1, "calls in flight")
-	payload := flags.Int("payload", 64, "Echo payload bytes")
+	payload := flags.Int("payload", 64, "Echo payload bytes (pingpong: bytes each way)")
 	addr := flags.String("addr", "", "rpc: call the server at HOST:PORT instead of one in this process")
 	listen := flags.String("listen", "127.0.0.1:0", "rpc-server: where to listen")
+	roundTrips := flags.Int("round-trips", 100000, "pingpong: round trips in total")
 	flags.Parse(os.Args[2:])
 
 	switch os.Args[1] {
@@ -54,6 +56,9 @@ func main() {
 	case "tcp":
 		mbps := tcpBench(*bytes, *chunk)
 		fmt.Printf("chunk=%d bytes=%d MBps=%.1f\n", *chunk, *bytes, mbps)
+	case "pingpong":
+		rate := pingPongBench(*roundTrips, *payload)
+		fmt.Printf("round_trips=%d payload=%d round_trips_per_s=%.0f mean_us=%.1f\n", *roundTrips, *payload, rate, 1e6/rate)
 	case "rpc-server":
 		rpcServe(*listen)
 	case "rpc":
@@ -63,6 +68,37 @@ func main() {
 		fmt.Fprintln(os.Stderr, "unknown benchmark", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// pingPongBench sends `payload` bytes over loopback TCP, waits for the peer
+// goroutine to send them back, and only then sends again: the ceiling of
+// an RPC with one call in flight, with Go's scheduler and network poller
+// as the rpc benchmark has them.
+func pingPongBench(roundTrips, payload int) float64 {
+	clientConn, serverConn := loopbackPair()
+	go func() {
+		buffer := make([]byte, payload)
+		for {
+			if _, err := io.ReadFull(serverConn, buffer); err != nil {
+				return
+			}
+			if _, err := serverConn.Write(buffer); err != nil {
+				return
+			}
+		}
+	}()
+	buffer := make([]byte, payload)
+	start := time.Now()
+	for i := 0; i < roundTrips; i++ {
+		_, err := clientConn.Write(buffer)
+		check(err)
+		_, err = io.ReadFull(clientConn, buffer)
+		check(err)
+	}
+	elapsed := time.Since(start)
+	clientConn.Close()
+	serverConn.Close()
+	return float64(roundTrips) / elapsed.Seconds()
 }
 
 func check(err error) {

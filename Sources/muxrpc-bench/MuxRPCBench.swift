@@ -9,7 +9,7 @@ struct MuxRPCBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-bench",
         abstract: "Loopback benchmarks of MuxRPC: raw TCP on NIO (the ceiling), yamux streams, RPC calls.",
-        subcommands: [TCPBenchmark.self, StreamsBenchmark.self, StreamOpenBenchmark.self, StreamMemoryBenchmark.self, RPCBenchmark.self]
+        subcommands: [TCPBenchmark.self, PingPongBenchmark.self, StreamsBenchmark.self, StreamOpenBenchmark.self, StreamMemoryBenchmark.self, RPCBenchmark.self]
     )
 }
 
