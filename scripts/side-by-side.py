@@ -29,9 +29,11 @@ IMAGES = os.path.join(ROOT, "Docs", "images")
 STREAM_APIS = [("", ["--api", "handlers"]), (", async API", ["--api", "async"]),
                (", no busy polling", ["--api", "handlers", "--busy-poll-microseconds", "0"])]
 # RPC: through MuxRPCClient (its default configuration, no interceptors) with both ends on NIO's
-# shared event loops (one per core), the same on one event loop thread, and without the client
-# stack (RPCClient streams from a free list, `--path bare`) on the shared loops.
-RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", bare RPCClient", ["--path", "bare"]),
+# shared event loops (one per core), the same on one event loop thread, through the pool alone
+# (`--path pool`), and without the client stack (RPCClient streams from a free list, `--path
+# bare`) on the shared loops.
+RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", pool only", ["--path", "pool"]),
+             (", bare RPCClient", ["--path", "bare"]),
              (", no busy polling or early flushes", WITHOUT_POLLING_OR_EARLY_FLUSHES)]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
 TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
@@ -137,7 +139,9 @@ def table(results, rounds, command):
         "`MuxRPCClient` (default configuration, no interceptors) and its `ConnectionPool`, "
         "callers on the client's event loop, one pooled stream per call in flight; "
         "\"1 event loop\" rows run server and client on one NIO thread (`--event-loops 1`) "
-        "instead of NIO's shared group; \"bare RPCClient\" rows skip the client stack "
+        "instead of NIO's shared group; \"pool only\" rows call through a `ConnectionPool` alone "
+        "(`--path pool`: no balancer, breakers, retry budget or default deadline); "
+        "\"bare RPCClient\" rows skip the client stack "
         "(`--path bare`: streams of one connection from a free list). MuxRPC's connections "
         "busy-poll for 50 µs after their traffic and flush every 16 gathered yamux frames "
         "(`BusyPolling.default`, `YamuxConfiguration.maxFramesPerFlush`); the \"no busy polling\" "

@@ -20,6 +20,11 @@ import Yamux
 /// `EventLoopTaskExecutor`), so a call crosses no thread inside the client;
 /// `--callers-off-loop` puts them on Swift's cooperative threads instead.
 ///
+/// `--path pool` calls through a `ConnectionPool` alone (its default
+/// configuration, no deadline), without the client's balancer, breakers,
+/// retry budget and default deadline: between the two, it splits what the
+/// stack costs.
+///
 /// `--path bare` skips the client stack: callers take `RPCClient` streams of
 /// one `MuxRPCConnection` from a plain free list, on the connection's loop
 /// in the same way. It shows what the stack above the stream costs.
@@ -44,10 +49,10 @@ struct RPCBenchmark: AsyncParsableCommand {
     var payload = 64
 
     enum Path: String, ExpressibleByArgument, CaseIterable {
-        case client, bare
+        case client, pool, bare
     }
 
-    @Option(help: "client: through MuxRPCClient and its ConnectionPool (default); bare: RPCClient streams from a plain free list, callers on the event loop.")
+    @Option(help: "client: through MuxRPCClient and its ConnectionPool (default); pool: through a ConnectionPool alone; bare: RPCClient streams from a plain free list, callers on the event loop.")
     var path: Path = .client
 
     enum ServerMethods: String, ExpressibleByArgument, CaseIterable {
@@ -158,6 +163,20 @@ struct RPCBenchmark: AsyncParsableCommand {
             }
             elapsed = clock.now - start
             await client.shutdown()
+        case .pool:
+            var poolConfiguration = ConnectionPool.Configuration()
+            poolConfiguration.connection = connectionConfiguration
+            let clientLoop = group.next()
+            let pool = try ConnectionPool(configuration: poolConfiguration, group: clientLoop)
+            let executor = EventLoopTaskExecutor(eventLoop: clientLoop)
+            let start = clock.now
+            latencies = try await measure(executor: callersOffLoop ? nil : executor) {
+                try await pool.withStream(to: address) { stream in
+                    try await stream.call("Echo.Echo", arguments, returning: DemoServices.EchoReply.self)
+                }
+            }
+            elapsed = clock.now - start
+            await pool.shutdown()
         case .bare:
             let connection = try await MuxRPCConnection.connect(to: address, configuration: connectionConfiguration, group: group)
             let streams = ConnectionStreams(connection)
