@@ -14,24 +14,15 @@ and environment settings before it (quote the whole label=... word):
     scripts/alternate.py 5 "go1=GOMAXPROCS=1 .build/go-bench/go-bench" go=.build/go-bench/go-bench -- rpc
 """
 import os
-import shlex
 import statistics
 import subprocess
 import sys
 
+from bench_common import parse_variants
+
 
 def main():
-    rounds = int(sys.argv[1])
-    split = sys.argv.index("--")
-    binaries = []
-    for label, command in (argument.split("=", 1) for argument in sys.argv[2:split]):
-        words = shlex.split(command)
-        settings = {}
-        while "=" in words[0] and not words[0].startswith("-"):
-            name, value = words.pop(0).split("=", 1)
-            settings[name] = value
-        binaries.append((label, words, settings))
-    arguments = sys.argv[split + 1:]
+    rounds, binaries, arguments = parse_variants(sys.argv)
     # The rate each benchmark reports, and (rpc only) its median latency.
     rate_keys = ("calls_per_s", "round_trips_per_s", "MBps")
     rates = {label: [] for label, _, _ in binaries}

@@ -5,6 +5,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 
@@ -52,3 +53,22 @@ def write_doc_block(name, text, heading):
         doc += f"\n## {heading}\n\n{block}\n"
     with open(DOC, "w") as handle:
         handle.write(doc)
+
+
+def parse_variants(argv):
+    """The command line of the scripts that alternate variants of one shape:
+    `ROUNDS label=[NAME=VALUE ...] binary [own arguments] ... -- shared
+    arguments`. Returns the rounds, the variants as (label, binary and its
+    own arguments, environment settings), and the shared arguments, which
+    go between a variant's binary and its own arguments."""
+    rounds = int(argv[1])
+    split = argv.index("--")
+    variants = []
+    for label, command in (argument.split("=", 1) for argument in argv[2:split]):
+        words = shlex.split(command)
+        settings = {}
+        while "=" in words[0] and not words[0].startswith("-"):
+            name, value = words.pop(0).split("=", 1)
+            settings[name] = value
+        variants.append((label, words, settings))
+    return rounds, variants, argv[split + 1:]

@@ -16,10 +16,11 @@ As in alternate.py, a variant may carry arguments of its own (appended
 after the shared ones) and environment settings before the binary.
 """
 import os
-import shlex
 import statistics
 import subprocess
 import sys
+
+from bench_common import parse_variants
 
 
 def run(command, environment):
@@ -35,17 +36,7 @@ def run(command, environment):
 
 
 def main():
-    rounds = int(sys.argv[1])
-    split = sys.argv.index("--")
-    variants = []
-    for label, command in (argument.split("=", 1) for argument in sys.argv[2:split]):
-        words = shlex.split(command)
-        settings = {}
-        while "=" in words[0] and not words[0].startswith("-"):
-            name, value = words.pop(0).split("=", 1)
-            settings[name] = value
-        variants.append((label, words, settings))
-    arguments = sys.argv[split + 1:]
+    rounds, variants, arguments = parse_variants(sys.argv)
     user = {label: [] for label, _, _ in variants}
     system = {label: [] for label, _, _ in variants}
     for round_index in range(rounds):

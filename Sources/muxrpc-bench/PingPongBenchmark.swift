@@ -31,7 +31,8 @@ struct PingPongBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let group: any EventLoopGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+        let ownGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        let group: any EventLoopGroup = ownGroup ?? MultiThreadedEventLoopGroup.singleton
         let busyPolling = polling.busyPolling
         try busyPolling.validate()
         let server = try await ServerBootstrap(group: group)
@@ -62,9 +63,7 @@ struct PingPongBenchmark: AsyncParsableCommand {
         let elapsed = clock.now - start
         try await client.close()
         try await server.close()
-        if let group = group as? MultiThreadedEventLoopGroup, eventLoops != nil {
-            try await group.shutdownGracefully()
-        }
+        try await ownGroup?.shutdownGracefully()
 
         var report = BenchmarkReport()
         report.add("round_trips", roundTrips)
@@ -91,7 +90,8 @@ private final class Reflector: ChannelInboundHandler {
 }
 
 /// Sends `message`, waits for all of it to come back, sends it again, until
-/// `roundTrips` are done.
+/// `roundTrips` are done. Its state is touched only on the channel's loop;
+/// it is `Sendable` so that the bootstrap's initializer can take it.
 private final class Pinger: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -102,7 +102,6 @@ private final class Pinger: ChannelInboundHandler, @unchecked Sendable {
     private var completed = 0
     private var pending = 0
 
-    /// Loop-bound state handed to the bootstrap once, before the channel exists.
     init(roundTrips: Int, message: ByteBuffer, done: EventLoopPromise<Void>) {
         self.roundTrips = roundTrips
         self.message = message
