@@ -30,10 +30,11 @@ STREAM_APIS = [("", ["--api", "handlers"]), (", async API", ["--api", "async"]),
                (", no busy polling", ["--api", "handlers", "--busy-poll-microseconds", "0"])]
 # RPC: through MuxRPCClient (its default configuration, no interceptors) with both ends on NIO's
 # shared event loops (one per core), the same on one event loop thread, through the pool alone
-# (`--path pool`), and without the client stack (RPCClient streams from a free list, `--path
-# bare`) on the shared loops.
+# (`--path pool`), without the client stack (RPCClient streams from a free list, `--path
+# bare`) on the shared loops, and through the client stack with net/rpc straight on TCP
+# connections instead of yamux streams (`--mode plain`), which shows what yamux costs.
 RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", pool only", ["--path", "pool"]),
-             (", bare RPCClient", ["--path", "bare"]),
+             (", bare RPCClient", ["--path", "bare"]), (", no yamux (plain mode)", ["--mode", "plain"]),
              (", no busy polling or early flushes", WITHOUT_POLLING_OR_EARLY_FLUSHES)]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
 TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
@@ -142,7 +143,9 @@ def table(results, rounds, command):
         "instead of NIO's shared group; \"pool only\" rows call through a `ConnectionPool` alone "
         "(`--path pool`: no balancer, breakers, retry budget or default deadline); "
         "\"bare RPCClient\" rows skip the client stack "
-        "(`--path bare`: streams of one connection from a free list). MuxRPC's connections "
+        "(`--path bare`: streams of one connection from a free list); \"no yamux\" rows call "
+        "through the client stack over net/rpc straight on TCP, a connection per call in flight "
+        "(`--mode plain`, mode 0x00), where Go's rows still use yamux. MuxRPC's connections "
         "busy-poll for 50 µs after their traffic and flush every 16 gathered yamux frames "
         "(`BusyPolling.default`, `YamuxConfiguration.maxFramesPerFlush`); the \"no busy polling\" "
         "rows turn those off (`--busy-poll-microseconds 0`, `--max-frames-per-flush 1000000`). "

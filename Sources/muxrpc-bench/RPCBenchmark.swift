@@ -25,6 +25,11 @@ import Yamux
 /// retry budget and default deadline: between the two, it splits what the
 /// stack costs.
 ///
+/// `--mode plain` speaks net/rpc straight on TCP (mode 0x00): no yamux,
+/// a connection of its own per call in flight, which the pool (and the
+/// bare path's free list) keeps and reuses as it does streams. Against the
+/// default, Consul's multiplexed mode, it shows what yamux costs a call.
+///
 /// `--path bare` skips the client stack: callers take `RPCClient` streams of
 /// one `MuxRPCConnection` from a plain free list, on the connection's loop
 /// in the same way. It shows what the stack above the stream costs.
@@ -54,6 +59,13 @@ struct RPCBenchmark: AsyncParsableCommand {
 
     @Option(help: "client: through MuxRPCClient and its ConnectionPool (default); pool: through a ConnectionPool alone; bare: RPCClient streams from a plain free list, callers on the event loop.")
     var path: Path = .client
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable {
+        case consul, plain
+    }
+
+    @Option(help: "consul: Consul's multiplexed mode, calls on yamux streams of one session (default); plain: net/rpc straight on TCP, a connection per call in flight and no yamux (mode 0x00), to show what yamux costs.")
+    var mode: Mode = .consul
 
     enum ServerMethods: String, ExpressibleByArgument, CaseIterable {
         case inline, async
@@ -110,6 +122,7 @@ struct RPCBenchmark: AsyncParsableCommand {
         var connectionConfiguration = MuxRPCConnection.Configuration()
         connectionConfiguration.yamux.enableKeepAlive = false
         connectionConfiguration.busyPolling = busyPolling
+        connectionConfiguration.mode = mode == .plain ? .plain : .consulMultiplex
         if let maxFramesPerFlush { connectionConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
         let total = calls
@@ -178,9 +191,12 @@ struct RPCBenchmark: AsyncParsableCommand {
             elapsed = clock.now - start
             await pool.shutdown()
         case .bare:
-            let connection = try await MuxRPCConnection.connect(to: address, configuration: connectionConfiguration, group: group)
+            // The session (or, in plain mode, every connection) on one loop of
+            // the group, where the callers run too.
+            let clientLoop = group.next()
+            let connection = try await MuxRPCConnection.connect(to: address, configuration: connectionConfiguration, group: clientLoop)
             let streams = ConnectionStreams(connection)
-            let executor = EventLoopTaskExecutor(eventLoop: connection.session!.channel.eventLoop)
+            let executor = EventLoopTaskExecutor(eventLoop: clientLoop)
             let start = clock.now
             latencies = try await measure(executor: callersOffLoop ? nil : executor) {
                 try await streams.withStream { client in
