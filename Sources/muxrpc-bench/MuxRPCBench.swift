@@ -8,7 +8,7 @@ import MuxRPC
 struct MuxRPCBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-bench",
-        abstract: "Loopback benchmarks of MuxRPC: raw TCP on NIO (the ceiling), yamux streams, RPC calls.",
+        abstract: "Loopback benchmarks of MuxRPC: raw TCP on NIO (the ceilings: bulk and round trips), yamux streams, RPC calls.",
         subcommands: [TCPBenchmark.self, PingPongBenchmark.self, StreamsBenchmark.self, StreamOpenBenchmark.self, StreamMemoryBenchmark.self, RPCBenchmark.self]
     )
 }
@@ -20,7 +20,7 @@ struct OutputOptions: ParsableArguments {
 }
 
 /// `--busy-poll-microseconds` of the benchmarks whose connections poll as
-/// MuxRPC's do unless told otherwise (`rpc`, `streams`).
+/// MuxRPC's do unless told otherwise (`rpc`, `streams`, `pingpong`).
 struct BusyPollingOptions: ParsableArguments {
     @Option(help: "Busy polling window in microseconds on both ends' connections (0 turns it off; default: BusyPolling.default, 50).")
     var busyPollMicroseconds: Int?
