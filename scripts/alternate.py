@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import parse_variants
+from bench_common import parse_variants, result_fields
 
 
 def main():
@@ -33,8 +33,7 @@ def main():
         for label, binary, settings in order:
             command = binary[:1] + arguments + binary[1:]
             environment = dict(os.environ, **settings)
-            line = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout.strip().splitlines()[-1]
-            fields = dict(pair.split("=", 1) for pair in line.split())
+            fields = result_fields(subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout)
             rate_key = next(key for key in rate_keys if key in fields)
             rates[label].append(float(fields[rate_key]))
             if "p50_us" in fields:

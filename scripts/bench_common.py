@@ -72,3 +72,8 @@ def parse_variants(argv):
             settings[name] = value
         variants.append((label, words, settings))
     return rounds, variants, argv[split + 1:]
+
+
+def result_fields(output):
+    """The key=value fields of the result line a benchmark prints last on stdout."""
+    return dict(pair.split("=", 1) for pair in output.strip().splitlines()[-1].split())

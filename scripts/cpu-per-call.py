@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import parse_variants
+from bench_common import parse_variants, result_fields
 
 
 def run(command, environment):
@@ -30,7 +30,7 @@ def run(command, environment):
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         sys.exit(f"{' '.join(command)} failed with status {status}")
-    fields = dict(pair.split("=", 1) for pair in output.strip().splitlines()[-1].split())
+    fields = result_fields(output)
     calls = int(fields.get("calls") or fields["round_trips"])
     return usage.ru_utime, usage.ru_stime, calls
 

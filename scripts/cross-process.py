@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, run_stamp, say, write_doc_block
+from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, result_fields, run_stamp, say, write_doc_block
 
 
 def start_server(command):
@@ -33,8 +33,7 @@ def start_server(command):
 
 def run_client(command):
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
-    line = completed.stdout.strip().splitlines()[-1]
-    return dict(pair.split("=", 1) for pair in line.split())
+    return result_fields(completed.stdout)
 
 
 def main():

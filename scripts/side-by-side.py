@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, run_stamp, say, write_doc_block
+from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, result_fields, run_stamp, say, write_doc_block
 
 IMAGES = os.path.join(ROOT, "Docs", "images")
 
@@ -67,8 +67,7 @@ def run(binary, arguments):
     if completed.returncode != 0:
         say(f"{os.path.basename(binary)} {' '.join(arguments)}: failed ({completed.stderr.strip().splitlines()[-1:]})")
         return None
-    line = completed.stdout.strip().splitlines()[-1]
-    return dict(pair.split("=", 1) for pair in line.split())
+    return result_fields(completed.stdout)
 
 
 def measure(rounds, quick):
