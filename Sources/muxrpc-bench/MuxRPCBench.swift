@@ -1,5 +1,7 @@
 import ArgumentParser
 import MuxRPC
+import NIOCore
+import NIOPosix
 
 /// `muxrpc-bench`: in-process loopback benchmarks of MuxRPC's layers, one
 /// `key=value` line per result on stdout (or JSON with `--json`), progress
@@ -27,5 +29,19 @@ struct BusyPollingOptions: ParsableArguments {
 
     var busyPolling: BusyPolling {
         busyPollMicroseconds.map { BusyPolling(window: .microseconds($0)) } ?? .default
+    }
+}
+
+/// `--event-loops` of the benchmarks that run both ends in one process
+/// (`rpc`, `pingpong`).
+struct EventLoopOptions: ParsableArguments {
+    @Option(help: "Event loop threads shared by server and client (default: NIO's shared group, one per core). With 1, both ends of the loopback connection run on one thread.")
+    var eventLoops: Int?
+
+    /// The group both ends run on, and the group made for `--event-loops`
+    /// (nil for NIO's shared one), for the caller to shut down.
+    func makeGroup() -> (group: any EventLoopGroup, made: MultiThreadedEventLoopGroup?) {
+        let made = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        return (made ?? MultiThreadedEventLoopGroup.singleton, made)
     }
 }

@@ -19,8 +19,7 @@ struct PingPongBenchmark: AsyncParsableCommand {
     @Option(help: "Bytes each way per round trip.")
     var payload = 64
 
-    @Option(help: "Event loop threads (default: NIO's shared group, one per core). With 1, both ends run on one thread.")
-    var eventLoops: Int?
+    @OptionGroup var loops: EventLoopOptions
 
     @OptionGroup var polling: BusyPollingOptions
 
@@ -31,8 +30,7 @@ struct PingPongBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let ownGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
-        let group: any EventLoopGroup = ownGroup ?? MultiThreadedEventLoopGroup.singleton
+        let (group, ownGroup) = loops.makeGroup()
         let busyPolling = polling.busyPolling
         try busyPolling.validate()
         let server = try await ServerBootstrap(group: group)

@@ -77,8 +77,7 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Flag(help: "Run the callers on Swift's cooperative threads instead of the client's event loop.")
     var callersOffLoop = false
 
-    @Option(help: "Event loop threads shared by server and client (default: NIO's shared group, one per core). With 1, both ends of the loopback connection run on one thread.")
-    var eventLoops: Int?
+    @OptionGroup var loops: EventLoopOptions
 
     @Option(help: "Call the server at HOST:PORT (e.g. a muxrpc-server, Consul mode) instead of one started in this process.")
     var addr: String?
@@ -102,7 +101,7 @@ struct RPCBenchmark: AsyncParsableCommand {
         let busyPolling = polling.busyPolling
         serverConfiguration.busyPolling = busyPolling
         if let maxFramesPerFlush { serverConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
-        let group: any EventLoopGroup = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+        let group = loops.makeGroup().group
         var services = DemoServices.registry
         if serverMethods == .async {
             services.register(service: "Echo", method: "Echo") { (arguments: DemoServices.EchoArgs, _) in
