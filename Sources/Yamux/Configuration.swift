@@ -68,13 +68,15 @@ public struct YamuxConfiguration: Sendable {
         high: 64 * 1024
     )
 
-    /// Limit: frames gathered for one flush (see ``YamuxSession``'s write path) before the
-    /// session writes them out early. With many streams writing in one turn of the event loop
-    /// (32 RPC calls answered, or sent, in one batch), one flush at the end would make the peer
-    /// wait for the whole batch; flushing every 16 frames lets it start on the first ones while
-    /// this side still works on the rest, so both ends work at once instead of in turn (2x the
-    /// calls per second with 32 in flight, Docs/benchmarks.md). 1 flushes every frame alone.
-    /// Default 16.
+    /// Limit: the most frames gathered for one flush (see ``YamuxSession``'s write path) before
+    /// the session writes them out early. With many streams writing in one turn of the event
+    /// loop (N RPC calls answered, or sent, in one batch), one flush at the end would make the
+    /// peer wait for the whole batch; flushing after half of it lets the peer start on the first
+    /// ones while this side still works on the rest, so both ends work at once instead of in
+    /// turn (2x the calls per second with 8 or 32 in flight, Docs/benchmarks.md). The session
+    /// flushes after half as many frames as it has busy streams (streams that carried data in
+    /// the last few dozen turns of the loop), and after this many at most. 1 flushes every frame
+    /// alone. Default 16.
     public var maxFramesPerFlush: Int = 16
 
     public init() {}

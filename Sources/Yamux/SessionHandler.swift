@@ -76,6 +76,8 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
     private(set) var isInReadLoop = false
     private var needsFlush = false
+    /// How many gathered frames make an early flush (see ``EarlyFlushPolicy``).
+    private var earlyFlush = EarlyFlushPolicy()
     private var streamsNeedingReadComplete: [YamuxStreamChannel] = []
     /// Swapped with `streamsNeedingReadComplete` at the end of each batch, so neither array
     /// is reallocated (copying one and emptying the other would allocate once per batch).
@@ -248,6 +250,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
     private func endReadLoop() {
         self.isInReadLoop = false
+        self.earlyFlush.turnEnded()
         if !self.streamsNeedingReadComplete.isEmpty {
             swap(&self.streamsNeedingReadComplete, &self.spareStreamList)
             for stream in self.spareStreamList { stream.sessionReadComplete() }
@@ -319,6 +322,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
                 return
             }
             self.payloadStream = stream
+            self.earlyFlush.streamCarriedData(stamp: &stream.earlyFlushStamp)
         } else {
             if header.type == .windowUpdate, header.length > 0 {
                 stream.flow.grantSend(header.length)
@@ -563,11 +567,12 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     /// Flushes at the end of this turn of the event loop rather than now, so that every stream
     /// that writes in this turn (many RPC replies, many bulk streams) shares one flush and one
     /// `writev`, instead of one each. Inside a read batch, `channelReadComplete` flushes. But
-    /// once `maxFramesPerFlush` frames are gathered it flushes now: the peer can start on them
-    /// while the streams still to be served this turn write theirs.
+    /// once the early-flush threshold is reached (half the streams in use, at most
+    /// `maxFramesPerFlush`; ``EarlyFlushPolicy``) it flushes now: the peer can start on those
+    /// frames while the streams still to be served this turn write theirs.
     func flushSoon() {
         guard self.needsFlush, let context = self.context else { return }
-        guard self.pendingFrames.count < self.configuration.maxFramesPerFlush else {
+        guard self.pendingFrames.count < self.earlyFlush.threshold(limit: self.configuration.maxFramesPerFlush) else {
             self.flushNow(context: context)
             return
         }
@@ -577,6 +582,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         // weak one needs a box). The handler lives until the task has run.
         context.eventLoop.assumeIsolated().execute { [self] in
             self.flushScheduled = false
+            self.earlyFlush.turnEnded()
             self.flushIfNeeded()
         }
     }
@@ -589,6 +595,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             return
         }
         guard stream.inSessionMap else { return }
+        self.earlyFlush.streamCarriedData(stamp: &stream.earlyFlushStamp)
         if stream.drainWrites() { self.flushSoon() }
     }
 

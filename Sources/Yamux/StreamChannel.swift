@@ -45,6 +45,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     var inSessionMap = true
     /// Counted against the session's in-flight SYN limit until ACKed or gone.
     var holdsSYNSlot: Bool
+    /// The session's early-flush epoch this stream last carried data in (``EarlyFlushPolicy``).
+    var earlyFlushStamp: UInt64 = 0
     var openTimeout: Scheduled<Void>?
     var closeTimeout: Scheduled<Void>?
 

@@ -3,9 +3,10 @@ import NIOEmbedded
 import Testing
 @testable import Yamux
 
-/// `maxFramesPerFlush`: frames gathered in one turn of the loop go out early,
-/// every that many frames, on both write paths: streams writing from tasks,
-/// and streams answering inside a read batch.
+/// Early flushes: frames gathered in one turn of the loop go out every half as
+/// many frames as there are busy streams, at most every `maxFramesPerFlush`,
+/// on both write paths: streams writing from tasks, and streams answering
+/// inside a read batch.
 @Suite(.timeLimit(.minutes(5))) struct SessionFlushTests {
     /// Counts the flushes that reach the connection.
     private final class FlushCounter: ChannelOutboundHandler {
@@ -70,10 +71,13 @@ import Testing
 
     @Test func writesInOneTurnGoOutEveryMaxFrames() throws {
         let (channel, handler, counter) = try makeServer(maxFramesPerFlush: 3)
-        let stream = try openEchoStreams([1], on: channel, handler)[0]
+        let ids: [UInt32] = [1, 3, 5, 7, 9, 11, 13, 15]
+        let stream = try openEchoStreams(ids, on: channel, handler)[0]
+        try makeStreamsBusy(ids, on: channel)
         let before = counter.flushes
         for i in 0..<7 { stream.writeAndFlush(ByteBuffer(string: "message \(i)"), promise: nil) }
-        // Within the turn: two early flushes of three frames each; the seventh waits for the turn's end.
+        // Eight busy streams would flush every four frames; the limit makes it three. Within
+        // the turn: two early flushes of three frames each; the seventh waits for the turn's end.
         #expect(counter.flushes - before == 2)
         #expect(try dataFrames(channel) == 6)
         channel.embeddedEventLoop.run()
@@ -81,23 +85,45 @@ import Testing
         #expect(try dataFrames(channel) == 1)
     }
 
-    @Test func answersInOneReadBatchGoOutEveryMaxFrames() throws {
-        for (maxFramesPerFlush, expectedFlushes) in [(3, 3), (16, 1)] {
+    @Test func answersInOneReadBatchGoOutAtHalfTheBusyStreams() throws {
+        // Eight busy streams: a flush every four answers, unless the limit is lower.
+        for (maxFramesPerFlush, expectedFlushes) in [(16, 2), (3, 3), (1, 8)] {
             let (channel, handler, counter) = try makeServer(maxFramesPerFlush: maxFramesPerFlush)
-            let ids: [UInt32] = [1, 3, 5, 7, 9, 11, 13]
+            let ids: [UInt32] = [1, 3, 5, 7, 9, 11, 13, 15]
             _ = try openEchoStreams(ids, on: channel, handler)
-            // One read carrying a message for each of seven streams: seven answers in its batch.
-            var batch = ByteBuffer()
-            for id in ids {
-                YamuxFrameHeader(type: .data, streamID: id, length: 5).write(to: &batch)
-                batch.writeString("hello")
-            }
+            try makeStreamsBusy(ids, on: channel)
             let before = counter.flushes
-            try channel.writeInbound(batch)
+            try channel.writeInbound(messageBatch(ids))
             channel.embeddedEventLoop.run()
             #expect(counter.flushes - before == expectedFlushes, "maxFramesPerFlush \(maxFramesPerFlush)")
             #expect(try dataFrames(channel) == ids.count)
         }
+    }
+
+    @Test func oneBusyStreamFlushesEachWriteAtOnce() throws {
+        // One call in flight: nothing else will write this turn, so nothing waits for its end.
+        let (channel, handler, counter) = try makeServer(maxFramesPerFlush: 16)
+        let stream = try openEchoStreams([1], on: channel, handler)[0]
+        try makeStreamsBusy([1], on: channel)
+        let before = counter.flushes
+        for i in 0..<3 { stream.writeAndFlush(ByteBuffer(string: "message \(i)"), promise: nil) }
+        #expect(counter.flushes - before == 3)
+        #expect(try dataFrames(channel) == 3)
+    }
+
+    @Test func streamsGoneIdleStopDelayingFlushes() throws {
+        let (channel, handler, counter) = try makeServer(maxFramesPerFlush: 16)
+        let ids: [UInt32] = [1, 3, 5, 7, 9, 11, 13, 15]
+        _ = try openEchoStreams(ids, on: channel, handler)
+        try makeStreamsBusy(ids, on: channel)
+        // Two epochs with only two streams busy: the six others no longer count.
+        try makeStreamsBusy([1, 3], on: channel)
+        try makeStreamsBusy([1, 3], on: channel)
+        let before = counter.flushes
+        try channel.writeInbound(messageBatch([1, 3]))
+        channel.embeddedEventLoop.run()
+        #expect(counter.flushes - before == 2, "two busy streams: each answer flushed alone")
+        #expect(try dataFrames(channel) == 2)
     }
 
     @Test func maxFramesPerFlushMustBePositive() {

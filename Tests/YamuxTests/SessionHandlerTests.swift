@@ -134,11 +134,14 @@ import Testing
         let (channel, _) = try self.makeServer()
         let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
         var streams: [YamuxStreamChannel] = []
-        for id: UInt32 in [1, 3] {
+        // Ten busy streams: the session gathers up to five frames before an early flush.
+        let ids: [UInt32] = Array(stride(from: 1, through: 19, by: 2))
+        for id in ids {
             try self.send(channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: 0))
             handler.accept(token: Int(id)) { result in if let s = try? result.get() { streams.append(s) } }
         }
         _ = try self.frames(channel)
+        try makeStreamsBusy(ids, on: channel)
         // Small and large payloads from two streams in one turn of the loop, some with promises.
         let completed = NIOLockedValueBox<[Int]>([])
         let small = streams[0].eventLoop.makePromise(of: Void.self)

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import Glibc
 #endif
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import Testing
 @testable import Yamux
@@ -64,6 +65,27 @@ func testConfiguration(_ modify: (inout YamuxConfiguration) -> Void = { _ in }) 
     configuration.enableKeepAlive = false
     modify(&configuration)
     return configuration
+}
+
+/// One read's worth of data frames: a 5-byte message for each of the streams `ids`.
+func messageBatch(_ ids: [UInt32]) -> ByteBuffer {
+    var batch = ByteBuffer()
+    for id in ids {
+        YamuxFrameHeader(type: .data, streamID: id, length: 5).write(to: &batch)
+        batch.writeString("hello")
+    }
+    return batch
+}
+
+/// Makes the inbound streams `ids` of a session on an `EmbeddedChannel` its busy streams, as
+/// early flushes count them (``EarlyFlushPolicy``): an epoch of read batches, each carrying a
+/// 5-byte message for every stream. Whatever the session writes meanwhile is dropped.
+func makeStreamsBusy(_ ids: [UInt32], on channel: EmbeddedChannel) throws {
+    for _ in 0..<EarlyFlushPolicy.turnsPerEpoch {
+        try channel.writeInbound(messageBatch(ids))
+        channel.embeddedEventLoop.run()
+    }
+    while try channel.readOutbound(as: ByteBuffer.self) != nil {}
 }
 
 /// A Swift yamux server on 127.0.0.1 serving every session with `serve`.
