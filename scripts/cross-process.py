@@ -55,7 +55,7 @@ def main():
         ("MuxRPC client -> Go server", [SWIFT_BENCH], go_address),
         ("MuxRPC -> MuxRPC, no busy polling or early flushes", [SWIFT_BENCH] + without, plain_address),
     ]
-    shapes = [(1, 20000), (32, 80000)]
+    shapes = [(1, 20000), (8, 40000), (32, 80000)]
     results = {}
     try:
         for round_index in range(options.rounds):
