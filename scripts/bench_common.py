@@ -16,7 +16,7 @@ SWIFT_SERVER = os.path.join(ROOT, ".build", "release", "muxrpc-server")
 DOC = os.path.join(ROOT, "Docs", "benchmarks.md")
 # The flags of muxrpc-bench and muxrpc-server that turn MuxRPC's busy polling
 # and early flushes off: the rows that show what those two defaults add.
-WITHOUT_POLLING_OR_EARLY_FLUSHES = ["--busy-poll-microseconds", "0", "--max-frames-per-flush", "1000000"]
+WITHOUT_POLLING_OR_EARLY_FLUSHES = ["--busy-poll-microseconds", "0", "--no-early-flushes"]
 
 
 def run_stamp():

@@ -79,6 +79,12 @@ public struct YamuxConfiguration: Sendable {
     /// alone. Default 16.
     public var maxFramesPerFlush: Int = 16
 
+    /// Whether the session flushes before the end of a turn of the event loop (see
+    /// ``maxFramesPerFlush``). Off, every turn ends in one flush: the fewest `writev` calls,
+    /// which suits two ends that share one thread, where nothing can run at once anyway.
+    /// Default on.
+    public var flushesEarly = true
+
     public init() {}
 
     /// The defaults of hashicorp/yamux's `DefaultConfig()` plus our limits.

@@ -567,12 +567,15 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     /// Flushes at the end of this turn of the event loop rather than now, so that every stream
     /// that writes in this turn (many RPC replies, many bulk streams) shares one flush and one
     /// `writev`, instead of one each. Inside a read batch, `channelReadComplete` flushes. But
-    /// once the early-flush threshold is reached (half the streams in use, at most
-    /// `maxFramesPerFlush`; ``EarlyFlushPolicy``) it flushes now: the peer can start on those
-    /// frames while the streams still to be served this turn write theirs.
+    /// once the early-flush threshold is reached (half the busy streams, at most
+    /// `maxFramesPerFlush`; ``EarlyFlushPolicy``) it flushes now, unless `flushesEarly` is off:
+    /// the peer can start on those frames while the streams still to be served this turn write
+    /// theirs.
     func flushSoon() {
         guard self.needsFlush, let context = self.context else { return }
-        guard self.pendingFrames.count < self.earlyFlush.threshold(limit: self.configuration.maxFramesPerFlush) else {
+        if self.configuration.flushesEarly,
+            self.pendingFrames.count >= self.earlyFlush.threshold(limit: self.configuration.maxFramesPerFlush)
+        {
             self.flushNow(context: context)
             return
         }

@@ -84,8 +84,11 @@ struct RPCBenchmark: AsyncParsableCommand {
 
     @OptionGroup var polling: BusyPollingOptions
 
-    @Option(help: "Yamux frames gathered before an early flush, both ends (default: YamuxConfiguration's, 16).")
+    @Option(help: "The most yamux frames gathered before an early flush, both ends (default: YamuxConfiguration's, 16).")
     var maxFramesPerFlush: Int?
+
+    @Flag(help: "Flush yamux frames once at the end of each event loop turn, never early, both ends.")
+    var noEarlyFlushes = false
 
     @OptionGroup var output: OutputOptions
 
@@ -101,6 +104,7 @@ struct RPCBenchmark: AsyncParsableCommand {
         let busyPolling = polling.busyPolling
         serverConfiguration.busyPolling = busyPolling
         if let maxFramesPerFlush { serverConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
+        if noEarlyFlushes { serverConfiguration.yamux.flushesEarly = false }
         let group = loops.makeGroup().group
         var services = DemoServices.registry
         if serverMethods == .async {
@@ -123,6 +127,7 @@ struct RPCBenchmark: AsyncParsableCommand {
         connectionConfiguration.busyPolling = busyPolling
         connectionConfiguration.mode = mode == .plain ? .plain : .consulMultiplex
         if let maxFramesPerFlush { connectionConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
+        if noEarlyFlushes { connectionConfiguration.yamux.flushesEarly = false }
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
         let total = calls
         let next = CallCounter()

@@ -40,8 +40,11 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Option(help: "Microseconds an event loop keeps polling after a connection's traffic pauses; 0 turns busy polling off (default: 50, BusyPolling.default).")
     var busyPollMicroseconds: Int?
 
-    @Option(help: "Yamux frames gathered before an early flush (default: 16, YamuxConfiguration's).")
+    @Option(help: "The most yamux frames gathered before an early flush (default: 16, YamuxConfiguration's).")
     var maxFramesPerFlush: Int?
+
+    @Flag(help: "Flush yamux frames once at the end of each event loop turn, never early.")
+    var noEarlyFlushes = false
 
     @Option(help: "Serve Prometheus metrics at GET /metrics on this port (0 picks a free one), and log and measure every call.")
     var metricsPort: Int?
@@ -66,6 +69,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
         if let busyPollMicroseconds { configuration.busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds)) }
         if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
+        if noEarlyFlushes { configuration.yamux.flushesEarly = false }
         if let tlsCertificate, let tlsKey {
             let tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { .certificate($0) },

@@ -26,13 +26,14 @@ import Testing
         }
     }
 
-    private func makeServer(maxFramesPerFlush: Int) throws -> (EmbeddedChannel, YamuxSessionHandler, FlushCounter) {
+    private func makeServer(maxFramesPerFlush: Int, flushesEarly: Bool = true) throws -> (EmbeddedChannel, YamuxSessionHandler, FlushCounter) {
         let channel = EmbeddedChannel()
         let counter = FlushCounter()
         try channel.pipeline.syncOperations.addHandler(counter)
         _ = try YamuxSession.configure(on: channel, role: .server, configuration: testConfiguration {
             $0.enableWindowAutoTuning = false
             $0.maxFramesPerFlush = maxFramesPerFlush
+            $0.flushesEarly = flushesEarly
         })
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let handler = try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self)
@@ -124,6 +125,24 @@ import Testing
         channel.embeddedEventLoop.run()
         #expect(counter.flushes - before == 2, "two busy streams: each answer flushed alone")
         #expect(try dataFrames(channel) == 2)
+    }
+
+    @Test func withoutEarlyFlushesEachTurnEndsInOneFlush() throws {
+        let (channel, handler, counter) = try makeServer(maxFramesPerFlush: 2, flushesEarly: false)
+        let ids: [UInt32] = [1, 3, 5, 7, 9, 11, 13, 15]
+        let streams = try openEchoStreams(ids, on: channel, handler)
+        try makeStreamsBusy(ids, on: channel)
+        var before = counter.flushes
+        try channel.writeInbound(messageBatch(ids))
+        channel.embeddedEventLoop.run()
+        #expect(counter.flushes - before == 1, "a read batch's answers")
+        #expect(try dataFrames(channel) == ids.count)
+        before = counter.flushes
+        for i in 0..<5 { streams[0].writeAndFlush(ByteBuffer(string: "message \(i)"), promise: nil) }
+        #expect(counter.flushes == before, "writes from outside a read batch wait for the turn's end")
+        channel.embeddedEventLoop.run()
+        #expect(counter.flushes - before == 1)
+        #expect(try dataFrames(channel) == 5)
     }
 
     @Test func maxFramesPerFlushMustBePositive() {
