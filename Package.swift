@@ -85,6 +85,7 @@ let package = Package(
                 "MsgpackRPC",
                 "Yamux",
                 "CEventFD",
+                "CGlibcMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -100,6 +101,8 @@ let package = Package(
 
         // eventfd(2) for the busy poller: a header only, nothing to link.
         .systemLibrary(name: "CEventFD", path: "Sources/CEventFD"),
+        // mallopt(3) for MallocTuning: a header only, nothing to link.
+        .systemLibrary(name: "CGlibcMalloc", path: "Sources/CGlibcMalloc"),
 
         // Serves Prometheus text at GET /metrics for the executables: the one
         // place that picks a metrics backend (the library must not).

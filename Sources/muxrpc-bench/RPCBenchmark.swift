@@ -90,6 +90,9 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Flag(help: "Flush yamux frames once at the end of each event loop turn, never early, both ends.")
     var noEarlyFlushes = false
 
+    @Flag(help: "Keep glibc's malloc defaults instead of MallocTuning's, as muxrpc-server does unless told otherwise.")
+    var defaultMalloc = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -99,6 +102,7 @@ struct RPCBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if !defaultMalloc { MallocTuning.keepFreedMemoryForReuse() }
         var serverConfiguration = MuxRPCServer.Configuration()
         serverConfiguration.yamux.enableKeepAlive = false
         let busyPolling = polling.busyPolling

@@ -74,6 +74,8 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Large replies (Echo with --payload) would otherwise fault their buffers in afresh each call.
+        MallocTuning.keepFreedMemoryForReuse()
         let servers = try addresses.map { address in
             let (host, port) = try parse(address)
             return try SocketAddress.makeAddressResolvingHost(host, port: port)

@@ -46,6 +46,9 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Flag(help: "Flush yamux frames once at the end of each event loop turn, never early.")
     var noEarlyFlushes = false
 
+    @Flag(help: "Keep glibc's malloc defaults instead of MallocTuning's (which keep freed memory for the next large message).")
+    var defaultMalloc = false
+
     @Option(help: "Serve Prometheus metrics at GET /metrics on this port (0 picks a free one), and log and measure every call.")
     var metricsPort: Int?
 
@@ -66,6 +69,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if !defaultMalloc { MallocTuning.keepFreedMemoryForReuse() }
         var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
         if let busyPollMicroseconds { configuration.busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds)) }
         if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
