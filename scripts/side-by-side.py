@@ -36,6 +36,9 @@ STREAM_APIS = [("", ["--api", "handlers"]), (", async API", ["--api", "async"]),
 RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", pool only", ["--path", "pool"]),
              (", bare RPCClient", ["--path", "bare"]), (", no yamux (plain mode)", ["--mode", "plain"]),
              (", no busy polling or early flushes", WITHOUT_POLLING_OR_EARLY_FLUSHES)]
+# Large messages: as muxrpc-bench runs them (MallocTuning applied, as in muxrpc-server), and
+# with glibc's malloc defaults, under which a 64 KiB call faults its buffers in afresh.
+LARGE_RPC_VARIANTS = [("", []), (", glibc malloc defaults", ["--default-malloc"])]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
 TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
 # Raw TCP round trips, one message in flight: the ceiling of an RPC with one call in flight.
@@ -58,6 +61,10 @@ def shapes(quick):
         calls = str(20000 * max(1, concurrency // 8))
         result.append((f"rpc echo 64 B, {concurrency} in flight", "calls_per_s",
                        ["rpc", "--calls", calls, "--concurrency", str(concurrency), "--payload", "64"], RPC_LOOPS))
+    for concurrency in [1, 32]:
+        calls = str(5000 if concurrency == 1 else 20000)
+        result.append((f"rpc echo 64 KiB, {concurrency} in flight", "calls_per_s",
+                       ["rpc", "--calls", calls, "--concurrency", str(concurrency), "--payload", "65536"], LARGE_RPC_VARIANTS))
     return result
 
 
@@ -152,7 +159,9 @@ def table(results, rounds, command):
         "The raw TCP row is NIO as it comes; \"tcp 64 KiB, busy polling\" gives raw TCP the "
         "same busy polling. \"tcp round trips\" send 64 bytes and wait for them to come back "
         "before sending again (`pingpong`): Go with a goroutine at each end, MuxRPC's side NIO "
-        "with MuxRPC's busy polling (and without it).",
+        "with MuxRPC's busy polling (and without it). \"rpc echo 64 KiB\" rows run with "
+        "`MallocTuning` applied, as `muxrpc-bench` and `muxrpc-server` do; \"glibc malloc "
+        "defaults\" rows without it (`--default-malloc`).",
         "",
         "![throughput](images/side-by-side-throughput.png)",
         "![calls](images/side-by-side-rpc.png)",
