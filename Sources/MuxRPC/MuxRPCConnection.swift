@@ -34,6 +34,9 @@ public final class MuxRPCConnection: Sendable {
         /// How long the connection's event loop keeps polling after its
         /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
         public var busyPolling: BusyPolling
+        /// How much the connection reads at a time, at most. Default
+        /// ``SocketReads/default`` (256 KiB).
+        public var socketReads: SocketReads
 
         public init(
             mode: ConnectionMode = .consulMultiplex,
@@ -42,7 +45,8 @@ public final class MuxRPCConnection: Sendable {
             yamux: YamuxConfiguration = .init(),
             rpc: RPCClient.Configuration = .init(),
             connectTimeout: Duration = .seconds(10),
-            busyPolling: BusyPolling = .default
+            busyPolling: BusyPolling = .default,
+            socketReads: SocketReads = .default
         ) {
             self.mode = mode
             self.tls = tls
@@ -51,6 +55,7 @@ public final class MuxRPCConnection: Sendable {
             self.rpc = rpc
             self.connectTimeout = connectTimeout
             self.busyPolling = busyPolling
+            self.socketReads = socketReads
         }
     }
 
@@ -76,6 +81,7 @@ public final class MuxRPCConnection: Sendable {
     ) async throws -> MuxRPCConnection {
         let group = group ?? MultiThreadedEventLoopGroup.singleton
         try configuration.busyPolling.validate()
+        try configuration.socketReads.validate()
         guard configuration.mode != .plain else {
             return MuxRPCConnection(address: address, configuration: configuration, group: group, session: nil)
         }
@@ -97,6 +103,7 @@ public final class MuxRPCConnection: Sendable {
         try await ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: configuration.socketReads.allocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addBusyPolling(configuration.busyPolling)

@@ -37,6 +37,9 @@ public final class MuxRPCServer: Sendable {
         /// How long the event loops keep polling after a connection's
         /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
         public var busyPolling: BusyPolling
+        /// How much each connection reads at a time, at most. Default
+        /// ``SocketReads/default`` (256 KiB).
+        public var socketReads: SocketReads
 
         public init(
             host: String = "127.0.0.1",
@@ -46,7 +49,8 @@ public final class MuxRPCServer: Sendable {
             yamux: YamuxConfiguration = .init(),
             maxConnections: Int = 10_000,
             shutdownGracePeriod: Duration = .seconds(10),
-            busyPolling: BusyPolling = .default
+            busyPolling: BusyPolling = .default,
+            socketReads: SocketReads = .default
         ) {
             self.host = host
             self.port = port
@@ -56,6 +60,7 @@ public final class MuxRPCServer: Sendable {
             self.maxConnections = maxConnections
             self.shutdownGracePeriod = shutdownGracePeriod
             self.busyPolling = busyPolling
+            self.socketReads = socketReads
         }
     }
 
@@ -116,10 +121,12 @@ public final class MuxRPCServer: Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress {
         try configuration.busyPolling.validate()
+        try configuration.socketReads.validate()
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: configuration.socketReads.allocator)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.accept(channel)

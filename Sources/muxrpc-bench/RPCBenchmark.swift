@@ -93,6 +93,9 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Flag(help: "Keep glibc's malloc defaults instead of MallocTuning's, as muxrpc-server does unless told otherwise.")
     var defaultMalloc = false
 
+    @Option(help: "The most bytes a connection reads at a time, both ends (default: SocketReads.default, 256 KiB; NIO's own is 64 KiB).")
+    var maxReadBytes: Int?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -109,6 +112,7 @@ struct RPCBenchmark: AsyncParsableCommand {
         serverConfiguration.busyPolling = busyPolling
         if let maxFramesPerFlush { serverConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { serverConfiguration.yamux.flushesEarly = false }
+        if let maxReadBytes { serverConfiguration.socketReads = SocketReads(maximumBytes: maxReadBytes) }
         let group = loops.makeGroup().group
         var services = DemoServices.registry
         if serverMethods == .async {
@@ -132,6 +136,7 @@ struct RPCBenchmark: AsyncParsableCommand {
         connectionConfiguration.mode = mode == .plain ? .plain : .consulMultiplex
         if let maxFramesPerFlush { connectionConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { connectionConfiguration.yamux.flushesEarly = false }
+        if let maxReadBytes { connectionConfiguration.socketReads = SocketReads(maximumBytes: maxReadBytes) }
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
         let total = calls
         let next = CallCounter()
