@@ -13,7 +13,7 @@ import CGlibcMalloc
 /// cores flush their TLBs. On the project's 2-core VM that was 33 page faults
 /// per 64 KiB Echo call and more than half of its CPU time: 0.57x Go's calls
 /// per second with one call in flight and 0.56x with 32 (Docs/benchmarks.md,
-/// "Large messages and the allocator"). Go's runtime keeps freed memory for
+/// "Large messages: reads and the allocator"). Go's runtime keeps freed memory for
 /// reuse by design; this asks glibc to do the same.
 ///
 /// What it sets: `M_TOP_PAD` (memory kept at the top of a heap when it is

@@ -5,7 +5,7 @@ import Testing
 /// `MallocTuning`'s contract. What the settings do to page faults is shown by
 /// Benchmarks/malloc-tuning/heap-reuse.c in a fresh process and measured by
 /// `muxrpc-bench rpc --payload 65536` against `--default-malloc`
-/// (Docs/benchmarks.md, "Large messages and the allocator"): in a test
+/// (Docs/benchmarks.md, "Large messages: reads and the allocator"): in a test
 /// process, earlier allocations have already moved glibc's self-adjusting
 /// thresholds, so the faults of the defaults cannot be reproduced here.
 @Suite struct MallocTuningTests {

@@ -7,9 +7,9 @@ public import NIOCore
 /// more then arrives in two reads or more, which costs a system call and a
 /// turn of the event loop each, and the RPC layer has to copy the pieces
 /// together before it can decode them. With reads of up to 256 KiB, Echo
-/// with 64 KiB payloads went from 1.05x to 1.78x Go's calls per second with
-/// one call in flight, and from 1.51x to 1.90x with 32; small calls are read
-/// as before (Docs/benchmarks.md, "Large messages and the allocator").
+/// with 64 KiB payloads went from 0.88x to 1.86x Go's calls per second with
+/// one call in flight, and from 1.45x to 1.67x with 32; small calls are read
+/// as before (Docs/benchmarks.md, "Large messages: reads and the allocator").
 ///
 /// The cost is memory while large messages flow: a connection's read buffer
 /// grows to at most ``maximumBytes``, and shrinks again when reads come back
