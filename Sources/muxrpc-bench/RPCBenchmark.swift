@@ -106,13 +106,14 @@ struct RPCBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         if !defaultMalloc { MallocTuning.keepFreedMemoryForReuse() }
-        var serverConfiguration = MuxRPCServer.Configuration()
-        serverConfiguration.yamux.enableKeepAlive = false
+        // What both ends share: keepalive off, so that only calls make traffic, and the flags.
+        var yamux = YamuxConfiguration()
+        yamux.enableKeepAlive = false
+        if let maxFramesPerFlush { yamux.maxFramesPerFlush = maxFramesPerFlush }
+        if noEarlyFlushes { yamux.flushesEarly = false }
         let busyPolling = polling.busyPolling
-        serverConfiguration.busyPolling = busyPolling
-        if let maxFramesPerFlush { serverConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
-        if noEarlyFlushes { serverConfiguration.yamux.flushesEarly = false }
-        if let maxReadBytes { serverConfiguration.socketReads = SocketReads(maximumBytes: maxReadBytes) }
+        let socketReads = maxReadBytes.map { SocketReads(maximumBytes: $0) } ?? .default
+        let serverConfiguration = MuxRPCServer.Configuration(yamux: yamux, busyPolling: busyPolling, socketReads: socketReads)
         let group = loops.makeGroup().group
         var services = DemoServices.registry
         if serverMethods == .async {
@@ -130,13 +131,12 @@ struct RPCBenchmark: AsyncParsableCommand {
             address = try await started.start()
             server = started
         }
-        var connectionConfiguration = MuxRPCConnection.Configuration()
-        connectionConfiguration.yamux.enableKeepAlive = false
-        connectionConfiguration.busyPolling = busyPolling
-        connectionConfiguration.mode = mode == .plain ? .plain : .consulMultiplex
-        if let maxFramesPerFlush { connectionConfiguration.yamux.maxFramesPerFlush = maxFramesPerFlush }
-        if noEarlyFlushes { connectionConfiguration.yamux.flushesEarly = false }
-        if let maxReadBytes { connectionConfiguration.socketReads = SocketReads(maximumBytes: maxReadBytes) }
+        let connectionConfiguration = MuxRPCConnection.Configuration(
+            mode: mode == .plain ? .plain : .consulMultiplex,
+            yamux: yamux,
+            busyPolling: busyPolling,
+            socketReads: socketReads
+        )
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
         let total = calls
         let next = CallCounter()
