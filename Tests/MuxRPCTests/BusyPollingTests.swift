@@ -130,19 +130,7 @@ struct BusyPollingTests {
     func windowsOutOfRangeAreRefused(window: Duration) async throws {
         let polling = BusyPolling(window: window)
         #expect(throws: BusyPollingConfigurationError.self) { try polling.validate() }
-
-        var serverConfiguration = MuxRPCServer.Configuration()
-        serverConfiguration.busyPolling = polling
-        await #expect(throws: BusyPollingConfigurationError.self) {
-            try await MuxRPCServer(services: DemoServices.registry, configuration: serverConfiguration).start()
-        }
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
-        await #expect(throws: BusyPollingConfigurationError.self) {
-            _ = try await MuxRPCConnection.connect(to: address, configuration: .init(busyPolling: polling))
-        }
-        var poolConfiguration = ConnectionPool.Configuration()
-        poolConfiguration.connection.busyPolling = polling
-        #expect(throws: BusyPollingConfigurationError.self) { try poolConfiguration.validate() }
+        try await expectRefusedEverywhere(polling, with: BusyPollingConfigurationError.self, server: \.busyPolling, connection: \.busyPolling)
     }
 
     @Test func windowsInRangeAreAccepted() throws {

@@ -47,19 +47,7 @@ struct SocketReadsTests {
     func maximumsOutOfRangeAreRefused(maximumBytes: Int) async throws {
         let reads = SocketReads(maximumBytes: maximumBytes)
         #expect(throws: SocketReadsConfigurationError.self) { try reads.validate() }
-
-        var serverConfiguration = MuxRPCServer.Configuration()
-        serverConfiguration.socketReads = reads
-        await #expect(throws: SocketReadsConfigurationError.self) {
-            try await MuxRPCServer(services: DemoServices.registry, configuration: serverConfiguration).start()
-        }
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
-        await #expect(throws: SocketReadsConfigurationError.self) {
-            _ = try await MuxRPCConnection.connect(to: address, configuration: .init(socketReads: reads))
-        }
-        var poolConfiguration = ConnectionPool.Configuration()
-        poolConfiguration.connection.socketReads = reads
-        #expect(throws: SocketReadsConfigurationError.self) { try poolConfiguration.validate() }
+        try await expectRefusedEverywhere(reads, with: SocketReadsConfigurationError.self, server: \.socketReads, connection: \.socketReads)
     }
 
     @Test func maximumsInRangeAreAccepted() throws {
