@@ -347,13 +347,18 @@ import Testing
 
     @Test func streamCloseTimeoutResetsLingeringStream() async throws {
         let serverSaw = NIOLockedValueBox<String?>(nil)
+        // The client closes only once the server reads the stream: a stream
+        // reset while it still waits in the accept backlog is never seen by
+        // the server, and a busy machine can take longer than the 50 ms close
+        // timeout to get the server's loop to it.
+        let reading = AsyncStream<Void>.makeStream()
         let server = try await TestServer { session in
             do {
                 for try await stream in session.inboundStreams {
                     // Read to EOF but never close our side: the client's close timeout fires.
                     do {
                         try await stream.executeThenClose { inbound, _ in
-                            for try await _ in inbound {}
+                            for try await _ in inbound { reading.continuation.yield() }
                             try await stream.channel.closeFuture.get()
                         }
                         serverSaw.withLockedValue { $0 = "closed" }
@@ -370,6 +375,7 @@ import Testing
         let stream = try await client.openStream()
         try await stream.executeThenClose { _, outbound in
             try await outbound.write(ByteBuffer(string: "x"))
+            for await _ in reading.stream { break }
         }
         while serverSaw.withLockedValue({ $0 }) == nil { try await Task.sleep(for: .milliseconds(2)) }
         while await client.streamCount > 0 { try await Task.sleep(for: .milliseconds(2)) }
