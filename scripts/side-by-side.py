@@ -37,7 +37,7 @@ RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", pool only
              (", bare RPCClient", ["--path", "bare"]), (", no yamux (plain mode)", ["--mode", "plain"]),
              (", no busy polling or early flushes", WITHOUT_POLLING_OR_EARLY_FLUSHES)]
 # Large messages: as muxrpc-bench runs them (MallocTuning applied, as in muxrpc-server), and
-# with glibc's malloc defaults, under which a 64 KiB call faults its buffers in afresh.
+# with glibc's malloc defaults, under which a 64 KiB or 1 MiB call faults its buffers in afresh.
 LARGE_RPC_VARIANTS = [("", []), (", glibc malloc defaults", ["--default-malloc"])]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
 TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
@@ -65,6 +65,8 @@ def shapes(quick):
         calls = str(5000 if concurrency == 1 else 20000)
         result.append((f"rpc echo 64 KiB, {concurrency} in flight", "calls_per_s",
                        ["rpc", "--calls", calls, "--concurrency", str(concurrency), "--payload", "65536"], LARGE_RPC_VARIANTS))
+    result.append(("rpc echo 1 MiB, 1 in flight", "calls_per_s",
+                   ["rpc", "--calls", "1000", "--concurrency", "1", "--payload", str(1 << 20)], LARGE_RPC_VARIANTS))
     return result
 
 
@@ -159,7 +161,7 @@ def table(results, rounds, command):
         "The raw TCP row is NIO as it comes; \"tcp 64 KiB, busy polling\" gives raw TCP the "
         "same busy polling. \"tcp round trips\" send 64 bytes and wait for them to come back "
         "before sending again (`pingpong`): Go with a goroutine at each end, MuxRPC's side NIO "
-        "with MuxRPC's busy polling (and without it). \"rpc echo 64 KiB\" rows run with "
+        "with MuxRPC's busy polling (and without it). \"rpc echo 64 KiB\" and \"1 MiB\" rows run with "
         "`MallocTuning` applied, as `muxrpc-bench` and `muxrpc-server` do; \"glibc malloc "
         "defaults\" rows without it (`--default-malloc`).",
         "",

@@ -3,12 +3,13 @@
 // large payload does per call, and count the thread's minor page faults.
 // With glibc's defaults a thread's heap gives the freed memory back to the
 // kernel after each round and faults it in again in the next; with
-// MallocTuning's settings (M_TOP_PAD 1 MiB, M_MMAP_THRESHOLD 4 MiB) only the
-// first round faults.
+// MallocTuning's settings (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 64 MiB,
+// M_TOP_PAD 1 MiB) only the first round faults.
 //
 //   cc -O2 -pthread Benchmarks/malloc-tuning/heap-reuse.c -o /tmp/heap-reuse
 //   /tmp/heap-reuse 64 64 64          # three 64 KiB blocks a round, defaults
 //   /tmp/heap-reuse 64 64 64 tuned    # the same with MallocTuning's settings
+//   /tmp/heap-reuse 1024 1024 1024 tuned   # 1 MiB blocks, as a 1 MiB Echo call
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
@@ -49,8 +50,9 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < BLOCKS; i++) sizes[i] = (size_t)atoi(argv[i + 1]) << 10;
     if (argc > 4) {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 64 << 20);
         mallopt(M_TOP_PAD, 1 << 20);
-        mallopt(M_MMAP_THRESHOLD, 4 << 20);
     }
     pthread_t thread;
     pthread_create(&thread, NULL, rounds, NULL);

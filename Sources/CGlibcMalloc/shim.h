@@ -1,5 +1,5 @@
 // mallopt(3) and its M_* parameters, which Swift's Glibc module leaves out;
-// MallocTuning (Sources/MuxRPC/MallocTuning.swift) sets two of them. glibc only.
+// MallocTuning (Sources/MuxRPC/MallocTuning.swift) sets three of them. glibc only.
 #if defined(__linux__)
 #include <features.h>
 #if defined(__GLIBC__)
