@@ -90,6 +90,12 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Flag(help: "Flush yamux frames once at the end of each event loop turn, never early, both ends.")
     var noEarlyFlushes = false
 
+    @Option(help: "Each stream's receive window in bytes, both ends (default: YamuxConfiguration's, 256 KiB, the least yamux allows).")
+    var maxStreamWindow: UInt32?
+
+    @Flag(help: "Keep each stream's window where it starts instead of letting auto-tuning grow it, both ends.")
+    var noWindowAutoTuning = false
+
     @Flag(help: "Keep glibc's malloc defaults instead of MallocTuning's, as muxrpc-server does unless told otherwise.")
     var defaultMalloc = false
 
@@ -111,6 +117,9 @@ struct RPCBenchmark: AsyncParsableCommand {
         yamux.enableKeepAlive = false
         if let maxFramesPerFlush { yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { yamux.flushesEarly = false }
+        if let maxStreamWindow { yamux.maxStreamWindowSize = maxStreamWindow }
+        if noWindowAutoTuning { yamux.enableWindowAutoTuning = false }
+        try yamux.validate()
         let busyPolling = polling.busyPolling
         let socketReads = maxReadBytes.map { SocketReads(maximumBytes: $0) } ?? .default
         let serverConfiguration = MuxRPCServer.Configuration(yamux: yamux, busyPolling: busyPolling, socketReads: socketReads)
