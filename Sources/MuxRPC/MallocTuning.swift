@@ -45,9 +45,9 @@ public enum MallocTuning {
     /// Default `M_TOP_PAD`: 1 MiB.
     public static let defaultTopPad = 1 << 20
 
-    /// Applies the settings; returns whether they took effect: false where the
-    /// C library is not glibc, or when a value is out of range, in which case
-    /// none is set.
+    /// Applies the settings; returns whether they all took effect: false where
+    /// the C library is not glibc or refuses a value. A value out of the
+    /// ranges above is refused before any is set.
     @discardableResult
     public static func keepFreedMemoryForReuse(
         mmapThreshold: Int = defaultMmapThreshold,
