@@ -42,6 +42,12 @@ public struct MessagePackValueScanner: Sendable {
         return length
     }
 
+    /// The least number of bytes the value being scanned takes, as far as the
+    /// headers read so far tell (a payload whose header has arrived counts
+    /// whole); 0 before the first header. Never above
+    /// ``MessagePackLimits/maxMessageSize``.
+    public var knownLength: Int { offset }
+
     /// Forgets any partial progress, for example after the caller discarded
     /// the buffer.
     public mutating func reset() {

@@ -24,6 +24,10 @@ public struct RPCMessageDecoder: NIOSingleStepByteToMessageDecoder {
         self.scanner = MessagePackValueScanner(limits: limits)
     }
 
+    /// The least number of bytes the message being framed takes, as far as
+    /// its headers so far tell; 0 between messages.
+    public var knownLength: Int { scanner.knownLength }
+
     public mutating func decode(buffer: inout ByteBuffer) throws -> ByteBuffer? {
         let length: Int?
         do {

@@ -57,6 +57,20 @@ struct HostileInputTests {
         #expect(found == [whole.readableBytes])
     }
 
+    @Test("the known length counts each payload whose header has come, and resets with each value")
+    func knownLength() throws {
+        var scanner = MessagePackValueScanner()
+        #expect(scanner.knownLength == 0)
+        // {"Msg": bin 300}: map, 3-byte key, bin16 header; the payload has not come.
+        let start = buffer([0x81, 0xa3, 0x4d, 0x73, 0x67, 0xc5, 0x01, 0x2c])
+        #expect(try scanner.scan(start) == nil)
+        #expect(scanner.knownLength == 8 + 300)
+        var whole = start
+        whole.writeRepeatingByte(0x61, count: 300)
+        #expect(try scanner.scan(whole) == 308)
+        #expect(scanner.knownLength == 0)
+    }
+
     @Test("a 6-byte input claiming a 4 GiB string fails at once")
     func lyingLength() throws {
         let lie = buffer([0xdb, 0xff, 0xff, 0xff, 0xff, 0x41])

@@ -1,6 +1,6 @@
 import InteropSupport
 import MessagePack
-import MsgpackRPC
+@testable import MsgpackRPC
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -66,6 +66,51 @@ import Testing
         }
         #expect(received == messages)
         _ = try channel.finish()
+    }
+
+    /// A 1 MiB body arriving in 256 KiB reads (as MuxRPC's connections read)
+    /// is copied once into a buffer made for all of it as soon as a second
+    /// read has to be kept, not again each time the buffer doubles.
+    @Test func largeMessageIsGatheredIntoOneBuffer() throws {
+        var header = ByteBuffer()
+        RPCRequestHeader(serviceMethod: "Echo.Echo", seq: 1).write(to: &header)
+        let body = try MessagePackEncoder().encode(DemoServices.EchoArgs(msg: pattern(1 << 20)))
+        var all = header
+        all.writeImmutableBuffer(body)
+        let framer = RPCMessageFramer()
+        let channel = EmbeddedChannel(handler: framer)
+        let piece = 256 * 1024
+        var received: [ByteBuffer] = []
+        var offset = 0
+        while offset < all.readableBytes {
+            let length = min(piece, all.readableBytes - offset)
+            try channel.writeInbound(all.getSlice(at: offset, length: length)!)
+            offset += length
+            if offset == 2 * piece {
+                // The body's headers said how long it is: room for all of it now.
+                #expect(framer.bufferedStorageCapacity >= body.readableBytes)
+            }
+            while let message = try channel.readInbound(as: ByteBuffer.self) { received.append(message) }
+        }
+        #expect(received == [header, body])
+        _ = try channel.finish()
+    }
+
+    /// Room is made for what a message's headers announce only up to a few
+    /// times the bytes that came: a header that lies about a length (within
+    /// the limits) and is followed by a trickle costs little memory.
+    @Test func announcedLengthIsTrustedOnlyAsBytesArrive() throws {
+        let framer = RPCMessageFramer()
+        let channel = EmbeddedChannel(handler: framer)
+        var announced = ByteBuffer()
+        _ = try announced.writeMessagePackStringHeader(count: 8 << 20)
+        announced.writeRepeatingByte(0x61, count: 1024 - announced.readableBytes)
+        try channel.writeInbound(announced)
+        try channel.writeInbound(ByteBuffer(repeating: 0x61, count: 1024))
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
+        let received = 2048
+        #expect(framer.bufferedStorageCapacity <= 2 * RPCMessageFramer.reservationFactor * received)
+        _ = try? channel.finish()
     }
 
     @Test func lyingLengthFailsAtOnce() throws {
