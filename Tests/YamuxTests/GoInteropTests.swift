@@ -102,9 +102,12 @@ struct GoInteropTests {
     }
 
     @Test func goServerKeepaliveIsAnswered() async throws {
-        // The Go server pings every 10 ms and drops the session if an answer takes 500 ms.
-        try await self.withGoServer(arguments: ["-keepalive-ms", "10", "-write-timeout-ms", "500"]) { client in
+        // The Go server pings every 10 ms and drops the session if an answer
+        // takes 5 s (long enough for a loaded CI machine; a session it drops
+        // fails the test rather than leaving it waiting).
+        try await self.withGoServer(arguments: ["-keepalive-ms", "10", "-write-timeout-ms", "5000"]) { client in
             while await client.statistics.pingsAnswered < 5 {
+                try #require(await !client.isClosed, "the Go server dropped the session")
                 try await Task.sleep(for: .milliseconds(5))
             }
             try await echoCheck(client, count: 1000, seed: 1)
@@ -119,6 +122,7 @@ struct GoInteropTests {
         }
         try await self.withGoServer(configuration: configuration) { client in
             while await client.statistics.pongsReceived < 5 {
+                try #require(await !client.isClosed, "the session closed before five pongs")
                 try await Task.sleep(for: .milliseconds(5))
             }
             #expect(await !client.isClosed)

@@ -228,8 +228,10 @@ import Testing
             $0.enableKeepAlive = true
             $0.keepAliveInterval = .milliseconds(5)
         })
-        while await client.statistics.pongsReceived < 5 { try await Task.sleep(for: .milliseconds(2)) }
-        #expect(await !client.isClosed)
+        while await client.statistics.pongsReceived < 5 {
+            try #require(await !client.isClosed, "the session closed before five pongs")
+            try await Task.sleep(for: .milliseconds(2))
+        }
         await client.close()
         await server.close()
     }
