@@ -74,9 +74,12 @@ public final class RPCMessageFramer: ChannelInboundHandler {
 }
 
 extension RPCMessageFramer {
-    /// Bytes of a partial message kept may grow to this many times those
-    /// received before their message's headers are trusted further.
+    /// Limit: the room made for a partial message is at most this many
+    /// times the bytes of it received, however long its headers say it is.
     static let reservationFactor = 4
+
+    /// The storage held for the partial message; for tests.
+    var bufferedStorageCapacity: Int { buffered?.storageCapacity ?? 0 }
 
     /// Makes room, before `count` more bytes are appended, for the whole of
     /// the message being framed as far as its headers tell, so that a large
@@ -85,9 +88,6 @@ extension RPCMessageFramer {
     /// copied about twice over, 10% of such a call's CPU). A peer's headers
     /// may lie about a length, so the room never exceeds `reservationFactor`
     /// times the bytes actually received, nor the message size limit.
-    /// The storage held for the partial message; for tests.
-    var bufferedStorageCapacity: Int { buffered?.storageCapacity ?? 0 }
-
     private func reserveForMessage(adding count: Int) {
         let received = buffered!.readableBytes + count
         let wanted = min(decoder.knownLength, Self.reservationFactor * received)
