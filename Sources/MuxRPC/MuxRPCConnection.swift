@@ -80,6 +80,7 @@ public final class MuxRPCConnection: Sendable {
         group: (any EventLoopGroup)? = nil
     ) async throws -> MuxRPCConnection {
         let group = group ?? MultiThreadedEventLoopGroup.singleton
+        try configuration.yamux.validate()
         try configuration.busyPolling.validate()
         try configuration.socketReads.validate()
         guard configuration.mode != .plain else {

@@ -120,6 +120,7 @@ public final class MuxRPCServer: Sendable {
     /// Starts listening and returns the bound address.
     @discardableResult
     public func start() async throws -> SocketAddress {
+        try configuration.yamux.validate()
         try configuration.busyPolling.validate()
         try configuration.socketReads.validate()
         let listener = try await ServerBootstrap(group: group)

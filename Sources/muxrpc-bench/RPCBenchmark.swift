@@ -119,7 +119,6 @@ struct RPCBenchmark: AsyncParsableCommand {
         if noEarlyFlushes { yamux.flushesEarly = false }
         if let maxStreamWindow { yamux.maxStreamWindowSize = maxStreamWindow }
         if noWindowAutoTuning { yamux.enableWindowAutoTuning = false }
-        try yamux.validate()
         let busyPolling = polling.busyPolling
         let socketReads = maxReadBytes.map { SocketReads(maximumBytes: $0) } ?? .default
         let serverConfiguration = MuxRPCServer.Configuration(yamux: yamux, busyPolling: busyPolling, socketReads: socketReads)

@@ -144,6 +144,13 @@ extension MuxRPCServer.Configuration {
 struct MuxRPCServerTests {
     static let modes: [ConnectionMode] = [.plain, .consulMultiplex, .nomadMultiplex]
 
+    @Test("a yamux configuration that cannot work is refused before anything listens or dials")
+    func unworkableYamuxConfigurationIsRefused() async throws {
+        var yamux = YamuxConfiguration()
+        yamux.maxStreamWindowSize = YamuxConfiguration.initialStreamWindow - 1
+        try await expectRefusedEverywhere(yamux, with: YamuxConfigurationError.self, server: \.yamux, connection: \.yamux)
+    }
+
     @Test("serves every demo service in every mode, with and without TLS", arguments: modes, [false, true])
     func everyMode(mode: ConnectionMode, tls: Bool) async throws {
         let serverTLS = tls ? try await TestCertificates.serverContext() : nil
