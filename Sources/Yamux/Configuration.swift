@@ -85,6 +85,26 @@ public struct YamuxConfiguration: Sendable {
     /// Default on.
     public var flushesEarly = true
 
+    /// Limit: bytes one session's streams may hold at once, in both directions: data
+    /// received and not yet read by the application, plus data written and not yet sent
+    /// (waiting for the peer's window or for the connection). Each stream's share is bounded
+    /// already (its receive window inbound; outbound, its writability watermark for writers
+    /// that respect it); this bounds the sum, and catches writers that ignore writability.
+    /// Past it the session sends GoAway(internal error) and closes, failing its streams with
+    /// `YamuxError.Code.bufferLimitExceeded`. It sits above what auto-tuned windows can
+    /// commit (``maxAutoTunedSessionWindow``), so only a peer that stops reading, or an
+    /// application that stops reading many streams at once, reaches it. Default 128 MiB.
+    public var maxSessionBufferedBytes: Int = 128 * 1024 * 1024
+
+    /// Limit: once part of a frame has arrived (some of its header, or a data frame's header
+    /// with not all of its payload), the rest must arrive within this time, or the session
+    /// sends GoAway(protocol error) and closes with `YamuxError.Code.frameReadTimeout`. A
+    /// peer that sends half a frame and then nothing would otherwise hold the connection
+    /// until keepalive notices (its answers to our pings would be taken for the frame's
+    /// bytes), and forever with keepalive off. At 30 s, a 256 KiB frame (the default
+    /// window) needs about 9 KB/s. hashicorp/yamux has no such limit. Default 30 s.
+    public var frameReadTimeout: Duration = .seconds(30)
+
     public init() {}
 
     /// The defaults of hashicorp/yamux's `DefaultConfig()` plus our limits.
@@ -102,6 +122,8 @@ public struct YamuxConfiguration: Sendable {
         if self.maxBufferedControlFrames <= 0 { throw bad("maxBufferedControlFrames must be positive") }
         if self.connectionWriteTimeout <= .zero { throw bad("connectionWriteTimeout must be positive") }
         if self.maxFramesPerFlush <= 0 { throw bad("maxFramesPerFlush must be positive") }
+        if self.maxSessionBufferedBytes <= 0 { throw bad("maxSessionBufferedBytes must be positive") }
+        if self.frameReadTimeout <= .zero { throw bad("frameReadTimeout must be positive") }
     }
 }
 

@@ -34,6 +34,10 @@ struct YamuxFrameParser {
         self.maxDataLength = maxDataLength
     }
 
+    /// Whether the bytes handed in so far end inside a frame (part of a header, or a
+    /// data frame whose payload has not all arrived).
+    var isInsideFrame: Bool { self.partialHeader != nil || self.payloadRemaining > 0 }
+
     /// The next event from `buffer`, or nil when `buffer` holds nothing more to hand out
     /// (whatever was left of it is kept for the next call).
     mutating func next(from buffer: inout ByteBuffer) throws(YamuxError) -> YamuxFrameEvent? {

@@ -34,9 +34,20 @@ public final class YamuxSession: Sendable {
         role: YamuxRole,
         configuration: YamuxConfiguration = .init()
     ) throws -> YamuxSession {
+        try Self.configure(on: channel, role: role, configuration: configuration, liveObjects: nil)
+    }
+
+    /// As ``configure(on:role:configuration:)``, counting the session and its streams in
+    /// `liveObjects` while their memory is held.
+    package static func configure(
+        on channel: any Channel,
+        role: YamuxRole,
+        configuration: YamuxConfiguration,
+        liveObjects: YamuxLiveObjects?
+    ) throws -> YamuxSession {
         channel.eventLoop.preconditionInEventLoop()
         try configuration.validate()
-        let handler = YamuxSessionHandler(role: role, configuration: configuration)
+        let handler = YamuxSessionHandler(role: role, configuration: configuration, liveObjects: liveObjects)
         try channel.pipeline.syncOperations.addHandler(handler)
         let session = YamuxSession(channel: channel, role: role, handler: handler)
         handler.onClose { [endReason = session.endReason] reason in endReason.value.withLock { $0 = reason } }

@@ -24,6 +24,8 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
     let role: YamuxRole
     let configuration: YamuxConfiguration
+    /// Counts this session and its streams while their memory is held, when someone asks.
+    let liveObjects: YamuxLiveObjects?
     private var context: ChannelHandlerContext?
     private var parser: YamuxFrameParser
     /// The stream the data frame being received belongs to; nil while no payload is expected
@@ -88,6 +90,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     var statistics: YamuxSessionStatistics {
         var statistics = self._statistics
         statistics.autoTunedWindow = self.autoTuneBudget.granted
+        statistics.bufferedBytes = self.bufferedBytes
         return statistics
     }
 
@@ -96,15 +99,21 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     /// Called once when the peer sends GoAway(0) (see ``onRemoteGoAway(_:)``).
     private var remoteGoAwayCallbacks: [() -> Void] = []
 
-    init(role: YamuxRole, configuration: YamuxConfiguration) {
+    init(role: YamuxRole, configuration: YamuxConfiguration, liveObjects: YamuxLiveObjects? = nil) {
         self.role = role
         self.configuration = configuration
+        self.liveObjects = liveObjects
+        liveObjects?.sessionCreated()
         self.nextStreamID = role.firstStreamID
         let maxWindow = configuration.enableWindowAutoTuning
             ? max(configuration.maxStreamWindowSize, configuration.maxAutoTunedStreamWindow)
             : configuration.maxStreamWindowSize
         self.parser = YamuxFrameParser(maxDataLength: maxWindow)
         self.autoTuneBudget = AutoTuneBudget(limit: configuration.maxAutoTunedSessionWindow)
+    }
+
+    deinit {
+        self.liveObjects?.sessionFreed()
     }
 
     // MARK: ChannelHandler lifecycle
@@ -228,11 +237,14 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             while case .active = self.state, let event = try self.parser.next(from: &buffer) {
                 switch event {
                 case .header(let header):
+                    self.frameProgress &+= 1
                     try self.handleHeader(header)
                 case .payload(let piece, let last):
+                    if last { self.frameProgress &+= 1 }
                     try self.handlePayload(piece, last: last)
                 }
             }
+            self.watchPartialFrame(context: context)
         } catch let error as YamuxError {
             self.closeSession(error: error, goAway: error.isPeerProtocolError ? .protocolError : nil)
         } catch {
@@ -240,6 +252,45 @@ final class YamuxSessionHandler: ChannelInboundHandler {
                 error: YamuxError(code: .unknownFrameType, message: "undecodable frame from peer (\(error)) (protocol error): session closed"),
                 goAway: .protocolError
             )
+        }
+    }
+
+    // MARK: the frame read timeout
+
+    /// Counts frame boundaries (headers and payload ends), so a partial frame
+    /// can be told from the one seen at the last read.
+    private var frameProgress: UInt64 = 0
+    /// The partial frame the connection's bytes end in, and since when.
+    private var partialFrame: (progress: UInt64, since: NIODeadline)?
+    private var frameReadTimer: Scheduled<Void>?
+
+    /// After each read: if the bytes end inside a frame, its rest must come within
+    /// `frameReadTimeout`. One clock read per read that ends mid-frame, and one
+    /// timer that re-arms itself only while frames stay partial: nothing runs
+    /// while the connection is idle between frames.
+    private func watchPartialFrame(context: ChannelHandlerContext) {
+        guard self.parser.isInsideFrame else {
+            self.partialFrame = nil
+            return
+        }
+        if self.partialFrame?.progress != self.frameProgress {
+            self.partialFrame = (self.frameProgress, context.eventLoop.now)
+        }
+        if self.frameReadTimer == nil { self.armFrameReadTimer(context: context) }
+    }
+
+    private func armFrameReadTimer(context: ChannelHandlerContext) {
+        guard let partial = self.partialFrame else { return }
+        let deadline = partial.since + TimeAmount(self.configuration.frameReadTimeout)
+        self.frameReadTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.frameReadTimer = nil
+            guard case .active = self.state, let partial = self.partialFrame, let context = self.context else { return }
+            if context.eventLoop.now >= partial.since + TimeAmount(self.configuration.frameReadTimeout) {
+                self.closeSession(error: .frameReadTimeout, goAway: .protocolError)
+            } else {
+                // Another frame began since: wait for that one.
+                self.armFrameReadTimer(context: context)
+            }
         }
     }
 
@@ -590,6 +641,25 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         }
     }
 
+    // MARK: buffered bytes
+
+    /// Bytes the session's streams hold: received and not yet taken by their
+    /// application, or written and not yet sent.
+    private var bufferedBytes = 0
+
+    /// A stream's buffered bytes changed by `delta`. Past `maxSessionBufferedBytes`
+    /// the session ends: a peer that stops reading (or an application that ignores
+    /// writability) must not grow memory without bound.
+    func streamBufferedBytesChanged(by delta: Int) {
+        self.bufferedBytes += delta
+        guard delta > 0, self.bufferedBytes > self._statistics.maxBufferedBytes else { return }
+        self._statistics.maxBufferedBytes = self.bufferedBytes
+        self.liveObjects?.sessionBufferedBytesReached(self.bufferedBytes)
+        if self.bufferedBytes > self.configuration.maxSessionBufferedBytes, case .active = self.state {
+            self.closeSession(error: .bufferLimitExceeded, goAway: .internalError)
+        }
+    }
+
     // MARK: stream callbacks
 
     func streamHasWritesToSend(_ stream: YamuxStreamChannel) {
@@ -907,6 +977,8 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         self.keepAliveTask = nil
         self.writeTimeout?.cancel()
         self.writeTimeout = nil
+        self.frameReadTimer?.cancel()
+        self.frameReadTimer = nil
         self.controlQueue.removeAll()
 
         let streams = Array(self.streams.values)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Counters of a session's activity, for tests and metrics.
 public struct YamuxSessionStatistics: Sendable, Hashable {
     /// Pings from the peer we answered.
@@ -16,6 +18,47 @@ public struct YamuxSessionStatistics: Sendable, Hashable {
     public var maxBufferedControlFrames = 0
     /// Bytes of receive window auto-tuning has currently added across streams.
     public var autoTunedWindow = 0
+    /// Bytes the session's streams hold now: received and not yet read by
+    /// the application, or written and not yet sent (waiting for the peer's
+    /// window or the connection). Bounded by
+    /// ``YamuxConfiguration/maxSessionBufferedBytes``.
+    public var bufferedBytes = 0
+    /// The most ``bufferedBytes`` has been.
+    public var maxBufferedBytes = 0
 
     public init() {}
+}
+
+/// Counts the yamux sessions and streams whose memory is still held, across
+/// every session given it: a server hands one to all its sessions, so that a
+/// leak (a stream that ended but was never freed) shows as a count that does
+/// not come back down. Each object counts itself from its initialiser to its
+/// `deinit`, so the counts are what is alive, not what is open.
+package final class YamuxLiveObjects: Sendable {
+    private let sessions = Atomic<Int>(0)
+    private let streams = Atomic<Int>(0)
+    private let maxBuffered = Atomic<Int>(0)
+
+    package init() {}
+
+    /// Session handlers alive.
+    package var sessionCount: Int { self.sessions.load(ordering: .relaxed) }
+    /// Stream channels alive.
+    package var streamCount: Int { self.streams.load(ordering: .relaxed) }
+    /// The most bytes any one session has buffered (``YamuxSessionStatistics/maxBufferedBytes``).
+    package var maxSessionBufferedBytes: Int { self.maxBuffered.load(ordering: .relaxed) }
+
+    func sessionCreated() { self.sessions.add(1, ordering: .relaxed) }
+    func sessionFreed() { self.sessions.subtract(1, ordering: .relaxed) }
+    func streamCreated() { self.streams.add(1, ordering: .relaxed) }
+    func streamFreed() { self.streams.subtract(1, ordering: .relaxed) }
+
+    func sessionBufferedBytesReached(_ bytes: Int) {
+        var current = self.maxBuffered.load(ordering: .relaxed)
+        while bytes > current {
+            let (exchanged, original) = self.maxBuffered.compareExchange(expected: current, desired: bytes, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
 }

@@ -58,7 +58,11 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private var allowRemoteHalfClosure = true
     private var waterMark: ChannelOptions.Types.WriteBufferWaterMark
     private var readRequested = false
+    /// Data received and not yet handed to the pipeline; change it only through
+    /// `appendPendingRead`, `popPendingRead` and `dropPendingReads`, which keep the
+    /// session's count of buffered bytes.
     private var pendingReads = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private var pendingReadBytes = 0
     private var eofDelivered = false
     private var readCompletePending = false
 
@@ -68,6 +72,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     }
     private var unflushed = CircularBuffer<PendingWrite>(initialCapacity: 4)
     private var flushed = CircularBuffer<PendingWrite>(initialCapacity: 4)
+    /// Data written and not yet sent; change it only through `changeQueuedBytes(by:)`,
+    /// which keeps the session's count of buffered bytes.
     private var queuedBytes = 0
     private var ownWritable = true
     private var parentWritable = true
@@ -93,6 +99,11 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         self.waterMark = configuration.streamWriteBufferWaterMark
         self.parentWritable = parent.isWritable
         self._pipeline = ChannelPipeline(channel: self)
+        session.liveObjects?.streamCreated()
+    }
+
+    deinit {
+        self.session.liveObjects?.streamFreed()
     }
 
     // MARK: Channel
@@ -199,9 +210,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             return
         }
         let buffer = self.unwrapData(data, as: ByteBuffer.self)
-        self.queuedBytes += buffer.readableBytes
         self.unflushed.append(.data(buffer, promise))
-        self.updateWritability()
+        self.updateWritability(afterChangingQueuedBytesBy: buffer.readableBytes)
     }
 
     func flush0() {
@@ -237,7 +247,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                 return
             }
             if self.detached {
-                self.pendingReads.removeAll()
+                self.dropPendingReads()
                 self.finishChannel(error: nil, closePromise: promise)
                 return
             }
@@ -248,7 +258,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                 self.moveUnflushed()
                 self.session.streamHasWritesToSend(self)
             }
-            self.pendingReads.removeAll()
+            self.dropPendingReads()
             self.flow.dropBuffered()
             self.session.streamClosedByApplication(self)
             self.finishChannel(error: nil, closePromise: promise)
@@ -303,7 +313,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             self.detached = true
             return
         }
-        self.pendingReads.removeAll()
+        self.dropPendingReads()
         self.finishChannel(error: error, closePromise: nil)
     }
 
@@ -323,7 +333,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
 
     /// A data payload passed the window check.
     func receive(_ payload: ByteBuffer) {
-        self.pendingReads.append(payload)
+        self.appendPendingRead(payload)
         if self.activated { self.tryToRead(inSessionReadLoop: self.session.isInReadLoop) }
     }
 
@@ -364,7 +374,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         guard self.readRequested || ignoreReadRequests else { return }
         self.readRequested = false
         var delivered: UInt32 = 0
-        while !self.channelClosed, let buffer = self.pendingReads.popFirst() {
+        while !self.channelClosed, let buffer = self.popPendingRead() {
             let count = UInt32(buffer.readableBytes)
             self.flow.consumed(count)
             delivered += count
@@ -402,7 +412,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             case .data(var buffer, let promise):
                 guard self.stateMachine.canSendData else {
                     self.flushed.removeFirst()
-                    self.queuedBytes -= buffer.readableBytes
+                    self.changeQueuedBytes(by: -buffer.readableBytes)
                     promise?.fail(YamuxError.streamClosed)
                     continue
                 }
@@ -417,14 +427,14 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                 if readable <= window {
                     self.flushed.removeFirst()
                     self.flow.sent(UInt32(readable))
-                    self.queuedBytes -= readable
+                    self.changeQueuedBytes(by: -readable)
                     self.session.writeData(streamID: self.streamID, payload: buffer, promise: promise)
                 } else {
                     // Split to the window; the rest waits for a window update.
                     let slice = buffer.readSlice(length: window)!
                     self.flushed[self.flushed.startIndex] = .data(buffer, promise)
                     self.flow.sent(UInt32(window))
-                    self.queuedBytes -= window
+                    self.changeQueuedBytes(by: -window)
                     self.session.writeData(streamID: self.streamID, payload: slice, promise: nil)
                 }
                 wrote = true
@@ -465,12 +475,45 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         while let write = self.flushed.popFirst() {
             switch write {
             case .data(let buffer, let promise):
-                self.queuedBytes -= buffer.readableBytes
+                self.changeQueuedBytes(by: -buffer.readableBytes)
                 promise?.fail(error)
             case .fin(let promise):
                 promise?.fail(error)
             }
         }
+    }
+
+    /// Counts written bytes in or out of the queue, for the stream and its session.
+    private func changeQueuedBytes(by delta: Int) {
+        self.queuedBytes += delta
+        self.session.streamBufferedBytesChanged(by: delta)
+    }
+
+    /// Changes the queue's count, then the writability: the session may end
+    /// here if the bytes take it over its limit.
+    private func updateWritability(afterChangingQueuedBytesBy delta: Int) {
+        self.changeQueuedBytes(by: delta)
+        self.updateWritability()
+    }
+
+    private func appendPendingRead(_ buffer: ByteBuffer) {
+        self.pendingReads.append(buffer)
+        self.pendingReadBytes += buffer.readableBytes
+        self.session.streamBufferedBytesChanged(by: buffer.readableBytes)
+    }
+
+    private func popPendingRead() -> ByteBuffer? {
+        guard let buffer = self.pendingReads.popFirst() else { return nil }
+        self.pendingReadBytes -= buffer.readableBytes
+        self.session.streamBufferedBytesChanged(by: -buffer.readableBytes)
+        return buffer
+    }
+
+    private func dropPendingReads() {
+        guard self.pendingReadBytes > 0 || !self.pendingReads.isEmpty else { return }
+        self.session.streamBufferedBytesChanged(by: -self.pendingReadBytes)
+        self.pendingReads.removeAll()
+        self.pendingReadBytes = 0
     }
 
     private func updateWritability() {
@@ -506,6 +549,11 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                 self.closePromise.succeed(())
             }
         } else {
+            // Never activated (it waited in the accept backlog, or its opener
+            // never took it): the pipeline still holds the channel, and only
+            // tearing it down breaks that cycle. Left alone, every stream that
+            // ended in the backlog stayed in memory for good.
+            self.removeHandlers(pipeline: self.pipeline)
             self.closePromise.succeed(())
         }
     }

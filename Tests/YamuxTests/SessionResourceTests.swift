@@ -1,0 +1,217 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import Yamux
+
+/// What a session holds, and that it lets go: streams freed however they end, the
+/// session's buffered bytes bounded, and a frame that never completes timed out. On an
+/// EmbeddedChannel, so time is the loop's own and nothing depends on the machine's speed.
+@Suite(.timeLimit(.minutes(5))) struct SessionResourceTests {
+    private struct Server {
+        let channel: EmbeddedChannel
+        let handler: YamuxSessionHandler
+    }
+
+    private func makeServer(
+        liveObjects: YamuxLiveObjects? = nil,
+        _ modify: (inout YamuxConfiguration) -> Void = { _ in }
+    ) throws -> Server {
+        let channel = EmbeddedChannel()
+        let configuration = testConfiguration {
+            $0.enableWindowAutoTuning = false
+            modify(&$0)
+        }
+        _ = try YamuxSession.configure(on: channel, role: .server, configuration: configuration, liveObjects: liveObjects)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return Server(channel: channel, handler: try channel.pipeline.syncOperations.handler(type: YamuxSessionHandler.self))
+    }
+
+    private func send(_ channel: EmbeddedChannel, _ header: YamuxFrameHeader, payload: ByteBuffer? = nil) throws {
+        var buffer = header.encoded(allocator: channel.allocator)
+        if var payload { buffer.writeBuffer(&payload) }
+        try channel.writeInbound(buffer)
+    }
+
+    private func outboundFrames(_ channel: EmbeddedChannel) throws -> [YamuxFrameHeader] {
+        channel.embeddedEventLoop.run()
+        var all = ByteBuffer()
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
+        var frames: [YamuxFrameHeader] = []
+        while let header = try YamuxFrameHeader.read(from: &all) {
+            frames.append(header)
+            if header.type == .data { all.moveReaderIndex(forwardBy: Int(header.length)) }
+        }
+        return frames
+    }
+
+    /// Opens and accepts stream `id`; with `reading: false` nothing reads from it.
+    private func accept(_ id: UInt32, on server: Server, reading: Bool = true) throws -> YamuxStreamChannel {
+        try self.send(server.channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: 0))
+        var accepted: YamuxStreamChannel?
+        server.handler.accept(token: Int(id)) { result in
+            accepted = try? result.get()
+            // Before the channel is activated, which would ask for a read.
+            try? accepted?.syncOptions!.setOption(.autoRead, value: reading)
+        }
+        return try #require(accepted)
+    }
+
+    // MARK: streams are freed
+
+    @Test func streamsWaitingInTheBacklogAreFreedWhenTheSessionEnds() throws {
+        let live = YamuxLiveObjects()
+        do {
+            let server = try self.makeServer(liveObjects: live)
+            for id in stride(from: UInt32(1), through: 511, by: 2) {
+                try self.send(server.channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: 0))
+            }
+            #expect(live.streamCount == 256)
+            #expect(live.sessionCount == 1)
+            _ = try? server.channel.finish()
+        }
+        // Never activated, each stream's pipeline held its channel: before the fix, all
+        // 256 stayed.
+        #expect(live.streamCount == 0)
+        #expect(live.sessionCount == 0)
+    }
+
+    @Test func streamsClosedBothWaysOrResetAreFreed() throws {
+        let live = YamuxLiveObjects()
+        let server = try self.makeServer(liveObjects: live)
+        do {
+            // Closed by both sides: the peer's FIN, then ours.
+            let closed = try self.accept(1, on: server)
+            try self.send(server.channel, YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: 1, length: 0))
+            closed.close(promise: nil)
+            // Reset by the peer.
+            _ = try self.accept(3, on: server)
+            try self.send(server.channel, YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: 3, length: 0))
+            // Reset by the peer while still in the backlog.
+            try self.send(server.channel, YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 5, length: 0))
+            try self.send(server.channel, YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: 5, length: 0))
+            server.channel.embeddedEventLoop.run()
+        }
+        #expect(server.handler.numberOfStreams == 0)
+        #expect(live.streamCount == 0)
+        #expect(server.channel.isActive)
+    }
+
+    // MARK: buffered bytes
+
+    @Test func writesPastTheSessionLimitEndTheSession() throws {
+        let server = try self.makeServer { $0.maxSessionBufferedBytes = 100_000 }
+        let stream = try self.accept(1, on: server)
+        _ = try self.outboundFrames(server.channel)
+        var failure: (any Error)?
+        // A writer that ignores writability: the peer's 256 KiB window takes the
+        // first 262,144 bytes, and the session holds the rest, up to its limit.
+        for _ in 0..<40 {
+            stream.writeAndFlush(ByteBuffer(repeating: 7, count: 10_000)).whenFailure { error in
+                if failure == nil { failure = error }
+            }
+        }
+        server.channel.embeddedEventLoop.run()
+        #expect(server.handler.isClosed)
+        #expect((failure as? YamuxError)?.code == .bufferLimitExceeded)
+        #expect(server.handler.statistics.maxBufferedBytes <= 100_000 + 10_000)
+        #expect(try self.outboundFrames(server.channel).last == YamuxFrameHeader(type: .goAway, streamID: 0, length: 2))
+    }
+
+    @Test func writesThatRespectWritabilityStayUnderTheWatermark() throws {
+        let server = try self.makeServer { $0.maxSessionBufferedBytes = 100_000 }
+        let stream = try self.accept(1, on: server)
+        var written = 0
+        // The peer never credits the window: once it is spent, the stream turns
+        // unwritable and a well-behaved writer stops.
+        while stream.isWritable, written < 10_000_000 {
+            stream.writeAndFlush(ByteBuffer(repeating: 7, count: 10_000), promise: nil)
+            written += 10_000
+            server.channel.embeddedEventLoop.run()
+        }
+        #expect(!server.handler.isClosed)
+        #expect(written < 400_000)
+        let statistics = server.handler.statistics
+        #expect(statistics.bufferedBytes > 64 * 1024)
+        #expect(statistics.bufferedBytes <= 64 * 1024 + 10_000)
+    }
+
+    @Test func unreadDataCountsAgainstTheSessionLimit() throws {
+        let server = try self.makeServer { $0.maxSessionBufferedBytes = 100_000 }
+        let stream = try self.accept(1, on: server, reading: false)
+        _ = try self.outboundFrames(server.channel)
+        try self.send(server.channel, YamuxFrameHeader(type: .data, streamID: 1, length: 60_000), payload: ByteBuffer(repeating: 1, count: 60_000))
+        #expect(server.handler.statistics.bufferedBytes == 60_000)
+        #expect(!server.handler.isClosed)
+        // Within the stream's window, but past what the session may hold.
+        try self.send(server.channel, YamuxFrameHeader(type: .data, streamID: 1, length: 60_000), payload: ByteBuffer(repeating: 1, count: 60_000))
+        #expect(server.handler.isClosed)
+        #expect(try self.outboundFrames(server.channel).last == YamuxFrameHeader(type: .goAway, streamID: 0, length: 2))
+    }
+
+    @Test func readDataLeavesTheCount() throws {
+        let server = try self.makeServer()
+        let stream = try self.accept(1, on: server, reading: false)
+        try self.send(server.channel, YamuxFrameHeader(type: .data, streamID: 1, length: 1000), payload: ByteBuffer(repeating: 1, count: 1000))
+        #expect(server.handler.statistics.bufferedBytes == 1000)
+        stream.read()
+        #expect(server.handler.statistics.bufferedBytes == 0)
+        try self.send(server.channel, YamuxFrameHeader(type: .data, streamID: 1, length: 500), payload: ByteBuffer(repeating: 1, count: 500))
+        stream.close(promise: nil)
+        server.channel.embeddedEventLoop.run()
+        #expect(server.handler.statistics.bufferedBytes == 0)
+    }
+
+    // MARK: frame read timeout
+
+    @Test func aFrameThatNeverCompletesEndsTheSession() throws {
+        let server = try self.makeServer { $0.frameReadTimeout = .seconds(30) }
+        _ = try self.accept(1, on: server)
+        _ = try self.outboundFrames(server.channel)
+        // A data frame that claims 100 bytes and brings 10.
+        try self.send(server.channel, YamuxFrameHeader(type: .data, streamID: 1, length: 100), payload: ByteBuffer(repeating: 1, count: 10))
+        server.channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        #expect(!server.handler.isClosed)
+        // Some of the rest, still not all: the frame's time runs from its header.
+        try server.channel.writeInbound(ByteBuffer(repeating: 1, count: 10))
+        server.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(server.handler.isClosed)
+        #expect(try self.outboundFrames(server.channel).last == YamuxFrameHeader(type: .goAway, streamID: 0, length: 1))
+    }
+
+    @Test func halfAHeaderIsTimedOutToo() throws {
+        let server = try self.makeServer { $0.frameReadTimeout = .seconds(30) }
+        try server.channel.writeInbound(ByteBuffer(bytes: [0, 2, 0, 1, 0]))
+        server.channel.embeddedEventLoop.advanceTime(by: .seconds(30))
+        #expect(server.handler.isClosed)
+    }
+
+    @Test func anIdleConnectionBetweenFramesIsNotTimedOut() throws {
+        let server = try self.makeServer { $0.frameReadTimeout = .seconds(30) }
+        _ = try self.accept(1, on: server)
+        try self.send(server.channel, YamuxFrameHeader(type: .data, streamID: 1, length: 100), payload: ByteBuffer(repeating: 1, count: 10))
+        server.channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+        try server.channel.writeInbound(ByteBuffer(repeating: 1, count: 90))
+        server.channel.embeddedEventLoop.advanceTime(by: .hours(1))
+        #expect(!server.handler.isClosed)
+    }
+
+    @Test func aStreamOfPartialFramesIsNotTimedOutWhileFramesComplete() throws {
+        let server = try self.makeServer { $0.frameReadTimeout = .seconds(30) }
+        _ = try self.accept(1, on: server)
+        // Every read ends inside a frame, but each time a later one: a bulk
+        // transfer whose reads never line up with frames.
+        var frame = ByteBuffer()
+        YamuxFrameHeader(type: .data, streamID: 1, length: 100).write(to: &frame)
+        frame.writeRepeatingByte(1, count: 100)
+        var carry = frame.getSlice(at: 0, length: 60)!
+        for _ in 0..<10 {
+            try server.channel.writeInbound(carry)
+            server.channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+            // The rest of this frame and the first 60 bytes of the next.
+            var next = frame.getSlice(at: 60, length: frame.readableBytes - 60)!
+            next.writeImmutableBuffer(frame.getSlice(at: 0, length: 60)!)
+            carry = next
+        }
+        #expect(!server.handler.isClosed)
+    }
+}
