@@ -16,7 +16,11 @@ public import NIOCore
 /// Extensions (Go's decoder skips keys it does not know, so Go servers
 /// ignore them): `Deadline` (int64, Unix nanoseconds) and `Traceparent` /
 /// `Tracestate` (W3C Trace Context strings). Reading accepts keys in any
-/// order and skips unknown ones.
+/// order and skips unknown ones. An extension whose value is of another
+/// type (a `Deadline` string, an out-of-range integer, a `Traceparent` that
+/// is not UTF-8 text) is skipped too: the call is served as a Go server would
+/// serve it, without that extension. `ServiceMethod` may come as str (as Go
+/// writes it) or as bin holding UTF-8.
 public struct RPCRequestHeader: Hashable, Sendable {
     /// "Service.Method".
     public var serviceMethod: String
@@ -94,11 +98,26 @@ public struct RPCRequestHeader: Hashable, Sendable {
                 continue
             }
             switch key {
-            case .serviceMethod: serviceMethod = try reader.readString()
+            case .serviceMethod:
+                // Go always writes str; a bin holding UTF-8 reads the same.
+                serviceMethod = try reader.withStringBytes { String(validating: $0, as: UTF8.self) } ?? ""
             case .seq: seq = try reader.readInteger(as: UInt64.self)
-            case .deadline: deadline = RPCDeadline(unixNanoseconds: try reader.readInteger(as: Int64.self))
-            case .traceParent: traceParent = try reader.readString()
-            case .traceState: traceState = try reader.readString()
+            // Extensions of a type we do not expect are skipped, as a Go
+            // server skips every key it has no field for: the call is still
+            // answered, without the extension.
+            case .deadline:
+                let nanoseconds = Self.readOptional(&reader) { (reader: inout MessagePackReader) throws(MessagePackError) in
+                    try reader.readInteger(as: Int64.self)
+                }
+                deadline = nanoseconds.map(RPCDeadline.init(unixNanoseconds:))
+            case .traceParent:
+                traceParent = Self.readOptional(&reader) { (reader: inout MessagePackReader) throws(MessagePackError) in
+                    try reader.readString()
+                }
+            case .traceState:
+                traceState = Self.readOptional(&reader) { (reader: inout MessagePackReader) throws(MessagePackError) in
+                    try reader.readString()
+                } ?? ""
             case .error, .unknown: try reader.skipValue()
             }
         }
@@ -106,5 +125,21 @@ public struct RPCRequestHeader: Hashable, Sendable {
         self.seq = seq
         self.deadline = deadline
         self.traceContext = traceParent.map { RPCTraceContext(traceParent: $0, traceState: traceState) }
+    }
+
+    /// Reads an extension's value with `read`, or skips it (nil) when it is
+    /// of another type or out of range.
+    private static func readOptional<Value>(
+        _ reader: inout MessagePackReader,
+        _ read: (inout MessagePackReader) throws(MessagePackError) -> Value
+    ) -> Value? {
+        var attempt = reader
+        if let value = try? read(&attempt) {
+            reader = attempt
+            return value
+        }
+        // A value that cannot even be skipped is caught by the next read.
+        try? reader.skipValue()
+        return nil
     }
 }

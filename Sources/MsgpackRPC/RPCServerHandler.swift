@@ -8,9 +8,21 @@ import NIOCore
 /// the handler holds back `read()` so that a client sending faster than we
 /// answer is slowed by TCP (or yamux) flow control instead of growing memory.
 ///
+/// A reply that cannot be written yet (the channel is not writable: the
+/// client does not read, or its yamux window is spent) pauses the stream the
+/// same way: no further request is served and no more is read until the
+/// channel is writable again. A client that pipelines requests and never
+/// reads the replies so costs at most the channel's write buffer, one reply
+/// and the requests that fit in its window, never more.
+///
 /// On NIO's `ChannelShouldQuiesceEvent` (graceful shutdown) the stream
 /// finishes the request in progress and the complete requests already
-/// received, then closes; an idle stream closes at once.
+/// received, then closes; an idle stream closes at once. When the client
+/// closes its side (`ChannelEvent.inputClosed`: a yamux FIN, or EOF on a
+/// connection that allows half-closure) the stream does the same, as Go's
+/// `ServeCodec` does: it answers every complete request, then closes, so
+/// the stream ends on both sides and frees everything it held. A request
+/// cut short by the close is dropped.
 ///
 /// A header that is not a header ends the stream, as Go's ServeCodec does; an
 /// unknown method, arguments that do not decode, or a handler error become a
@@ -32,8 +44,15 @@ final class RPCServerHandler: ChannelDuplexHandler {
     private var state: State = .awaitingHeader
     private var queue = CircularBuffer<ByteBuffer>()
     private var readHeld = false
-    /// Set by ChannelShouldQuiesceEvent: close once idle.
+    /// Set by ChannelShouldQuiesceEvent, or by the client closing its side:
+    /// close once idle.
     private var quiescing = false
+    /// A reply waits for the channel to become writable: serve nothing more
+    /// until it does.
+    private var pausedForWritability = false
+    /// Serving queued requests (guards against re-entry from a writability
+    /// change fired while a reply is written).
+    private var drainingQueue = false
     private var task: Task<Void, Never>?
     private var deadlineTimer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
@@ -65,6 +84,9 @@ final class RPCServerHandler: ChannelDuplexHandler {
         return false
     }
 
+    /// Whether the next request may be served now.
+    private var canServe: Bool { !isRunning && !pausedForWritability }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         coders.allocator = context.channel.allocator
@@ -82,7 +104,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
-        if isRunning || !queue.isEmpty {
+        if !canServe || !queue.isEmpty {
             queue.append(message)
         } else {
             process(message)
@@ -91,10 +113,10 @@ final class RPCServerHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if isRunning {
-            readHeld = true
-        } else {
+        if canServe {
             context.read()
+        } else {
+            readHeld = true
         }
     }
 
@@ -102,15 +124,34 @@ final class RPCServerHandler: ChannelDuplexHandler {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
             closeIfQuiescedAndIdle()
+        } else if case ChannelEvent.inputClosed = event {
+            // The client sent all it will send. A request it cut short will
+            // never complete: close now. Otherwise answer what is complete,
+            // then close.
+            if case .awaitingBody = state {
+                shutDown()
+                context.close(promise: nil)
+                return
+            }
+            quiescing = true
+            closeIfQuiescedAndIdle()
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if pausedForWritability, context.channel.isWritable {
+            pausedForWritability = false
+            serveQueue(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     /// While quiescing, a stream with nothing running, queued or half-read
     /// is done.
     private func closeIfQuiescedAndIdle() {
-        guard quiescing, case .awaitingHeader = state, queue.isEmpty, let context else { return }
+        guard quiescing, case .awaitingHeader = state, queue.isEmpty, !pausedForWritability, let context else { return }
         shutDown()
         context.close(promise: nil)
     }
@@ -160,12 +201,12 @@ final class RPCServerHandler: ChannelDuplexHandler {
         case .success(let found):
             method = found
         case .failure(let error):
-            context.writeAndFlush(wrapOutboundOut(coders.errorResponse(error.message, context: requestContext)), promise: nil)
+            write(coders.errorResponse(error.message, context: requestContext), context: context)
             return
         }
         if let deadline = header.deadline, deadline.hasPassed {
             let message = "deadline exceeded before \(header.serviceMethod) ran"
-            context.writeAndFlush(wrapOutboundOut(coders.errorResponse(message, context: requestContext)), promise: nil)
+            write(coders.errorResponse(message, context: requestContext), context: context)
             return
         }
 
@@ -233,11 +274,20 @@ final class RPCServerHandler: ChannelDuplexHandler {
         deadlineTimer?.cancel()
         deadlineTimer = nil
         write(response, context: context)
-        while !isRunning, let message = queue.popFirst() {
+        serveQueue(context: context)
+    }
+
+    /// Serves the queued requests while it may, then reads on if a read was
+    /// held back.
+    private func serveQueue(context: ChannelHandlerContext) {
+        guard !drainingQueue else { return }
+        drainingQueue = true
+        while canServe, let message = queue.popFirst() {
             process(message)
         }
+        drainingQueue = false
         closeIfQuiescedAndIdle()
-        if !isRunning, readHeld {
+        if canServe, readHeld {
             readHeld = false
             context.read()
         }
@@ -252,11 +302,15 @@ final class RPCServerHandler: ChannelDuplexHandler {
         return coders
     }
 
-    /// Sends a response and keeps its buffer for the next one.
+    /// Sends a response and keeps its buffer for the next one. If the
+    /// channel cannot take more, serving pauses until it can.
     private func write(_ response: ByteBuffer, context: ChannelHandlerContext) {
         context.writeAndFlush(wrapOutboundOut(response), promise: nil)
         if response.capacity <= Self.maxSpareResponseCapacity {
             spareResponse = response
+        }
+        if !context.channel.isWritable {
+            pausedForWritability = true
         }
     }
 
