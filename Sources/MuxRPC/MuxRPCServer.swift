@@ -68,6 +68,8 @@ public final class MuxRPCServer: Sendable {
     private let rpcServer: RPCServer
     private let group: any EventLoopGroup
     private let state = Mutex(State())
+    /// The yamux sessions and streams of every connection, counted while alive.
+    private let liveObjects = YamuxLiveObjects()
 
     private struct State {
         var listener: (any Channel)?
@@ -88,6 +90,19 @@ public final class MuxRPCServer: Sendable {
         /// Connections still open when a shutdown's grace period ran out,
         /// and closed then with whatever they had in flight.
         public var connectionsClosedAtGracePeriodEnd = 0
+        /// Yamux sessions whose memory is still held: it comes back down
+        /// as sessions end. A count that stays up after its connections
+        /// closed is a leak.
+        public var sessionsAlive = 0
+        /// Yamux streams whose memory is still held, over all sessions:
+        /// open streams, streams waiting to be accepted, and streams that
+        /// ended a moment ago and are being torn down. Back at zero once
+        /// every session has ended.
+        public var streamsAlive = 0
+        /// The most bytes any one session has buffered at once (received
+        /// and not yet served, or written and not yet sent); bounded by
+        /// ``YamuxConfiguration/maxSessionBufferedBytes``.
+        public var maxSessionBufferedBytes = 0
     }
 
     /// A server for `services`. `group` defaults to NIO's shared
@@ -114,7 +129,11 @@ public final class MuxRPCServer: Sendable {
 
     /// Counts of connections and streams since the server started.
     public var statistics: Statistics {
-        state.withLock { $0.statistics }
+        var statistics = state.withLock { $0.statistics }
+        statistics.sessionsAlive = liveObjects.sessionCount
+        statistics.streamsAlive = liveObjects.streamCount
+        statistics.maxSessionBufferedBytes = liveObjects.maxSessionBufferedBytes
+        return statistics
     }
 
     /// Starts listening and returns the bound address.
@@ -173,7 +192,12 @@ public final class MuxRPCServer: Sendable {
         case .plain:
             try channel.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
         case .consulMultiplex, .nomadMultiplex:
-            let session = try YamuxSession.configure(on: channel, role: .server, configuration: configuration.yamux)
+            let session = try YamuxSession.configure(
+                on: channel,
+                role: .server,
+                configuration: configuration.yamux,
+                liveObjects: liveObjects
+            )
             let nomad = mode == .nomadMultiplex
             Task { [self] in
                 await serveStreams(of: session, nomad: nomad)

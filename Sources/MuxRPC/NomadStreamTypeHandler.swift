@@ -33,4 +33,15 @@ final class NomadStreamTypeHandler: ChannelInboundHandler, RemovableChannelHandl
             forwarding: bytes
         )
     }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The client closed its side before saying what the stream is for:
+        // nothing will follow, so close ours and let the stream go.
+        if !done, case ChannelEvent.inputClosed = event {
+            done = true
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }

@@ -19,6 +19,16 @@
 //	        mismatch; -streams runs that many streams at once (one yamux
 //	        session in the multiplexed modes, a connection each in plain and
 //	        raw mode); with -bench, also time sequential 64-byte Echo calls
+//	rpc-peer churn -addr H:P -mode consul|nomad -calls N [-workers W] [-mixed]
+//	        as a Go client of Consul's pool does when it does not reuse
+//	        streams: one yamux session, and for each call a new stream that
+//	        is closed (FIN) once the call is answered. With -mixed, workers
+//	        also close streams before their first byte, after several calls,
+//	        and in the middle of a request. Prints "churn calls=N fails=F
+//	        first_fail=I go_streams=S" once every stream has ended on the Go
+//	        side too (S is the session's stream count then: 1, the one
+//	        stream held open), and then waits for SIGTERM with the session
+//	        still open, so the test can look at the server meanwhile.
 package main
 
 import (
@@ -34,7 +44,10 @@ import (
 	"net"
 	"net/rpc"
 	"os"
+	"os/signal"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	msgpackrpc "github.com/hashicorp/net-rpc-msgpackrpc"
@@ -481,6 +494,138 @@ func client(args []string) {
 	}
 }
 
+// churn makes calls on a stream each, closing every stream after its call.
+func churn(args []string) {
+	flags := flag.NewFlagSet("churn", flag.ExitOnError)
+	addr := flags.String("addr", "", "server address")
+	mode := flags.String("mode", "consul", "consul (0x04) or nomad (0x06)")
+	calls := flags.Int("calls", 10000, "calls, each on a stream of its own")
+	workers := flags.Int("workers", 4, "goroutines making calls at once")
+	mixed := flags.Bool("mixed", false, "also close streams unused, after several calls, and mid-request")
+	flags.Parse(args)
+
+	first := byte(preambleConsul)
+	if *mode == "nomad" {
+		first = preambleNomad
+	}
+	conn, err := dialPreamble(*addr, first, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dial: %v\n", err)
+		os.Exit(1)
+	}
+	config := yamux.DefaultConfig()
+	config.LogOutput = os.Stderr
+	session, err := yamux.Client(conn, config)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "session: %v\n", err)
+		os.Exit(1)
+	}
+	open := func() (*yamux.Stream, error) {
+		stream, err := session.OpenStream()
+		if err != nil {
+			return nil, err
+		}
+		if *mode == "nomad" {
+			if _, err := stream.Write([]byte{nomadStreamRPC}); err != nil {
+				stream.Close()
+				return nil, err
+			}
+		}
+		return stream, nil
+	}
+	// One stream held open throughout: the baseline the server's count
+	// comes back to.
+	held, err := open()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "open held stream: %v\n", err)
+		os.Exit(1)
+	}
+
+	var next, fails, firstFail int64
+	firstFail = -1
+	fail := func(i int64, what string, err error) {
+		if atomic.AddInt64(&fails, 1) <= 5 {
+			fmt.Fprintf(os.Stderr, "call %d: %s: %v\n", i, what, err)
+		}
+		atomic.CompareAndSwapInt64(&firstFail, -1, i)
+	}
+	msg := pattern(64)
+	call := func(i int64, stream *yamux.Stream, n int) {
+		codec := msgpackrpc.NewClientCodec(stream)
+		for k := 0; k < n; k++ {
+			var reply EchoReply
+			if err := msgpackrpc.CallWithCodec(codec, "Echo.Echo", EchoArgs{Msg: msg}, &reply); err != nil {
+				fail(i, "Echo.Echo", err)
+				break
+			}
+			if !bytes.Equal(reply.Msg, msg) {
+				fail(i, "Echo.Echo", errors.New("wrong answer"))
+				break
+			}
+		}
+		codec.Close()
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < *workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := atomic.AddInt64(&next, 1) - 1
+				if i >= int64(*calls) {
+					return
+				}
+				kind := int64(0)
+				if *mixed {
+					kind = i % 5
+				}
+				if kind == 3 {
+					// Closed before its first byte (in Nomad mode, before
+					// the byte that says what the stream is for).
+					stream, err := session.OpenStream()
+					if err != nil {
+						fail(i, "open", err)
+						continue
+					}
+					stream.Close()
+					continue
+				}
+				stream, err := open()
+				if err != nil {
+					fail(i, "open", err)
+					continue
+				}
+				switch kind {
+				case 0, 1:
+					call(i, stream, 1)
+				case 2:
+					call(i, stream, 3)
+				case 4:
+					// Half a request header, then FIN.
+					stream.Write([]byte{0x82, 0xa3, 'S', 'e', 'q'})
+					stream.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Every stream closed here ends once the server's FIN arrives: wait for
+	// that (bounded), so the count printed is what stays.
+	deadline := time.Now().Add(30 * time.Second)
+	for session.NumStreams() > 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("churn calls=%d fails=%d first_fail=%d go_streams=%d\n", *calls, fails, firstFail, session.NumStreams())
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	<-signals
+	held.Close()
+	session.Close()
+	if fails > 0 {
+		os.Exit(1)
+	}
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: rpc-peer server [-preamble] [-tls-cert F -tls-key F] [-lie] | client -addr H:P [-mode M] [-tls-ca F -server-name N] [-streams N]")
@@ -491,6 +636,8 @@ func main() {
 		serve(os.Args[2:])
 	case "client":
 		client(os.Args[2:])
+	case "churn":
+		churn(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
