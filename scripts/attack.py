@@ -378,6 +378,13 @@ class FrameParser:
         return out
 
 
+def wait_socket(sock, writable=False, timeout=0.0):
+    """Whether sock is readable (or writable) within timeout; poll(), so fds past 1024 work."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT if writable else select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
+
+
 def errno_name(error):
     if isinstance(error, socket.timeout):
         return "timeout"
@@ -444,7 +451,7 @@ class RawConn:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return "timeout"
-                _, writable, _ = select.select([], [self.sock], [], min(remaining, 0.2))
+                writable = wait_socket(self.sock, writable=True, timeout=min(remaining, 0.2))
                 if not writable and self.yamux:
                     self.read_available()  # keep answering pings while blocked
             except OSError as error:
@@ -541,8 +548,7 @@ class RawConn:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            readable, _, _ = select.select([self.sock], [], [], min(remaining, 0.05))
-            if readable:
+            if wait_socket(self.sock, timeout=min(remaining, 0.05)):
                 self.read_available()
 
     def responses(self, sid=None):
@@ -1612,7 +1618,7 @@ def _send_noread(conn, data, timeout):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
-            select.select([], [conn.sock], [], min(remaining, 0.2))
+            wait_socket(conn.sock, writable=True, timeout=min(remaining, 0.2))
         except OSError as error:
             return errno_name(error)
     return None
@@ -2124,6 +2130,46 @@ def cls_connection_flood(ctx):
     return res
 
 
+def cls_connection_exhaustion(ctx):
+    """Opt-in: fills the server's connection limit with plain-mode slowloris connections."""
+    limit = ctx.args.exhaust_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = min(limit, soft - 300)
+    res = Result(f"{limit:,} plain connections, each 0x00 + the first 20 bytes of a request (past the preamble, so "
+                 "no handshake timeout), held; then fresh connections in each mode")
+    held = []
+    failures = collections.Counter()
+    started = time.monotonic()
+    partial = b"\x00" + rpc_request("Status.Ping", 1, {})[:20]
+    while len(held) + sum(failures.values()) < limit and time.monotonic() - started < max(ctx.dur, 5.0) * 6:
+        try:
+            conn = RawConn(ctx.port, partial, connect_timeout=2.0, nodelay=False)
+            conn.keep_data = False
+            held.append(conn)
+        except OSError as error:
+            failures[errno_name(error)] += 1
+    opened_in = time.monotonic() - started
+    pump_many(held, 1.0)
+    closed_now = sum(1 for c in held if c.closed is not None)
+    fds = ctx.server.fds()
+    results = [probe(ctx.port, mode, timeout=3.0) for mode in ("consul", "nomad", "plain")]
+    hold_end = time.monotonic() + ctx.dur
+    while time.monotonic() < hold_end:
+        pump_many(held, min(0.5, max(0.0, hold_end - time.monotonic())))
+    closed_later = sum(1 for c in held if c.closed is not None)
+    close_all(held)
+    time.sleep(1.0)
+    after = [probe(ctx.port, mode, timeout=3.0) for mode in ("consul", "nomad", "plain")]
+    res.outcome = (f"{len(held):,} held in {opened_in:.1f} s" + (f", connects failed {dict(failures)}" if failures else "")
+                   + f"; closed by the server: {closed_now:,} at once, {closed_later:,} by the end; server fds {fds}; "
+                   "fresh connections while held: " + "; ".join(t for _, t in results)
+                   + "; after we closed them: " + "; ".join(t for _, t in after))
+    if not all(ok for ok, _ in results):
+        res.surprises.append(f"connection exhaustion: {len(held):,} plain connections stalled past the preamble lock "
+                             "new clients out (" + "; ".join(t for ok, t in results if not ok) + ")")
+    return res
+
+
 CLASSES = [
     ("random-bytes", cls_random_bytes),
     ("syn-then-close", cls_syn_then_close),
@@ -2135,6 +2181,10 @@ CLASSES = [
     ("malformed-rpc", cls_malformed_rpc),
     ("connection-flood", cls_connection_flood),
     ("never-reading", cls_never_reading),
+]
+# Run only when named in --classes (it locks healthy clients out by design).
+OPT_IN_CLASSES = [
+    ("connection-exhaustion", cls_connection_exhaustion),
 ]
 
 
@@ -2165,7 +2215,9 @@ def healthy_errors(binary_loop, python_client, start, end):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="classes: " + ", ".join(name for name, _ in CLASSES))
+                                     epilog="classes: " + ", ".join(name for name, _ in CLASSES)
+                                     + "; opt-in (only with --classes): "
+                                     + ", ".join(name for name, _ in OPT_IN_CLASSES))
     parser.add_argument("--server", default=os.path.join(ROOT, ".build", "release", "muxrpc-server"),
                         help="muxrpc-server binary (release or debug)")
     parser.add_argument("--client", default=None, help="muxrpc-client binary (default: next to --server)")
@@ -2181,6 +2233,9 @@ def main():
     parser.add_argument("--classes", default=None, help="comma-separated subset of the classes, in the given order")
     parser.add_argument("--list-classes", action="store_true")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--exhaust-connections", type=int, default=10100,
+                        help="connections the opt-in connection-exhaustion class holds (default 10,100: "
+                             "past the server's maxConnections of 10,000)")
     parser.add_argument("--slowloris-hold", type=float, default=None,
                         help="seconds slowloris holds its connections (default 6.5; 2 with --short); 45 shows "
                              "whether the yamux keepalive closes a stalled session")
@@ -2193,6 +2248,7 @@ def main():
         return healthy_python_main(args.healthy_python, args.healthy_seconds)
     if args.list_classes:
         print("\n".join(name for name, _ in CLASSES))
+        print("\n".join(f"{name} (opt-in)" for name, _ in OPT_IN_CLASSES))
         return 0
     if args.duration_per_class is None:
         args.duration_per_class = 1.5 if args.short else 5.0
@@ -2205,7 +2261,7 @@ def main():
     classes = CLASSES
     if args.classes:
         wanted = [w.strip() for w in args.classes.split(",") if w.strip()]
-        known = dict(CLASSES)
+        known = dict(CLASSES + OPT_IN_CLASSES)
         unknown = [w for w in wanted if w not in known]
         if unknown:
             print(f"unknown classes: {unknown}; known: {list(known)}", file=sys.stderr)
