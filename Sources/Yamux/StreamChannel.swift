@@ -138,7 +138,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             let on = value as! Bool
             let wasOff = !self.autoRead
             self.autoRead = on
-            if on && wasOff && self.activated { self.read0() }
+            // Through the pipeline, as NIO's own channels do, so handlers that hold reads back see it.
+            if on && wasOff && self.activated { self.pipeline.syncOperations.read() }
         case _ as ChannelOptions.Types.AllowRemoteHalfClosureOption:
             self.allowRemoteHalfClosure = value as! Bool
         case _ as ChannelOptions.Types.WriteBufferWaterMarkOption:

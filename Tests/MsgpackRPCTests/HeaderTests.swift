@@ -70,6 +70,35 @@ import Testing
         #expect(response == RPCResponseHeader(serviceMethod: "A.B", seq: 42, error: "bad"))
     }
 
+    /// Extensions of another type are skipped, as a Go server skips keys it has no field
+    /// for: the header still reads, without the extension.
+    @Test(arguments: [
+        ("Deadline", "a5 73 6f 6f 6e 21"),  // a string
+        ("Deadline", "cb 3f f0 00 00 00 00 00 00"),  // a float64
+        ("Deadline", "cf ff ff ff ff ff ff ff ff"),  // uint64 max, past Int64
+        ("Deadline", "92 01 02"),  // an array
+        ("Traceparent", "2a"),  // an integer
+        ("Traceparent", "a2 c3 28"),  // a str that is not UTF-8
+        ("Tracestate", "c3"),  // a bool
+    ])
+    func extensionsOfAnotherTypeAreSkipped(key: String, valueHex: String) throws {
+        var buffer = ByteBuffer()
+        _ = try buffer.writeMessagePackMapHeader(count: 3)
+        _ = try buffer.writeMessagePackString("ServiceMethod")
+        _ = try buffer.writeMessagePackString("Echo.Echo")
+        _ = try buffer.writeMessagePackString(key)
+        buffer.writeImmutableBuffer(ByteBuffer(hex: valueHex))
+        _ = try buffer.writeMessagePackString("Seq")
+        _ = buffer.writeMessagePackInteger(UInt64(7))
+        #expect(try RPCRequestHeader(from: buffer) == RPCRequestHeader(serviceMethod: "Echo.Echo", seq: 7))
+    }
+
+    @Test func serviceMethodMayComeAsBin() throws {
+        // {"Seq": 1, "ServiceMethod": bin8 "Echo.Echo"}
+        let header = try RPCRequestHeader(from: ByteBuffer(hex: "82 a3 53 65 71 01 ad 53 65 72 76 69 63 65 4d 65 74 68 6f 64 c4 09 45 63 68 6f 2e 45 63 68 6f"))
+        #expect(header == RPCRequestHeader(serviceMethod: "Echo.Echo", seq: 1))
+    }
+
     @Test func malformedHeadersThrow() {
         #expect(throws: MessagePackError.self) { try RPCRequestHeader(from: ByteBuffer(hex: "a3 41 2e 42")) }  // a string, not a map
         #expect(throws: MessagePackError.self) { try RPCRequestHeader(from: ByteBuffer(hex: "81 a3 53 65 71 a1 41")) }  // Seq is a string

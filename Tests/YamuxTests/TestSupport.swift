@@ -266,6 +266,18 @@ func serveCommandStream(_ stream: YamuxStream, session: YamuxSession) async thro
         case "halfclose":
             let count = try await reader.drain()
             try await outbound.write(ByteBuffer(string: "after-eof \(count)\n"))
+        case "sendaftereof":
+            // Writes on a stream the peer has half-closed, more than one window's worth.
+            _ = try await reader.drain()
+            let count = Int(fields[1])!, seed = Int(fields[2])!
+            var offset = 0
+            while offset < count {
+                let n = min(64 * 1024, count - offset)
+                var part = pattern(n + offset % 251, seed: seed)
+                part.moveReaderIndex(forwardBy: offset % 251)
+                try await outbound.write(part)
+                offset += n
+            }
         case "goaway":
             await session.goAway()
             try await outbound.write(ByteBuffer(string: "ok\n"))
