@@ -1937,6 +1937,16 @@ def _malformed_cases():
                              (b"bin", 8), (True, 9), ("ServiceMethod", "Status.Ping"), ("Seq", 5)])) + mp_pack({})))
     c.append(("header key a timestamp ext (-1)", mp_pack(Pairs([(Ext(-1, b"\0" * 8), 1), ("ServiceMethod",
               "Status.Ping"), ("Seq", 5)])) + mp_pack({})))
+    c.append(("Deadline as a str", mp_pack({"ServiceMethod": "Status.Ping", "Seq": 5, "Deadline": "soon"})
+              + mp_pack({})))
+    c.append(("Deadline 2^64-1 (out of int64)", mp_pack({"ServiceMethod": "Status.Ping", "Seq": 5,
+                                                          "Deadline": (1 << 64) - 1}) + mp_pack({})))
+    c.append(("Deadline 1 (1970: already passed)", mp_pack({"ServiceMethod": "Status.Ping", "Seq": 5, "Deadline": 1})
+              + mp_pack({})))
+    c.append(("Traceparent as an int, Tracestate as a map", mp_pack({"ServiceMethod": "Status.Ping", "Seq": 5,
+              "Traceparent": 7, "Tracestate": {"a": 1}}) + mp_pack({})))
+    c.append(("Traceparent 100 KB of junk", mp_pack({"ServiceMethod": "Status.Ping", "Seq": 5,
+                                                     "Traceparent": "x" * 100000}) + mp_pack({})))
     c.append(("ServiceMethod twice (Test.Fail then Status.Ping)",
               mp_pack(Pairs([("ServiceMethod", "Test.Fail"), ("Seq", 5), ("ServiceMethod", "Status.Ping")]))
               + mp_pack({})))
@@ -2130,6 +2140,76 @@ def cls_connection_flood(ctx):
     return res
 
 
+def cls_session_buffer_cap(ctx):
+    """Opt-in: Consul sessions that never read, each with many streams sent 3 x 64 KiB Echo
+    requests (within their initial 256 KiB windows). How much does each session cost, does the
+    session buffer cap (128 MiB, GoAway(2)) end it, and does the write timeout (10 s) end it?"""
+    plan = [int(x) for x in ctx.args.buffer_cap_sessions.split(",") if x.strip()]
+    request = echo_request(1, 65536)
+    res = Result(f"{len(plan)} Consul sessions that never read the socket, with {', '.join(f'{n:,}' for n in plan)} "
+                 "streams; each stream: SYN (ACK awaited, no backlog refusals), then 3 x 64 KiB Echo requests within "
+                 "its initial window; held until 12 s after the last write, then read back")
+    conns = []
+    steps = []
+    for n in plan:
+        before = ctx.sampler.latest()
+        conn = RawConn(ctx.port, b"\x04", yamux=True, auto_credit=False)
+        conn.keep_data = False
+        sids = [1 + 2 * i for i in range(n)]
+        for i in range(0, n, 200):
+            part = sids[i:i + 200]
+            conn.send(b"".join(frame(WU, SYN, sid, 0) for sid in part))
+            conn.pump(3.0, until=lambda: all(x in conn.acked or x in conn.rst for x in part))
+        sent, blocked = 0, None
+        for sid in sids:
+            if sid not in conn.acked:
+                continue
+            if ctx.rss_over_guard():
+                blocked = "RSS guard"
+                break
+            error = _send_noread(conn, data_frame(sid, request) * 3, 1.0)
+            if error:
+                blocked = error
+                break
+            sent += 3
+        conn.last_write = time.time()
+        time.sleep(1.0)
+        after = ctx.sampler.latest()
+        steps.append(f"session of {n:,} streams ({len(conn.acked):,} ACKed): {sent:,} requests "
+                     f"({sent * 65.6 / 1024:.0f} MB){', ' + blocked if blocked else ''}; server RSS "
+                     f"{_mb(before)} -> {_mb(after)} MB")
+        conn.growth_mb = ((after or 0) - (before or 0)) / 1024
+        conns.append(conn)
+        if blocked == "RSS guard":
+            res.surprises.append("session buffer cap: stopped by the RSS guard")
+            break
+    held = ctx.sampler.latest()
+    end = conns[-1].last_write + 12.0 if conns else time.time()
+    while time.time() < end:
+        time.sleep(0.2)
+    for conn in conns:
+        conn.pump(3.0, until=lambda: conn.closed is not None)
+    ends = []
+    for conn, n in zip(conns, plan):
+        when = f" {conn.closed_at - conn.last_write:.1f} s after its last write (when we read it)" if conn.closed_at else ""
+        ends.append(f"{n:,} streams: GoAway {conn.goaways or 'none'}, {conn.closed or 'open'}{when}")
+        if not conn.goaways and conn.growth_mb > 160:
+            res.surprises.append(f"session buffer cap: a session of {n:,} never-read streams grew the server's RSS by "
+                                 f"{conn.growth_mb:.0f} MB, past the 128 MiB cap, without GoAway(2): the cap counts bytes "
+                                 "only while they sit in a stream; requests the RPC handler has taken (and the read "
+                                 "buffers their slices keep) and replies handed to the unwritable connection are not "
+                                 "counted")
+    close_all(conns)
+    time.sleep(1.0)
+    res.outcome = (" / ".join(steps) + f"; all held: RSS {_mb(held)} MB; then: " + " / ".join(ends)
+                   + f"; 1 s after we closed: RSS {_mb(ctx.sampler.latest())} MB")
+    res.notes.append("the cap is per session: sessions under it add up; the connection write timeout (10 s "
+                     "unwritable) is what ends a session that never reads")
+    res.notes.append("memory the allocator keeps after a burst (MallocTuning: up to 64 MiB per arena) stays in RSS; "
+                     "--server-arg=--default-malloc shows what is really held")
+    return res
+
+
 def cls_connection_exhaustion(ctx):
     """Opt-in: fills the server's connection limit with plain-mode slowloris connections."""
     limit = ctx.args.exhaust_connections
@@ -2182,9 +2262,12 @@ CLASSES = [
     ("connection-flood", cls_connection_flood),
     ("never-reading", cls_never_reading),
 ]
-# Run only when named in --classes (it locks healthy clients out by design).
+# Run only when named in --classes: connection-exhaustion locks healthy clients out by design;
+# session-buffer-cap grows the server by ~1 GB for a while, and with MallocTuning the allocator
+# keeps much of it, over the default RSS bound, even once the server has freed it.
 OPT_IN_CLASSES = [
     ("connection-exhaustion", cls_connection_exhaustion),
+    ("session-buffer-cap", cls_session_buffer_cap),
 ]
 
 
@@ -2236,6 +2319,9 @@ def main():
     parser.add_argument("--exhaust-connections", type=int, default=10100,
                         help="connections the opt-in connection-exhaustion class holds (default 10,100: "
                              "past the server's maxConnections of 10,000)")
+    parser.add_argument("--buffer-cap-sessions", default="1000,1000,2000",
+                        help="streams in each session of the opt-in session-buffer-cap class (default "
+                             "1000,1000,2000: two under the 128 MiB cap, one over)")
     parser.add_argument("--slowloris-hold", type=float, default=None,
                         help="seconds slowloris holds its connections (default 6.5; 2 with --short); 45 shows "
                              "whether the yamux keepalive closes a stalled session")
