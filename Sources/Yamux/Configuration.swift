@@ -89,11 +89,13 @@ public struct YamuxConfiguration: Sendable {
     /// received and not yet read by the application, plus data written and not yet sent
     /// (waiting for the peer's window or for the connection). Each stream's share is bounded
     /// already (its receive window inbound; outbound, its writability watermark for writers
-    /// that respect it); this bounds the sum, and catches writers that ignore writability.
-    /// Past it the session sends GoAway(internal error) and closes, failing its streams with
-    /// `YamuxError.Code.bufferLimitExceeded`. It sits above what auto-tuned windows can
-    /// commit (``maxAutoTunedSessionWindow``), so only a peer that stops reading, or an
-    /// application that stops reading many streams at once, reaches it. Default 128 MiB.
+    /// that respect it); this bounds the sum. Data from the peer that takes the session past
+    /// it (the application reads too few of the streams the peer fills) ends the session:
+    /// GoAway(internal error), its streams failing with `YamuxError.Code.bufferLimitExceeded`.
+    /// A write that would take it past is refused instead, and its stream reset
+    /// (`.writeBufferLimitExceeded`): only a writer far ahead of its writability gets there,
+    /// and the other streams go on. It sits above what auto-tuned windows can commit
+    /// (``maxAutoTunedSessionWindow``). Default 128 MiB.
     public var maxSessionBufferedBytes: Int = 128 * 1024 * 1024
 
     /// Limit: once part of a frame has arrived (some of its header, or a data frame's header

@@ -402,7 +402,8 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             return
         }
         stream.receive(piece)
-        if last { try self.handleFIN(self.payloadHeader.flags, stream: stream) }
+        self.endSessionIfOverBufferLimit()
+        if last, case .active = self.state { try self.handleFIN(self.payloadHeader.flags, stream: stream) }
     }
 
     private func handleFIN(_ flags: YamuxFrameFlags, stream: YamuxStreamChannel) throws {
@@ -647,17 +648,27 @@ final class YamuxSessionHandler: ChannelInboundHandler {
     /// application, or written and not yet sent.
     private var bufferedBytes = 0
 
-    /// A stream's buffered bytes changed by `delta`. Past `maxSessionBufferedBytes`
-    /// the session ends: a peer that stops reading (or an application that ignores
-    /// writability) must not grow memory without bound.
+    /// A stream's buffered bytes changed by `delta`.
     func streamBufferedBytesChanged(by delta: Int) {
         self.bufferedBytes += delta
         guard delta > 0, self.bufferedBytes > self._statistics.maxBufferedBytes else { return }
         self._statistics.maxBufferedBytes = self.bufferedBytes
         self.liveObjects?.sessionBufferedBytesReached(self.bufferedBytes)
-        if self.bufferedBytes > self.configuration.maxSessionBufferedBytes, case .active = self.state {
-            self.closeSession(error: .bufferLimitExceeded, goAway: .internalError)
-        }
+    }
+
+    /// Whether a stream may queue `count` more bytes for sending without taking the
+    /// session past `maxSessionBufferedBytes`. A stream whose writer runs that far ahead
+    /// of its writability is reset (see `YamuxStreamChannel.write0`); the session goes on.
+    func hasRoomToBuffer(_ count: Int) -> Bool {
+        self.bufferedBytes + count <= self.configuration.maxSessionBufferedBytes
+    }
+
+    /// Data the peer sent within its windows took the session past
+    /// `maxSessionBufferedBytes`: the application reads too few of the streams the peer
+    /// fills. The session ends, so memory does not grow with the number of streams.
+    private func endSessionIfOverBufferLimit() {
+        guard self.bufferedBytes > self.configuration.maxSessionBufferedBytes, case .active = self.state else { return }
+        self.closeSession(error: .bufferLimitExceeded, goAway: .internalError)
     }
 
     // MARK: stream callbacks

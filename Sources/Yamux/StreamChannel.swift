@@ -211,6 +211,15 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             return
         }
         let buffer = self.unwrapData(data, as: ByteBuffer.self)
+        guard self.session.hasRoomToBuffer(buffer.readableBytes) else {
+            // A writer this far ahead of writability has lost track of it: its stream
+            // cannot go on whole, so it is reset; other streams and the session go on.
+            promise?.fail(YamuxError.writeBufferLimitExceeded)
+            self.failPendingWrites(error: YamuxError.writeBufferLimitExceeded)
+            if self.terminationError == nil { self.terminationError = .writeBufferLimitExceeded }
+            self.session.resetStream(self)
+            return
+        }
         self.unflushed.append(.data(buffer, promise))
         self.updateWritability(afterChangingQueuedBytesBy: buffer.readableBytes)
     }

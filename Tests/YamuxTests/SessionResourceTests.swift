@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -98,23 +99,25 @@ import Testing
 
     // MARK: buffered bytes
 
-    @Test func writesPastTheSessionLimitEndTheSession() throws {
+    @Test func aWriterFarPastWritabilityHasItsStreamResetAndTheSessionGoesOn() throws {
         let server = try self.makeServer { $0.maxSessionBufferedBytes = 100_000 }
         let stream = try self.accept(1, on: server)
         _ = try self.outboundFrames(server.channel)
-        var failure: (any Error)?
         // A writer that ignores writability: the peer's 256 KiB window takes the
         // first 262,144 bytes, and the session holds the rest, up to its limit.
-        for _ in 0..<40 {
-            stream.writeAndFlush(ByteBuffer(repeating: 7, count: 10_000)).whenFailure { error in
-                if failure == nil { failure = error }
-            }
-        }
+        let writes = (0..<40).map { _ in stream.writeAndFlush(ByteBuffer(repeating: 7, count: 10_000)) }
         server.channel.embeddedEventLoop.run()
-        #expect(server.handler.isClosed)
-        #expect((failure as? YamuxError)?.code == .bufferLimitExceeded)
-        #expect(server.handler.statistics.maxBufferedBytes <= 100_000 + 10_000)
-        #expect(try self.outboundFrames(server.channel).last == YamuxFrameHeader(type: .goAway, streamID: 0, length: 2))
+        let failures = NIOLockedValueBox<[any Error]>([])
+        for write in writes { write.whenFailure { error in failures.withLockedValue { $0.append(error) } } }
+        let failure = failures.withLockedValue { $0.first }
+        #expect((failure as? YamuxError)?.code == .writeBufferLimitExceeded)
+        #expect(server.handler.statistics.maxBufferedBytes <= 100_000)
+        #expect(server.handler.statistics.bufferedBytes == 0)
+        #expect(try self.outboundFrames(server.channel).last == YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: 1, length: 0))
+        // The session goes on: another stream is served.
+        #expect(!server.handler.isClosed)
+        _ = try self.accept(3, on: server)
+        #expect(try self.outboundFrames(server.channel) == [YamuxFrameHeader(type: .windowUpdate, flags: .ack, streamID: 3, length: 0)])
     }
 
     @Test func writesThatRespectWritabilityStayUnderTheWatermark() throws {
@@ -137,7 +140,7 @@ import Testing
 
     @Test func unreadDataCountsAgainstTheSessionLimit() throws {
         let server = try self.makeServer { $0.maxSessionBufferedBytes = 100_000 }
-        let stream = try self.accept(1, on: server, reading: false)
+        _ = try self.accept(1, on: server, reading: false)
         _ = try self.outboundFrames(server.channel)
         try self.send(server.channel, YamuxFrameHeader(type: .data, streamID: 1, length: 60_000), payload: ByteBuffer(repeating: 1, count: 60_000))
         #expect(server.handler.statistics.bufferedBytes == 60_000)
