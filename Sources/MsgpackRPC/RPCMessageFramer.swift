@@ -27,9 +27,28 @@ public final class RPCMessageFramer: ChannelInboundHandler {
     private var failed = false
     /// Bytes passed on that may stay in the buffer before it is compacted.
     private static let compactionThreshold = 4096
+    /// How long a message may stay partial; nil: as long as the stream lives.
+    private let partialMessageTimeout: TimeAmount?
+    /// Messages passed on so far, to tell one partial message from the next.
+    private var messagesFramed: UInt64 = 0
+    /// The partial message the received bytes end in, and since when.
+    private var partialMessage: (messagesFramed: UInt64, since: NIODeadline)?
+    private var partialMessageTimer: Scheduled<Void>?
 
-    public init(limits: MessagePackLimits = .default) {
+    /// - Parameters:
+    ///   - limits: bounds on every value.
+    ///   - partialMessageTimeout: once a message's first bytes have arrived, the
+    ///     rest must follow within this time, or the stream fails with an
+    ///     ``RPCError`` (`.limitExceeded`) passed to `errorCaught`. Nil (the
+    ///     default) waits as long as the stream lives.
+    public init(limits: MessagePackLimits = .default, partialMessageTimeout: TimeAmount? = nil) {
         self.decoder = RPCMessageDecoder(limits: limits)
+        self.partialMessageTimeout = partialMessageTimeout
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        partialMessageTimer?.cancel()
+        partialMessageTimer = nil
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -51,7 +70,10 @@ public final class RPCMessageFramer: ChannelInboundHandler {
         // what was just appended.
         guard !isFraming else { return }
         isFraming = true
-        defer { isFraming = false }
+        defer {
+            isFraming = false
+            watchPartialMessage(context: context)
+        }
         while !failed, buffered != nil {
             let message: ByteBuffer?
             do {
@@ -68,6 +90,7 @@ public final class RPCMessageFramer: ChannelInboundHandler {
                 buffered = nil
             }
             guard let message else { return }
+            messagesFramed &+= 1
             context.fireChannelRead(wrapInboundOut(message))
         }
     }
@@ -77,6 +100,41 @@ extension RPCMessageFramer {
     /// Limit: the room made for a partial message is at most this many
     /// times the bytes of it received, however long its headers say it is.
     static let reservationFactor = 4
+
+    /// After each read: if the bytes end inside a message, the rest must come within
+    /// `partialMessageTimeout`. One clock read per read that ends mid-message, one
+    /// timer that re-arms itself only while messages stay partial.
+    private func watchPartialMessage(context: ChannelHandlerContext) {
+        guard partialMessageTimeout != nil, !failed, buffered != nil else {
+            partialMessage = nil
+            return
+        }
+        if partialMessage?.messagesFramed != messagesFramed {
+            partialMessage = (messagesFramed, context.eventLoop.now)
+        }
+        if partialMessageTimer == nil { armPartialMessageTimer(context: context) }
+    }
+
+    private func armPartialMessageTimer(context: ChannelHandlerContext) {
+        guard let timeout = partialMessageTimeout, let partial = partialMessage else { return }
+        partialMessageTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: partial.since + timeout) {
+            self.partialMessageTimer = nil
+            guard !self.failed, self.buffered != nil, let partial = self.partialMessage else { return }
+            if context.eventLoop.now >= partial.since + timeout {
+                self.failed = true
+                self.buffered = nil
+                context.fireErrorCaught(
+                    RPCError(
+                        code: .limitExceeded,
+                        message: "a message was not complete within \(timeout.nanoseconds / 1_000_000_000) s of its first byte (partialMessageTimeout): stream closed",
+                        isStreamUsable: false
+                    )
+                )
+            } else {
+                self.armPartialMessageTimer(context: context)
+            }
+        }
+    }
 
     /// The storage held for the partial message; for tests.
     var bufferedStorageCapacity: Int { buffered?.storageCapacity ?? 0 }

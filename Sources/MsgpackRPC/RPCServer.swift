@@ -31,14 +31,23 @@ public struct RPCServer: Sendable {
         /// Interceptors around every handler, each on the calls in its scope;
         /// the first runs outermost. Default none.
         public var interceptors: [RPCScopedInterceptor<any RPCServerInterceptor>]
+        /// Limit: once the first bytes of a request header or body have
+        /// arrived, the rest must follow within this time, or the stream is
+        /// closed. A client that starts a request and never finishes it would
+        /// otherwise hold what it sent for as long as it keeps the stream
+        /// open. Time between requests is not limited. Nil waits forever, as
+        /// Go's server does. Default 60 s.
+        public var partialRequestTimeout: Duration?
 
         public init(
             limits: MessagePackLimits = .default,
             encoder: MessagePackEncoder = MessagePackEncoder(),
             decoder: MessagePackDecoder? = nil,
             runsHandlersOnEventLoop: Bool = true,
-            interceptors: [RPCScopedInterceptor<any RPCServerInterceptor>] = []
+            interceptors: [RPCScopedInterceptor<any RPCServerInterceptor>] = [],
+            partialRequestTimeout: Duration? = .seconds(60)
         ) {
+            self.partialRequestTimeout = partialRequestTimeout
             self.limits = limits
             self.encoder = encoder
             self.decoder = decoder ?? MessagePackDecoder(limits: limits)
@@ -58,7 +67,12 @@ extension ChannelPipeline.SynchronousOperations {
     /// stream: the framing decoder and the per-stream server handler. Call on
     /// the channel's event loop, e.g. in a bootstrap's child channel initializer.
     public func addMsgpackRPCServer(_ server: RPCServer) throws {
-        try addHandler(RPCMessageFramer(limits: server.configuration.limits))
+        try addHandler(
+            RPCMessageFramer(
+                limits: server.configuration.limits,
+                partialMessageTimeout: server.configuration.partialRequestTimeout.map(TimeAmount.init)
+            )
+        )
         try addHandler(RPCServerHandler(server: server))
     }
 }

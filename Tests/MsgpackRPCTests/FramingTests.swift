@@ -19,6 +19,43 @@ import Testing
         return (all, messages)
     }
 
+    @Test func aMessageThatNeverCompletesFailsAfterThePartialMessageTimeout() throws {
+        let (all, _) = try Self.stream()
+        let channel = EmbeddedChannel(handler: RPCMessageFramer(partialMessageTimeout: .seconds(60)))
+        // The header, and 10 bytes of the body.
+        try channel.writeInbound(all.getSlice(at: 0, length: all.readableBytes - 300)!)
+        #expect(try channel.readInbound(as: ByteBuffer.self) != nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        try channel.throwIfErrorCaught()
+        // More of the same body: its time still runs from its first byte.
+        try channel.writeInbound(ByteBuffer(repeating: 0, count: 10))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        let error = #expect(throws: RPCError.self) { try channel.throwIfErrorCaught() }
+        #expect(error?.code == .limitExceeded)
+        _ = try? channel.finish()
+    }
+
+    @Test func messagesThatCompleteAreNeverTimedOut() throws {
+        let (all, messages) = try Self.stream()
+        let channel = EmbeddedChannel(handler: RPCMessageFramer(partialMessageTimeout: .seconds(60)))
+        // Nearly every read ends inside a message, and each message completes in time.
+        var stream = ByteBuffer()
+        for _ in 0..<20 { stream.writeImmutableBuffer(all) }
+        var received = 0
+        while stream.readableBytes > 0 {
+            try channel.writeInbound(stream.readSlice(length: min(200, stream.readableBytes))!)
+            while try channel.readInbound(as: ByteBuffer.self) != nil { received += 1 }
+            // A 304-byte body spans at most three 200-byte reads: 50 s, within the 60.
+            channel.embeddedEventLoop.advanceTime(by: .seconds(25))
+            try channel.throwIfErrorCaught()
+        }
+        // And idle between messages for as long as it likes.
+        channel.embeddedEventLoop.advanceTime(by: .hours(1))
+        try channel.throwIfErrorCaught()
+        #expect(received == 20 * messages.count)
+        _ = try channel.finish()
+    }
+
     @Test func splitAtEveryByteBoundary() throws {
         let (all, messages) = try Self.stream()
         for split in 0...all.readableBytes {
