@@ -30,8 +30,14 @@ server with SIGINT (SIGKILL after a timeout).
 
 Exit status: 0 when the server survived and served every probe, no healthy
 client saw an error, RSS at the end is within --max-rss-growth-mb of the
-start, and the server exited on SIGINT; 1 otherwise; 2 for a set-up failure;
-3 when the whole run hit --max-total-seconds.
+start, and the server exited on SIGINT (with --strict: and no class reported
+a DEFECT/SURPRISE); 1 otherwise; 2 for a set-up failure; 3 when the whole run
+hit --max-total-seconds.
+
+Opt-in classes (only when named in --classes): connection-exhaustion (holds
+--exhaust-connections plain connections stalled past the preamble) and
+session-buffer-cap (never-reading Consul sessions under and over the 128 MiB
+session buffer cap).
 
 Traffic goes only to 127.0.0.1. Every loop is bounded in count and time.
 """
@@ -2316,6 +2322,10 @@ def main():
     parser.add_argument("--classes", default=None, help="comma-separated subset of the classes, in the given order")
     parser.add_argument("--list-classes", action="store_true")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--strict", action="store_true",
+                        help="also fail on any DEFECT/SURPRISE a class reports (stream churn failures, leaks per "
+                             "connection, behaviour unlike the docs), not only on a dead server, healthy client "
+                             "errors and RSS growth")
     parser.add_argument("--exhaust-connections", type=int, default=10100,
                         help="connections the opt-in connection-exhaustion class holds (default 10,100: "
                              "past the server's maxConnections of 10,000)")
@@ -2473,6 +2483,10 @@ def main():
                    f"python: {total_py_ok:,} ok, {total_py_errors} errors",
         "duration": time.monotonic() - run_started,
     }
+    if args.strict:
+        flagged = [f"{row['name']}: {len(row['surprises'])}" for row in rows if row["surprises"]]
+        if flagged:
+            failures.append("--strict: classes reported defects or surprises (" + ", ".join(flagged) + ")")
     if rss_end and rss_start and growth_mb > args.max_rss_growth_mb:
         failures.append(f"server RSS grew {growth_mb:.1f} MB over the run (bound {args.max_rss_growth_mb:g})")
     if total_py_errors and not any("healthy clients" in f for f in failures):
