@@ -99,9 +99,9 @@ public final class MuxRPCServer: Sendable {
         /// ended a moment ago and are being torn down. Back at zero once
         /// every session has ended.
         public var streamsAlive = 0
-        /// The most bytes any one session has buffered at once (received
-        /// and not yet served, or written and not yet sent); bounded by
-        /// ``YamuxConfiguration/maxSessionBufferedBytes``.
+        /// The most bytes any one session has buffered at once: received
+        /// and not yet served, or written and not yet sent (see
+        /// ``YamuxSessionStatistics/bufferedBytes``).
         public var maxSessionBufferedBytes = 0
     }
 

@@ -85,18 +85,16 @@ public struct YamuxConfiguration: Sendable {
     /// Default on.
     public var flushesEarly = true
 
-    /// Limit: bytes one session's streams may hold at once, in both directions: data
-    /// received and not yet read by the application, plus data written and not yet sent
-    /// (waiting for the peer's window or for the connection). Each stream's share is bounded
-    /// already (its receive window inbound; outbound, its writability watermark for writers
-    /// that respect it); this bounds the sum. Data from the peer that takes the session past
-    /// it (the application reads too few of the streams the peer fills) ends the session:
-    /// GoAway(internal error), its streams failing with `YamuxError.Code.bufferLimitExceeded`.
-    /// A write that would take it past is refused instead, and its stream reset
-    /// (`.writeBufferLimitExceeded`): only a writer far ahead of its writability gets there,
-    /// and the other streams go on. It sits above what auto-tuned windows can commit
-    /// (``maxAutoTunedSessionWindow``). Default 128 MiB.
-    public var maxSessionBufferedBytes: Int = 128 * 1024 * 1024
+    /// Limit: bytes received on a session's streams and not yet read by the application,
+    /// over all its streams. Each stream's share is bounded by its receive window; this
+    /// bounds the sum, which would otherwise grow with the number of streams a peer fills
+    /// while the application reads few of them. Past it the session sends GoAway(internal
+    /// error) and closes, its streams failing with `YamuxError.Code.unreadLimitExceeded`.
+    /// It sits above what auto-tuned windows can commit (``maxAutoTunedSessionWindow``).
+    /// (Bytes written and not yet sent are bounded per stream by its writability, for
+    /// writers that respect it, and by the peer's window and the connection's writability
+    /// beyond that; ``YamuxSessionStatistics/bufferedBytes`` shows both.) Default 128 MiB.
+    public var maxSessionUnreadBytes: Int = 128 * 1024 * 1024
 
     /// Limit: once part of a frame has arrived (some of its header, or a data frame's header
     /// with not all of its payload), the rest must arrive within this time, or the session
@@ -124,7 +122,7 @@ public struct YamuxConfiguration: Sendable {
         if self.maxBufferedControlFrames <= 0 { throw bad("maxBufferedControlFrames must be positive") }
         if self.connectionWriteTimeout <= .zero { throw bad("connectionWriteTimeout must be positive") }
         if self.maxFramesPerFlush <= 0 { throw bad("maxFramesPerFlush must be positive") }
-        if self.maxSessionBufferedBytes <= 0 { throw bad("maxSessionBufferedBytes must be positive") }
+        if self.maxSessionUnreadBytes <= 0 { throw bad("maxSessionUnreadBytes must be positive") }
         if self.frameReadTimeout <= .zero { throw bad("frameReadTimeout must be positive") }
     }
 }

@@ -91,6 +91,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         var statistics = self._statistics
         statistics.autoTunedWindow = self.autoTuneBudget.granted
         statistics.bufferedBytes = self.bufferedBytes
+        statistics.unreadBytes = self.unreadBytes
         return statistics
     }
 
@@ -214,6 +215,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             self.writeTimeout?.cancel()
             self.writeTimeout = nil
             while let header = self.controlQueue.popFirst() { self.writeControlFrame(header) }
+            self.resumeStreamsWaitingForConnection(context: context)
             self.flushIfNeeded()
         } else if self.writeTimeout == nil, case .active = self.state {
             // hashicorp's connection write timeout: if the peer does not take our bytes for this
@@ -402,7 +404,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
             return
         }
         stream.receive(piece)
-        self.endSessionIfOverBufferLimit()
+        self.endSessionIfOverUnreadLimit()
         if last, case .active = self.state { try self.handleFIN(self.payloadHeader.flags, stream: stream) }
     }
 
@@ -517,6 +519,10 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         let header = YamuxFrameHeader(type: .data, streamID: streamID, length: UInt32(payload.readableBytes))
         self.pendingFrames.append(PendingFrame(header: header, payload: payload, promise: promise))
         self.needsFlush = true
+        self.gatheredDataBytes += payload.readableBytes
+        if self.gatheredDataBytes >= Self.maxGatheredDataBytes, let context = self.context {
+            self.flushNow(context: context)
+        }
     }
 
     /// Hands the pending frames to the connection: every header and every small payload is
@@ -608,6 +614,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         // a writability change); frames written then are written by the loop below.
         guard !self.writingFrames else { return }
         self.writingFrames = true
+        self.gatheredDataBytes = 0
         repeat {
             self.needsFlush = false
             self.writePendingFrames(context: context)
@@ -642,13 +649,62 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         }
     }
 
+    // MARK: the connection's share
+
+    /// Streams with data that waited for the connection to become writable.
+    private var streamsWaitingForConnection: [YamuxStreamChannel] = []
+    /// Data bytes gathered for the next flush.
+    private var gatheredDataBytes = 0
+    /// Gathered data past this is flushed at once, so the connection's writability
+    /// (and so every stream's) reflects it while a long batch of writes goes on.
+    static let maxGatheredDataBytes = 1024 * 1024
+
+    /// Whether streams may hand data frames to the connection now. While the
+    /// connection is not writable (the peer does not read it fast enough), data stays
+    /// in its streams, where it counts against their writability and the session's
+    /// buffer limit: what the connection holds stays within its write buffer's
+    /// watermark plus one gathered batch, however many streams have window to spend.
+    var connectionTakesData: Bool { self.parentWritable }
+
+    func streamWaitsForConnection(_ stream: YamuxStreamChannel) {
+        guard !stream.waitsForConnection else { return }
+        stream.waitsForConnection = true
+        self.streamsWaitingForConnection.append(stream)
+    }
+
+    /// The connection is writable again: the waiting streams send what they can. On the
+    /// next turn of the loop, as this may run inside a flush that a stream's own
+    /// writes started.
+    private func resumeStreamsWaitingForConnection(context: ChannelHandlerContext) {
+        guard !self.streamsWaitingForConnection.isEmpty, !self.resumeScheduled else { return }
+        self.resumeScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.resumeScheduled = false
+            let waiting = self.streamsWaitingForConnection
+            self.streamsWaitingForConnection.removeAll(keepingCapacity: true)
+            for stream in waiting {
+                stream.waitsForConnection = false
+                guard case .active = self.state, stream.inSessionMap, stream.hasFlushedWrites else { continue }
+                if stream.drainWrites() { self.needsFlush = true }
+            }
+            self.flushIfNeeded()
+        }
+    }
+    private var resumeScheduled = false
+
     // MARK: buffered bytes
 
     /// Bytes the session's streams hold: received and not yet taken by their
     /// application, or written and not yet sent.
     private var bufferedBytes = 0
+    /// Of those, the bytes received and not yet taken by the application.
+    private var unreadBytes = 0
 
-    /// A stream's buffered bytes changed by `delta`.
+    /// A stream's written-and-not-yet-sent bytes changed by `delta`. Counted, never
+    /// refused: what an application writes is memory it allocated itself, and
+    /// `NIOAsyncChannel`'s writer legitimately runs ahead of writability while the loop
+    /// is busy (its writes queue on the loop before the writability change reaches it).
+    /// Writers that respect writability keep it to a watermark per stream.
     func streamBufferedBytesChanged(by delta: Int) {
         self.bufferedBytes += delta
         guard delta > 0, self.bufferedBytes > self._statistics.maxBufferedBytes else { return }
@@ -656,19 +712,18 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         self.liveObjects?.sessionBufferedBytesReached(self.bufferedBytes)
     }
 
-    /// Whether a stream may queue `count` more bytes for sending without taking the
-    /// session past `maxSessionBufferedBytes`. A stream whose writer runs that far ahead
-    /// of its writability is reset (see `YamuxStreamChannel.write0`); the session goes on.
-    func hasRoomToBuffer(_ count: Int) -> Bool {
-        self.bufferedBytes + count <= self.configuration.maxSessionBufferedBytes
+    /// A stream's received-and-unread bytes changed by `delta`.
+    func streamUnreadBytesChanged(by delta: Int) {
+        self.unreadBytes += delta
+        self.streamBufferedBytesChanged(by: delta)
     }
 
     /// Data the peer sent within its windows took the session past
-    /// `maxSessionBufferedBytes`: the application reads too few of the streams the peer
+    /// `maxSessionUnreadBytes`: the application reads too few of the streams the peer
     /// fills. The session ends, so memory does not grow with the number of streams.
-    private func endSessionIfOverBufferLimit() {
-        guard self.bufferedBytes > self.configuration.maxSessionBufferedBytes, case .active = self.state else { return }
-        self.closeSession(error: .bufferLimitExceeded, goAway: .internalError)
+    private func endSessionIfOverUnreadLimit() {
+        guard self.unreadBytes > self.configuration.maxSessionUnreadBytes, case .active = self.state else { return }
+        self.closeSession(error: .unreadLimitExceeded, goAway: .internalError)
     }
 
     // MARK: stream callbacks
@@ -991,6 +1046,7 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         self.frameReadTimer?.cancel()
         self.frameReadTimer = nil
         self.controlQueue.removeAll()
+        self.streamsWaitingForConnection.removeAll()
 
         let streams = Array(self.streams.values)
         for stream in streams {

@@ -20,9 +20,11 @@ public struct YamuxSessionStatistics: Sendable, Hashable {
     public var autoTunedWindow = 0
     /// Bytes the session's streams hold now: received and not yet read by
     /// the application, or written and not yet sent (waiting for the peer's
-    /// window or the connection). Bounded by
-    /// ``YamuxConfiguration/maxSessionBufferedBytes``.
+    /// window or for the connection to become writable).
     public var bufferedBytes = 0
+    /// Of ``bufferedBytes``, those received and not yet read; bounded by
+    /// ``YamuxConfiguration/maxSessionUnreadBytes``.
+    public var unreadBytes = 0
     /// The most ``bufferedBytes`` has been.
     public var maxBufferedBytes = 0
 

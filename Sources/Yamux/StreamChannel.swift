@@ -45,6 +45,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     var inSessionMap = true
     /// Counted against the session's in-flight SYN limit until ACKed or gone.
     var holdsSYNSlot: Bool
+    /// Has data for the peer and waits for the connection to become writable.
+    var waitsForConnection = false
     /// The session's early-flush epoch this stream last carried data in (``EarlyFlushPolicy``).
     var earlyFlushStamp: UInt64 = 0
     var openTimeout: Scheduled<Void>?
@@ -211,15 +213,6 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             return
         }
         let buffer = self.unwrapData(data, as: ByteBuffer.self)
-        guard self.session.hasRoomToBuffer(buffer.readableBytes) else {
-            // A writer this far ahead of writability has lost track of it: its stream
-            // cannot go on whole, so it is reset; other streams and the session go on.
-            promise?.fail(YamuxError.writeBufferLimitExceeded)
-            self.failPendingWrites(error: YamuxError.writeBufferLimitExceeded)
-            if self.terminationError == nil { self.terminationError = .writeBufferLimitExceeded }
-            self.session.resetStream(self)
-            return
-        }
         self.unflushed.append(.data(buffer, promise))
         self.updateWritability(afterChangingQueuedBytesBy: buffer.readableBytes)
     }
@@ -427,6 +420,12 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                     continue
                 }
                 let readable = buffer.readableBytes
+                if readable > 0, !self.session.connectionTakesData {
+                    // The connection holds enough already: the data waits here, counted
+                    // against this stream's writability, until it drains.
+                    self.session.streamWaitsForConnection(self)
+                    return self.finishDrain(wrote)
+                }
                 if readable == 0 {
                     self.flushed.removeFirst()
                     promise?.succeed(())
@@ -509,19 +508,19 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private func appendPendingRead(_ buffer: ByteBuffer) {
         self.pendingReads.append(buffer)
         self.pendingReadBytes += buffer.readableBytes
-        self.session.streamBufferedBytesChanged(by: buffer.readableBytes)
+        self.session.streamUnreadBytesChanged(by: buffer.readableBytes)
     }
 
     private func popPendingRead() -> ByteBuffer? {
         guard let buffer = self.pendingReads.popFirst() else { return nil }
         self.pendingReadBytes -= buffer.readableBytes
-        self.session.streamBufferedBytesChanged(by: -buffer.readableBytes)
+        self.session.streamUnreadBytesChanged(by: -buffer.readableBytes)
         return buffer
     }
 
     private func dropPendingReads() {
         guard self.pendingReadBytes > 0 || !self.pendingReads.isEmpty else { return }
-        self.session.streamBufferedBytesChanged(by: -self.pendingReadBytes)
+        self.session.streamUnreadBytesChanged(by: -self.pendingReadBytes)
         self.pendingReads.removeAll()
         self.pendingReadBytes = 0
     }

@@ -29,8 +29,7 @@ public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
         case streamsExhausted
         case tooManyStreams
         case controlFrameFlood
-        case bufferLimitExceeded
-        case writeBufferLimitExceeded
+        case unreadLimitExceeded
         case frameReadTimeout
         case localGoAway
         case streamClosed
@@ -94,8 +93,7 @@ public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
     static let streamsExhausted = YamuxError(code: .streamsExhausted, message: "stream ids exhausted: open a new session")
     static let tooManyStreams = YamuxError(code: .tooManyStreams, message: "too many concurrent streams on this session (maxConcurrentStreams)")
     static let controlFrameFlood = YamuxError(code: .controlFrameFlood, message: "peer does not read the control frames it provokes (maxBufferedControlFrames exceeded): session closed")
-    static let bufferLimitExceeded = YamuxError(code: .bufferLimitExceeded, message: "session buffers more than maxSessionBufferedBytes (the peer does not read what it is sent, or the application does not read what arrives): session closed")
-    static let writeBufferLimitExceeded = YamuxError(code: .writeBufferLimitExceeded, message: "stream written far past its writability, beyond the session's maxSessionBufferedBytes (the peer does not take the data): stream reset")
+    static let unreadLimitExceeded = YamuxError(code: .unreadLimitExceeded, message: "more than maxSessionUnreadBytes received and not read by the application across the session's streams: session closed")
     static let frameReadTimeout = YamuxError(code: .frameReadTimeout, message: "peer sent part of a frame and not the rest within frameReadTimeout: session closed")
     static let streamClosed = YamuxError(code: .streamClosed, message: "stream closed")
 }

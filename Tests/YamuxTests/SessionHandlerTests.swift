@@ -13,17 +13,9 @@ import Testing
         return (channel, session)
     }
 
+    /// Stream writes are flushed at the end of the loop's turn: `outboundFrames` lets it turn.
     private func frames(_ channel: EmbeddedChannel) throws -> [YamuxFrameHeader] {
-        // Stream writes are flushed at the end of the loop's turn: let it turn.
-        channel.embeddedEventLoop.run()
-        var all = ByteBuffer()
-        while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
-        var frames: [YamuxFrameHeader] = []
-        while let header = try YamuxFrameHeader.read(from: &all) {
-            frames.append(header)
-            if header.type == .data { all.moveReaderIndex(forwardBy: Int(header.length)) }
-        }
-        return frames
+        try outboundFrames(channel)
     }
 
     private func send(_ channel: EmbeddedChannel, _ header: YamuxFrameHeader, payload: String? = nil) throws {

@@ -253,31 +253,14 @@ func serveCommandStream(_ stream: YamuxStream, session: YamuxSession) async thro
             let count = try await reader.drain()
             try await outbound.write(ByteBuffer(string: "count \(count)\n"))
         case "send":
-            let count = Int(fields[1])!, seed = Int(fields[2])!
-            var offset = 0
-            let chunk = 64 * 1024
-            while offset < count {
-                let n = min(chunk, count - offset)
-                var part = pattern(n + offset % 251, seed: seed)  // realign the pattern to `offset`
-                part.moveReaderIndex(forwardBy: offset % 251)
-                try await outbound.write(part)
-                offset += n
-            }
+            try await writePattern(count: Int(fields[1])!, seed: Int(fields[2])!, to: outbound)
         case "halfclose":
             let count = try await reader.drain()
             try await outbound.write(ByteBuffer(string: "after-eof \(count)\n"))
         case "sendaftereof":
             // Writes on a stream the peer has half-closed, more than one window's worth.
             _ = try await reader.drain()
-            let count = Int(fields[1])!, seed = Int(fields[2])!
-            var offset = 0
-            while offset < count {
-                let n = min(64 * 1024, count - offset)
-                var part = pattern(n + offset % 251, seed: seed)
-                part.moveReaderIndex(forwardBy: offset % 251)
-                try await outbound.write(part)
-                offset += n
-            }
+            try await writePattern(count: Int(fields[1])!, seed: Int(fields[2])!, to: outbound)
         case "goaway":
             await session.goAway()
             try await outbound.write(ByteBuffer(string: "ok\n"))
@@ -297,6 +280,31 @@ func serveCommandStream(_ stream: YamuxStream, session: YamuxSession) async thro
             break
         }
     }
+}
+
+/// Writes `count` pattern bytes in 64 KiB writes, the pattern aligned to the offset.
+func writePattern(count: Int, seed: Int, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+    var offset = 0
+    while offset < count {
+        let n = min(64 * 1024, count - offset)
+        var part = pattern(n + offset % 251, seed: seed)  // realign the pattern to `offset`
+        part.moveReaderIndex(forwardBy: offset % 251)
+        try await outbound.write(part)
+        offset += n
+    }
+}
+
+/// Parses every frame header `channel` wrote (payloads skipped), once its loop has turned.
+func outboundFrames(_ channel: EmbeddedChannel) throws -> [YamuxFrameHeader] {
+    channel.embeddedEventLoop.run()
+    var all = ByteBuffer()
+    while var buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&buffer) }
+    var frames: [YamuxFrameHeader] = []
+    while let header = try YamuxFrameHeader.read(from: &all) {
+        frames.append(header)
+        if header.type == .data { all.moveReaderIndex(forwardBy: Int(header.length)) }
+    }
+    return frames
 }
 
 /// Bytes received after our FIN by each "finfirst" stream, for the half-close tests.
@@ -323,14 +331,7 @@ func echoCheck(_ session: YamuxSession, count: Int, seed: Int) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await outbound.write(ByteBuffer(string: "echo\n"))
-                var offset = 0
-                while offset < count {
-                    let n = min(64 * 1024, count - offset)
-                    var part = pattern(n + offset % 251, seed: seed)
-                    part.moveReaderIndex(forwardBy: offset % 251)
-                    try await outbound.write(part)
-                    offset += n
-                }
+                try await writePattern(count: count, seed: seed, to: outbound)
                 outbound.finish()
             }
             var reader = StreamReader(inbound)
