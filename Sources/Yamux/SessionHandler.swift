@@ -1047,6 +1047,9 @@ final class YamuxSessionHandler: ChannelInboundHandler {
         self.frameReadTimer = nil
         self.controlQueue.removeAll()
         self.streamsWaitingForConnection.removeAll()
+        // The stream of a data frame cut short by the close: held here, it would hold
+        // this handler back through its own reference to the session.
+        self.payloadStream = nil
 
         let streams = Array(self.streams.values)
         for stream in streams {

@@ -64,6 +64,22 @@ import Testing
         #expect(live.sessionCount == 0)
     }
 
+    @Test func aSessionThatEndsInsideADataFrameIsFreed() throws {
+        let live = YamuxLiveObjects()
+        do {
+            let server = try self.makeServer(liveObjects: live)
+            _ = try self.accept(1, on: server)
+            // A data frame that claims 64 KiB and brings 3 bytes; then the connection ends.
+            try self.send(server.channel, YamuxFrameHeader(type: .data, flags: .fin, streamID: 1, length: 65_536), payload: ByteBuffer(bytes: [9, 9, 9]))
+            server.channel.embeddedEventLoop.run()
+            _ = try? server.channel.finish()
+        }
+        // The session kept the stream the cut frame was for, and the stream its session
+        // (found by the fuzzer: every connection cut inside a data frame leaked both).
+        #expect(live.streamCount == 0)
+        #expect(live.sessionCount == 0)
+    }
+
     @Test func streamsClosedBothWaysOrResetAreFreed() throws {
         let live = YamuxLiveObjects()
         let server = try self.makeServer(liveObjects: live)
