@@ -312,7 +312,9 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         if self.terminationError == nil { self.terminationError = error }
         guard !self.channelClosed else { return }
         let cleanEOF = self.stateMachine.remoteHasClosed && self.stateMachine.state != .reset
-        if cleanEOF && !self.eofDelivered {
+        // Only a stream some application holds can still be read; one that waited in the
+        // accept backlog never will be, and detached it would never be freed.
+        if cleanEOF && !self.eofDelivered && self.activated {
             self.detached = true
             return
         }

@@ -64,6 +64,21 @@ import Testing
         #expect(live.sessionCount == 0)
     }
 
+    @Test func aStreamThePeerOpenedAndClosedInTheBacklogIsFreed() throws {
+        let live = YamuxLiveObjects()
+        do {
+            let server = try self.makeServer(liveObjects: live)
+            // SYN and FIN at once: the stream waits in the backlog, already half-closed.
+            try self.send(server.channel, YamuxFrameHeader(type: .data, flags: [.syn, .fin], streamID: 1, length: 4), payload: ByteBuffer(string: "data"))
+            #expect(live.streamCount == 1)
+            _ = try? server.channel.finish()
+        }
+        // Half-closed by the peer, it was kept for an application to read what arrived;
+        // but none ever held it (found by the fuzzer).
+        #expect(live.streamCount == 0)
+        #expect(live.sessionCount == 0)
+    }
+
     @Test func aSessionThatEndsInsideADataFrameIsFreed() throws {
         let live = YamuxLiveObjects()
         do {
