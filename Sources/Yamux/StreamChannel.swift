@@ -15,8 +15,9 @@ public struct YamuxStreamResetEvent: Sendable, Hashable {
 /// `ChannelEvent.inputClosed` after the buffered data.
 ///
 /// Outbound: writes queue here; on flush they are cut to the peer's window and written to the
-/// parent as data frames (header and payload as separate buffers, never copied). The channel
-/// is writable while its queued bytes stay under the watermark and the parent is writable.
+/// parent as data frames (header and payload as separate buffers, never copied), while the
+/// parent is writable: otherwise they wait here until it is. The channel is writable while its
+/// queued bytes stay under the watermark and the parent is writable.
 /// `close(mode: .output)` sends FIN after the queued data. `close(mode: .all)` ends the channel
 /// for the application at once but closes the stream gracefully: queued data and a FIN still go
 /// out, and the stream is reset if the peer does not close its side within
