@@ -12,7 +12,9 @@
 #
 # Environment: FUZZ_TARGETS (space-separated names; default all),
 # FUZZ_ARGS (extra libFuzzer flags for every target), FUZZ_JOBS (build jobs,
-# default 2). See Docs/fuzzing.md.
+# default 2), FUZZ_CONFIGURATION=release (optimized, with testability for
+# @testable import: about five times as many runs a second, but without the
+# library's and SwiftNIO's debug-only assertions). See Docs/fuzzing.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,20 +27,26 @@ targets=(${FUZZ_TARGETS:-FuzzMessagePackDecoder FuzzMessagePackScanner FuzzYamux
 scratch="$PWD/.build-fuzz"
 mkdir -p "$scratch/logs"
 
-echo "==> building the fuzz targets (debug, -sanitize=fuzzer,address)"
+configuration=${FUZZ_CONFIGURATION:-debug}
+case "$configuration" in
+    debug) extra=() ;;
+    release) extra=(-Xswiftc -enable-testing) ;;
+    *) echo "FUZZ_CONFIGURATION must be debug or release" >&2; exit 2 ;;
+esac
+echo "==> building the fuzz targets ($configuration, -sanitize=fuzzer,address)"
 # --sanitize=fuzzer makes SwiftPM link libFuzzer's main; -sanitize=fuzzer,address
 # then instruments every Swift module for both (swiftc keeps only its last
 # -sanitize= flag, so the two cannot be given as two --sanitize options).
 build_start=$SECONDS
-if ! swift build --package-path Fuzz --scratch-path "$scratch" -j "${FUZZ_JOBS:-2}" \
-    --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address >"$scratch/logs/build.log" 2>&1; then
+if ! swift build --package-path Fuzz --scratch-path "$scratch" -c "$configuration" -j "${FUZZ_JOBS:-2}" \
+    --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address ${extra[@]+"${extra[@]}"} >"$scratch/logs/build.log" 2>&1; then
     grep -E 'error:' "$scratch/logs/build.log" | head -20
     tail -5 "$scratch/logs/build.log"
     echo "fuzz: build failed (log: $scratch/logs/build.log)"
     exit 1
 fi
 echo "built in $((SECONDS - build_start)) s"
-bin="$scratch/debug"
+bin="$scratch/$configuration"
 
 failed=0
 for target in "${targets[@]}"; do
