@@ -68,7 +68,7 @@ for target in "${targets[@]}"; do
     elapsed=$((SECONDS - start))
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     coverage=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 | sed 's/: /=/g')
-    findings=$(find "$artifacts" -type f | wc -l)
+    findings=$(find "$artifacts" -type f 2>/dev/null | wc -l)
     if [ "$status" -ne 0 ] && [ "$findings" -eq 0 ]; then findings=1; fi
     echo "fuzz $target: runs=${runs:-0} seconds=$elapsed findings=$findings ${coverage:-cov=0 ft=0} corpus=$(ls "$corpus" | wc -l)"
     if [ "$findings" -ne 0 ]; then
