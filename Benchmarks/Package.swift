@@ -11,10 +11,10 @@ let package = Package(
     name: "MuxRPCBenchmarks",
     dependencies: [
         .package(name: "MuxRPC", path: ".."),
-        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         // Only the MallocInterposer trait: malloc counts without the runtime
         // interposer, whose package is not needed here.
-        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // msgpack-c (libmsgpack-dev), measured side by side with our codec.

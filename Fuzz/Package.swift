@@ -25,7 +25,7 @@ let package = Package(
         // The package under test, by path, so its identity does not depend
         // on the name of the folder it was cloned into.
         .package(name: "MuxRPC", path: ".."),
-        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
     ],
     targets: [
         // Splits an input into control bytes and pieces; shared by the targets.
