@@ -215,7 +215,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         }
         let buffer = self.unwrapData(data, as: ByteBuffer.self)
         self.unflushed.append(.data(buffer, promise))
-        self.updateWritability(afterChangingQueuedBytesBy: buffer.readableBytes)
+        self.changeQueuedBytes(by: buffer.readableBytes)
+        self.updateWritability()
     }
 
     func flush0() {
@@ -499,13 +500,6 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private func changeQueuedBytes(by delta: Int) {
         self.queuedBytes += delta
         self.session.streamBufferedBytesChanged(by: delta)
-    }
-
-    /// Changes the queue's count, then the writability: the session may end
-    /// here if the bytes take it over its limit.
-    private func updateWritability(afterChangingQueuedBytesBy delta: Int) {
-        self.changeQueuedBytes(by: delta)
-        self.updateWritability()
     }
 
     private func appendPendingRead(_ buffer: ByteBuffer) {
