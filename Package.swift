@@ -34,6 +34,13 @@ let package = Package(
         .executable(name: "muxrpc-server", targets: ["MuxRPCServerCommand"]),
         .executable(name: "muxrpc-client", targets: ["MuxRPCClientCommand"]),
     ],
+    traits: [
+        // TLS pulls in swift-nio-ssl and so BoringSSL, which is most of a
+        // first build. An application that never speaks TLS turns the trait
+        // off (`traits: []` on its `.package` line) and compiles neither.
+        .trait(name: "TLS", description: "TLS connections (Consul's 0x03 preamble), through swift-nio-ssl."),
+        .default(enabledTraits: ["TLS"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
@@ -85,10 +92,9 @@ let package = Package(
                 "MsgpackRPC",
                 "Yamux",
                 "CEventFD",
-                "CGlibcMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -103,6 +109,25 @@ let package = Package(
         .systemLibrary(name: "CEventFD", path: "Sources/CEventFD"),
         // mallopt(3) for MallocTuning: a header only, nothing to link.
         .systemLibrary(name: "CGlibcMalloc", path: "Sources/CGlibcMalloc"),
+
+        // The demo services the executables serve and the tests call. Not a
+        // product: the library ships no demo code.
+        .target(
+            name: "DemoServices",
+            dependencies: [
+                "MessagePack",
+                "MsgpackRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // MallocTuning changes the whole process, so only programs may call
+        // it: the executables do. Not a product.
+        .target(
+            name: "ProcessTuning",
+            dependencies: ["CGlibcMalloc"],
+            swiftSettings: strictSettings
+        ),
 
         // Serves Prometheus text at GET /metrics for the executables: the one
         // place that picks a metrics backend (the library must not).
@@ -138,8 +163,10 @@ let package = Package(
                 "MuxRPC",
                 "MsgpackRPC",
                 "Yamux",
+                "DemoServices",
+                "ProcessTuning",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 "MetricsEndpoint",
@@ -152,6 +179,8 @@ let package = Package(
             dependencies: [
                 "MuxRPC",
                 "MsgpackRPC",
+                "DemoServices",
+                "ProcessTuning",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -168,6 +197,8 @@ let package = Package(
                 "Yamux",
                 "MsgpackRPC",
                 "MuxRPC",
+                "DemoServices",
+                "ProcessTuning",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -215,6 +246,8 @@ let package = Package(
                 "MsgpackRPC",
                 "InteropSupport",
                 "MessagePack",
+                "DemoServices",
+                "ProcessTuning",
             ] + nioTestDependencies,
             swiftSettings: strictSettings
         ),
@@ -225,6 +258,7 @@ let package = Package(
                 "MsgpackRPC",
                 "Yamux",
                 "InteropSupport",
+                "DemoServices",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

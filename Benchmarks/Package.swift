@@ -39,9 +39,22 @@ let package = Package(
         // The connection pool: acquire/release under contention, and calls
         // through the pool against bare streams (a plain executable: see its
         // header for why not ordo-one/benchmark).
+        // The main package's demo services (not one of its products), through
+        // a symbolic link to their folder.
+        .target(
+            name: "DemoServices",
+            dependencies: [
+                .product(name: "MsgpackRPC", package: "MuxRPC"),
+                .product(name: "MessagePack", package: "MuxRPC"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/DemoServices",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "PoolBenchmarks",
             dependencies: [
+                "DemoServices",
                 .product(name: "MuxRPC", package: "MuxRPC"),
                 .product(name: "MsgpackRPC", package: "MuxRPC"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -30,6 +30,17 @@ let package = Package(
     targets: [
         // Splits an input into control bytes and pieces; shared by the targets.
         .target(name: "FuzzSupport", swiftSettings: settings),
+        // The main package's demo services (not one of its products), through
+        // a symbolic link to their folder.
+        .target(
+            name: "DemoServices",
+            dependencies: [
+                .product(name: "MsgpackRPC", package: "MuxRPC"),
+                .product(name: "MessagePack", package: "MuxRPC"),
+                nioCore,
+            ],
+            swiftSettings: settings
+        ),
         .executableTarget(
             name: "FuzzMessagePackDecoder",
             dependencies: ["FuzzSupport", .product(name: "MessagePack", package: "MuxRPC"), nioCore],
@@ -54,6 +65,7 @@ let package = Package(
             name: "FuzzRPCFramer",
             dependencies: [
                 "FuzzSupport",
+                "DemoServices",
                 .product(name: "MsgpackRPC", package: "MuxRPC"),
                 .product(name: "MessagePack", package: "MuxRPC"),
                 nioCore,

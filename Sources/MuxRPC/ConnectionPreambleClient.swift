@@ -1,9 +1,21 @@
 public import NIOCore
+#if TLS
 public import NIOSSL
+#endif
 
 /// The client's side of the preamble: what a Consul or Nomad client sends
 /// first on a new RPC connection.
 public enum ConnectionPreambleClient {
+    /// Sends the preamble for `mode` on `channel`.
+    ///
+    /// Call on the channel's event loop once it is active, before adding
+    /// the mode's handlers.
+    public static func configure(_ channel: any Channel, mode: ConnectionMode) throws {
+        channel.eventLoop.preconditionInEventLoop()
+        channel.writeAndFlush(ByteBuffer(integer: mode.preambleByte), promise: nil)
+    }
+
+    #if TLS
     /// Sends the preamble for `mode` on `channel`, first upgrading to TLS
     /// when `tls` is given: 0x03 in plaintext, the TLS handshake, then the
     /// mode's byte inside TLS, as Consul's clients do.
@@ -14,7 +26,7 @@ public enum ConnectionPreambleClient {
     public static func configure(
         _ channel: any Channel,
         mode: ConnectionMode,
-        tls: NIOSSLContext? = nil,
+        tls: NIOSSLContext?,
         serverHostname: String? = nil
     ) throws {
         channel.eventLoop.preconditionInEventLoop()
@@ -27,4 +39,5 @@ public enum ConnectionPreambleClient {
         }
         channel.writeAndFlush(ByteBuffer(integer: mode.preambleByte), promise: nil)
     }
+    #endif
 }

@@ -1,5 +1,7 @@
 public import NIOCore
+#if TLS
 public import NIOSSL
+#endif
 
 /// Why a server refused a connection before it carried any RPC.
 public struct ConnectionPreambleError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -42,8 +44,10 @@ public struct ConnectionPreambleError: Error, Hashable, Sendable, CustomStringCo
 
 /// How a server treats the start of each connection.
 public struct ConnectionPreambleConfiguration: Sendable {
+    #if TLS
     /// TLS offered to clients that send 0x03; `nil` offers none.
     public var tls: NIOSSLContext?
+    #endif
     /// Refuse plaintext modes: every client must send 0x03 first.
     public var requireTLS: Bool
     /// How long a client has to send its preamble (and, with TLS, to finish
@@ -51,10 +55,28 @@ public struct ConnectionPreambleConfiguration: Sendable {
     /// `RPCHandshakeTimeout`: a connection that says nothing is closed.
     public var handshakeTimeout: TimeAmount
 
-    public init(tls: NIOSSLContext? = nil, requireTLS: Bool = false, handshakeTimeout: TimeAmount = .seconds(5)) {
-        self.tls = tls
+    /// A server that offers no TLS.
+    public init(requireTLS: Bool = false, handshakeTimeout: TimeAmount = .seconds(5)) {
         self.requireTLS = requireTLS
         self.handshakeTimeout = handshakeTimeout
+    }
+
+    #if TLS
+    /// A server that offers TLS to clients that send 0x03 (all of them, with `requireTLS`).
+    public init(tls: NIOSSLContext?, requireTLS: Bool = false, handshakeTimeout: TimeAmount = .seconds(5)) {
+        self.init(requireTLS: requireTLS, handshakeTimeout: handshakeTimeout)
+        self.tls = tls
+    }
+    #endif
+
+    /// The TLS handler for a client that sent 0x03, or nil when this
+    /// server offers none (or was built without the TLS trait).
+    func makeTLSHandler() -> (any ChannelHandler)? {
+        #if TLS
+        return tls.map { NIOSSLServerHandler(context: $0) }
+        #else
+        return nil
+        #endif
     }
 }
 
@@ -140,7 +162,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         guard let first = bytes.readInteger(as: UInt8.self) else { return }
 
         if first == ConnectionPreambleByte.tls && !insideTLS {
-            guard let tls = configuration.tls else {
+            guard let tlsHandler = configuration.makeTLSHandler() else {
                 refuse(.tlsNotOffered, context: context)
                 return
             }
@@ -149,7 +171,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
             )
             handOver(context: context, remaining: bytes) {
                 try context.pipeline.syncOperations.addHandlers(
-                    [NIOSSLServerHandler(context: tls), inner],
+                    [tlsHandler, inner],
                     position: .after(self)
                 )
             }

@@ -1,7 +1,9 @@
 public import MsgpackRPC
 public import NIOCore
 import NIOPosix
+#if TLS
 public import NIOSSL
+#endif
 public import Yamux
 
 /// A client's connection to one RPC server, in the mode it chose with its
@@ -21,10 +23,13 @@ public final class MuxRPCConnection: Sendable {
     public struct Configuration: Sendable {
         /// The preamble mode. Default: Consul's multiplexed mode.
         public var mode: ConnectionMode
+        #if TLS
         /// TLS, sent as Consul does (0x03, handshake, mode byte inside); `nil` for none.
+        /// TLS wraps whichever ``mode`` is chosen.
         public var tls: NIOSSLContext?
         /// The name the server's certificate must carry, with TLS.
         public var serverHostname: String?
+        #endif
         /// The yamux session, in the multiplexed modes.
         public var yamux: YamuxConfiguration
         /// Each stream's RPC client.
@@ -40,8 +45,6 @@ public final class MuxRPCConnection: Sendable {
 
         public init(
             mode: ConnectionMode = .consulMultiplex,
-            tls: NIOSSLContext? = nil,
-            serverHostname: String? = nil,
             yamux: YamuxConfiguration = .init(),
             rpc: RPCClient.Configuration = .init(),
             connectTimeout: Duration = .seconds(10),
@@ -49,8 +52,6 @@ public final class MuxRPCConnection: Sendable {
             socketReads: SocketReads = .default
         ) {
             self.mode = mode
-            self.tls = tls
-            self.serverHostname = serverHostname
             self.yamux = yamux
             self.rpc = rpc
             self.connectTimeout = connectTimeout
@@ -88,9 +89,7 @@ public final class MuxRPCConnection: Sendable {
         }
         let channel = try await dial(address, configuration: configuration, group: group)
         let session = try await channel.eventLoop.submit {
-            try ConnectionPreambleClient.configure(
-                channel, mode: configuration.mode, tls: configuration.tls, serverHostname: configuration.serverHostname
-            )
+            try configuration.sendPreamble(on: channel, mode: configuration.mode)
             return try YamuxSession.configure(on: channel, role: .client, configuration: configuration.yamux)
         }.get()
         return MuxRPCConnection(address: address, configuration: configuration, group: group, session: session)
@@ -119,9 +118,7 @@ public final class MuxRPCConnection: Sendable {
         guard let session else {
             let channel = try await Self.dial(address, configuration: configuration, group: group)
             return try await channel.eventLoop.submit {
-                try ConnectionPreambleClient.configure(
-                    channel, mode: .plain, tls: configuration.tls, serverHostname: configuration.serverHostname
-                )
+                try configuration.sendPreamble(on: channel, mode: .plain)
                 return try channel.pipeline.syncOperations.addMsgpackRPCClient(configuration: configuration.rpc)
             }.get()
         }
@@ -138,5 +135,27 @@ public final class MuxRPCConnection: Sendable {
     /// Closes the session (multiplexed modes); plain streams close one by one.
     public func close() async {
         await session?.close()
+    }
+}
+
+extension MuxRPCConnection.Configuration {
+    #if TLS
+    /// A connection in `mode` inside TLS: 0x03, the handshake, then the
+    /// mode's byte, as Consul's clients do.
+    public init(mode: ConnectionMode = .consulMultiplex, tls: NIOSSLContext?, serverHostname: String? = nil) {
+        self.init(mode: mode)
+        self.tls = tls
+        self.serverHostname = serverHostname
+    }
+    #endif
+
+    /// The connection's first bytes: the mode's preamble, inside TLS when
+    /// TLS is configured.
+    func sendPreamble(on channel: any Channel, mode: ConnectionMode) throws {
+        #if TLS
+        try ConnectionPreambleClient.configure(channel, mode: mode, tls: tls, serverHostname: serverHostname)
+        #else
+        try ConnectionPreambleClient.configure(channel, mode: mode)
+        #endif
     }
 }

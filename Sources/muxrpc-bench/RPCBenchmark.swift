@@ -1,9 +1,11 @@
-import Foundation
 import ArgumentParser
+import DemoServices
+import Foundation
 import MsgpackRPC
 import MuxRPC
 import NIOCore
 import NIOPosix
+import ProcessTuning
 import Synchronization
 import Yamux
 

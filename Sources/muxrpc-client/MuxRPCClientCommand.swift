@@ -1,10 +1,12 @@
 import ArgumentParser
+import DemoServices
 import Foundation
 import Logging
 import MetricsEndpoint
 import MsgpackRPC
 import MuxRPC
 import NIOCore
+import ProcessTuning
 import Synchronization
 
 /// `muxrpc-client`: calls the demo services on one or more servers through the

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DemoServices
 import Dispatch
 import Foundation
 import Logging
@@ -6,7 +7,10 @@ import MetricsEndpoint
 import MsgpackRPC
 import MuxRPC
 import NIOCore
+import ProcessTuning
+#if TLS
 import NIOSSL
+#endif
 import Yamux
 
 /// `muxrpc-server`: serves the demo services (Status.Ping, Echo.Echo,
@@ -66,6 +70,9 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         guard !requireTLS || tlsCertificate != nil else {
             throw ValidationError("--require-tls needs --tls-certificate and --tls-key")
         }
+        #if !TLS
+        guard tlsCertificate == nil else { throw ValidationError("this muxrpc-server was built without the TLS trait") }
+        #endif
     }
 
     func run() async throws {
@@ -74,6 +81,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         if let busyPollMicroseconds { configuration.busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds)) }
         if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { configuration.yamux.flushesEarly = false }
+        #if TLS
         if let tlsCertificate, let tlsKey {
             let tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { .certificate($0) },
@@ -82,6 +90,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
             configuration.preamble.tls = try NIOSSLContext(configuration: tls)
             configuration.preamble.requireTLS = requireTLS
         }
+        #endif
         // With --metrics-port: Prometheus as the metrics backend, and the
         // metrics and logging interceptors around every call served.
         var metricsServer: MetricsServer?

@@ -1,3 +1,4 @@
+import DemoServices
 import MessagePack
 import MsgpackRPC
 import NIOCore

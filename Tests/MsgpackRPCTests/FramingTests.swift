@@ -1,3 +1,4 @@
+import DemoServices
 import InteropSupport
 import MessagePack
 @testable import MsgpackRPC

@@ -1,3 +1,4 @@
+import DemoServices
 import MsgpackRPC
 @testable import MuxRPC
 import NIOCore

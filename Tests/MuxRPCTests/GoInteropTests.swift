@@ -1,3 +1,4 @@
+import DemoServices
 import Foundation
 import InteropSupport
 import MsgpackRPC

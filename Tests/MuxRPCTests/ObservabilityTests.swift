@@ -1,4 +1,5 @@
 import CoreMetrics
+import DemoServices
 import InMemoryTracing
 import Logging
 import MetricsEndpoint

@@ -14,6 +14,7 @@
 // than ordo-one/benchmark, whose runner blocks a cooperative thread and
 // deadlocks async benchmarks on two cores (Docs/architecture.md).
 
+import DemoServices
 import Foundation
 import MsgpackRPC
 import MuxRPC

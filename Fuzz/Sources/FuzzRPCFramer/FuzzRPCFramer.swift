@@ -21,6 +21,7 @@
 // 2 time passes on the server's loop (deadline timers),
 // 3 the server's channel is closed.
 
+import DemoServices
 import FuzzSupport
 import MessagePack
 import MsgpackRPC

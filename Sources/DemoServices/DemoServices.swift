@@ -1,4 +1,5 @@
 public import MessagePack
+public import MsgpackRPC
 public import NIOCore
 
 /// The demo services every MuxRPC demo program and interop test uses, the same

@@ -1,6 +1,6 @@
 #if canImport(Glibc)
 import Glibc
-import MuxRPC
+import ProcessTuning
 import Testing
 
 /// `MallocTuning`: what glibc takes, and that freed large blocks are reused
