@@ -73,7 +73,7 @@ public struct YamuxConfiguration: Sendable {
     /// loop (N RPC calls answered, or sent, in one batch), one flush at the end would make the
     /// peer wait for the whole batch; flushing after half of it lets the peer start on the first
     /// ones while this side still works on the rest, so both ends work at once instead of in
-    /// turn (2x the calls per second with 8 or 32 in flight, Docs/benchmarks.md). The session
+    /// turn (Docs/benchmarks.md, "Busy polling and early flushes"). The session
     /// flushes after half as many frames as it has busy streams (streams that carried data in
     /// the last few dozen turns of the loop), and after this many at most. 1 flushes every frame
     /// alone. Default 16.
