@@ -1,7 +1,6 @@
 """What the benchmark scripts share: where the binaries are, and how they
 are built (go-bench from Debian's hashicorp sources, MuxRPC's in release)."""
 
-import datetime
 import os
 import platform
 import re
@@ -20,9 +19,9 @@ WITHOUT_POLLING_OR_EARLY_FLUSHES = ["--busy-poll-microseconds", "0", "--no-early
 
 
 def run_stamp():
-    """When and where a run happened, for the line that opens its table."""
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return f"{stamp} on {platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
+    """Where a run happened, for the line that opens its table: the machine, not the
+    time (the page is a page of results, not a log of runs)."""
+    return f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}"
 
 
 def say(message):

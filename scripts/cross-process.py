@@ -74,7 +74,7 @@ def main():
             server.terminate()
             server.wait(timeout=30)
     command = " ".join(["scripts/cross-process.py"] + sys.argv[1:])
-    lines = [f"Run of {run_stamp()}: {options.rounds} rounds, the pairs alternating order, medians.",
+    lines = [f"Measured on {run_stamp()}: {options.rounds} rounds, the pairs alternating order, medians.",
              f"Command: `{command}`.", "",
              "| in flight | client -> server | calls/s | p50 µs | / Go -> Go |",
              "| ---: | --- | ---: | ---: | ---: |"]

@@ -102,7 +102,12 @@ def measure(rounds, quick):
     return results
 
 
-def table(results, rounds, command):
+UNITS = {"MBps": "MB/s", "calls_per_s": "calls/s", "round_trips_per_s": "round trips/s"}
+
+
+def table(results, rounds, command, quick=False):
+    """One table per group of shapes that share their MuxRPC variants: Go, MuxRPC's default and
+    the ratio, then each variant with its ratio to Go."""
     def median(name, metric, stack):
         values = results.get((name, metric), {}).get(stack)
         return statistics.median(values) if values else None
@@ -110,11 +115,29 @@ def table(results, rounds, command):
     def number(value):
         return f"{value:,.0f}" if value is not None else "n/a"
 
-    rows = ["| shape | metric | Go (median) | MuxRPC (median) | MuxRPC / Go |", "| --- | --- | ---: | ---: | ---: |"]
-    for (name, metric) in results:
-        go, swift = median(name, metric, "Go"), median(name, metric, "MuxRPC")
-        ratio = f"{swift / go:.2f}x" if go and swift else "n/a"
-        rows.append(f"| {name} | {metric} | {number(go)} | {number(swift)} | {ratio} |")
+    def ratio(value, go):
+        return f"{value / go:.2f}x" if value and go else "n/a"
+
+    groups = []
+    for name, metric, _, variants in shapes(quick):
+        if groups and groups[-1][0] is variants and groups[-1][1] == metric:
+            groups[-1][2].append(name)
+        else:
+            groups.append((variants, metric, [name]))
+    rows = []
+    for variants, metric, names in groups:
+        heads = [f"shape, {UNITS.get(metric, metric)}", "Go", "MuxRPC", "MuxRPC / Go"]
+        heads += [suffix.lstrip(", ") for suffix, _ in variants if suffix]
+        rows += ["| " + " | ".join(heads) + " |", "| --- |" + " ---: |" * (len(heads) - 1)]
+        for name in names:
+            go, swift = median(name, metric, "Go"), median(name, metric, "MuxRPC")
+            cells = [name, number(go), number(swift), ratio(swift, go)]
+            for suffix, _ in variants:
+                if suffix:
+                    value = median(name + suffix, metric, "MuxRPC")
+                    cells.append(f"{number(value)} ({ratio(value, go)})")
+            rows.append("| " + " | ".join(cells) + " |")
+        rows.append("")
     # The ceiling: one yamux stream against raw TCP, each stack on its own.
     ceiling = []
     for stack in ["Go", "MuxRPC"]:
@@ -133,37 +156,12 @@ def table(results, rounds, command):
         if calls and trips:
             ceiling.append(f"{stack}'s Echo with 1 in flight at {calls / trips:.0%} of raw TCP round trips ({transport})")
     return "\n".join([
-        f"Run of {run_stamp()}: {rounds} round{'s' if rounds != 1 else ''}, "
-        "the stacks alternating which goes first, medians.",
+        f"Measured on {run_stamp()}: {rounds} round{'s' if rounds != 1 else ''}, "
+        "the stacks alternating which goes first, medians; a variant's figure is followed by its ratio to Go.",
         f"Command: `{command}`.",
         "",
         *rows,
-        "",
         "; ".join(ceiling) + "." if ceiling else "",
-        "",
-        "MuxRPC's stream rows without a suffix use handlers on the event loop "
-        "(`YamuxStream.configurePipeline`, `--api handlers`), as MuxRPC's RPC streams do; "
-        "\"async API\" rows use `YamuxStream.executeThenClose` (`NIOAsyncChannel`). "
-        "Go's rows are the same Go runs in both. RPC: `muxrpc-bench rpc`, Echo.Echo through "
-        "`MuxRPCClient` (default configuration, no interceptors) and its `ConnectionPool`, "
-        "callers on the client's event loop, one pooled stream per call in flight; "
-        "\"1 event loop\" rows run server and client on one NIO thread (`--event-loops 1`) "
-        "instead of NIO's shared group; \"pool only\" rows call through a `ConnectionPool` alone "
-        "(`--path pool`: no balancer, breakers, retry budget or default deadline); "
-        "\"bare RPCClient\" rows skip the client stack "
-        "(`--path bare`: streams of one connection from a free list); \"no yamux\" rows call "
-        "through the client stack over net/rpc straight on TCP, a connection per call in flight "
-        "(`--mode plain`, mode 0x00), where Go's rows still use yamux. MuxRPC's connections "
-        "busy-poll for 50 µs after their traffic and flush early, after half as many gathered "
-        "yamux frames as they have busy streams, 16 at most (`BusyPolling.default`, "
-        "`YamuxConfiguration.flushesEarly`, `maxFramesPerFlush`); the \"no busy polling\" "
-        "rows turn those off (`--busy-poll-microseconds 0`, `--no-early-flushes`). "
-        "The raw TCP row is NIO as it comes; \"tcp 64 KiB, busy polling\" gives raw TCP the "
-        "same busy polling. \"tcp round trips\" send 64 bytes and wait for them to come back "
-        "before sending again (`pingpong`): Go with a goroutine at each end, MuxRPC's side NIO "
-        "with MuxRPC's busy polling (and without it). \"rpc echo 64 KiB\" and \"1 MiB\" rows run with "
-        "`MallocTuning` applied, as `muxrpc-bench` and `muxrpc-server` do; \"glibc malloc "
-        "defaults\" rows without it (`--default-malloc`).",
         "",
         "![throughput](images/side-by-side-throughput.png)",
         "![calls](images/side-by-side-rpc.png)",
@@ -211,7 +209,7 @@ def main():
     results = measure(options.rounds, options.quick)
     plots(results)
     command = " ".join(["scripts/side-by-side.py"] + sys.argv[1:])
-    text = table(results, options.rounds, command)
+    text = table(results, options.rounds, command, options.quick)
     write_doc_block("side-by-side", text, "MuxRPC and Go side by side")
     print(text)
 

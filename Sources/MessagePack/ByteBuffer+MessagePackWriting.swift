@@ -1,8 +1,9 @@
 public import NIOCore
 
 // The writer: one `ByteBuffer` method per MessagePack value. Each method
-// reserves the bytes it needs once and writes through a raw pointer, which
-// measured ten times faster than one `ByteBuffer.write*` call per field.
+// reserves the bytes it needs once and writes through a raw pointer, instead
+// of one `ByteBuffer.write*` call per field, each paying `ByteBuffer`'s
+// exclusivity and capacity checks.
 // Integers always take the smallest encoding, non-negative numbers the
 // unsigned forms, as go-msgpack (Consul) and msgpack-c write them.
 

@@ -44,11 +44,33 @@ enum FormatByte {
 /// The kind of value a format byte starts; used for error messages and by
 /// callers that branch on what comes next (``MessagePackReader/peekType()``).
 public enum MessagePackType: String, Hashable, Sendable, CustomStringConvertible {
-    case `nil`, bool, int, uint, float, double, string, binary, array, map, `extension`
+    /// nil (0xc0).
+    case `nil`
+    /// true or false.
+    case bool
+    /// A negative fixint or a signed int 8 to 64.
+    case int
+    /// A positive fixint or an unsigned int 8 to 64.
+    case uint
+    /// A 32-bit float.
+    case float
+    /// A 64-bit float.
+    case double
+    /// A str: fixstr, str 8, 16 or 32.
+    case string
+    /// A bin 8, 16 or 32.
+    case binary
+    /// A fixarray, array 16 or 32.
+    case array
+    /// A fixmap, map 16 or 32.
+    case map
+    /// A fixext or ext 8, 16 or 32 (timestamps included).
+    case `extension`
 
-    /// The type a format byte starts, or `nil` for 0xc1 (never used).
+    /// The type a format byte starts, or `nil` for 0xc1 (never used). A wire
+    /// detail: callers ask ``MessagePackReader/peekType()``.
     @inlinable
-    public init?(formatByte byte: UInt8) {
+    package init?(formatByte byte: UInt8) {
         switch byte {
         case 0x00...0x7f, 0xcc...0xcf: self = .uint
         case 0xe0...0xff, 0xd0...0xd3: self = .int
@@ -65,5 +87,6 @@ public enum MessagePackType: String, Hashable, Sendable, CustomStringConvertible
         }
     }
 
+    /// The type's name, as error messages give it.
     public var description: String { rawValue }
 }

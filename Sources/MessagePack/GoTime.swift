@@ -23,6 +23,9 @@ public struct GoTime: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Go's zero `time.Time` (`time.Time{}`): January 1, year 1, UTC.
     public static let zero = GoTime(secondsSinceYearOne: 0, nanoseconds: 0, utcOffsetSeconds: nil)
 
+    /// A time from Go's own fields: seconds since January 1 of year 1 UTC, the
+    /// nanoseconds within that second (0...999,999,999), and the zone offset in
+    /// seconds (`nil`: UTC).
     public init(secondsSinceYearOne: Int64, nanoseconds: Int32, utcOffsetSeconds: Int? = nil) {
         precondition((0..<1_000_000_000).contains(nanoseconds), "nanoseconds must be within one second")
         self.secondsSinceYearOne = secondsSinceYearOne
@@ -100,6 +103,7 @@ public struct GoTime: Hashable, Sendable, Codable, CustomStringConvertible {
         self.init(secondsSinceYearOne: seconds, nanoseconds: nanoseconds, utcOffsetSeconds: offset == -60 ? nil : offset)
     }
 
+    /// Reads the bytes of Go's `MarshalBinary` form.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let bytes = try container.decode([UInt8].self)
@@ -110,11 +114,13 @@ public struct GoTime: Hashable, Sendable, Codable, CustomStringConvertible {
         }
     }
 
+    /// Writes the value as Go writes it.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(marshalBinary())
     }
 
+    /// A readable form, for logs and test failures.
     public var description: String {
         "GoTime(unixSeconds: \(unixSeconds), nanoseconds: \(nanoseconds)\(utcOffsetSeconds.map { ", utcOffsetSeconds: \($0)" } ?? ""))"
     }
@@ -123,8 +129,10 @@ public struct GoTime: Hashable, Sendable, Codable, CustomStringConvertible {
 /// A Go `time.Duration`: a signed count of nanoseconds, on the wire as an
 /// int64.
 public struct GoDuration: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    /// The duration in nanoseconds, as Go's `time.Duration` holds it.
     public var nanoseconds: Int64
 
+    /// A duration of `nanoseconds` nanoseconds.
     public init(nanoseconds: Int64) {
         self.nanoseconds = nanoseconds
     }
@@ -141,19 +149,24 @@ public struct GoDuration: Hashable, Comparable, Sendable, Codable, CustomStringC
         }
     }
 
+    /// The same span as a Swift `Duration`.
     public var duration: Duration { .nanoseconds(nanoseconds) }
 
+    /// Orders durations by length.
     public static func < (lhs: GoDuration, rhs: GoDuration) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
+    /// Reads the bytes of Go's `MarshalBinary` form.
     public init(from decoder: any Decoder) throws {
         self.nanoseconds = try decoder.singleValueContainer().decode(Int64.self)
     }
 
+    /// Writes the value as Go writes it.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(nanoseconds)
     }
 
+    /// A readable form, for logs and test failures.
     public var description: String { "\(duration)" }
 }
 

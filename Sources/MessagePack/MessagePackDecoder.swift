@@ -22,6 +22,7 @@ public struct MessagePackDecoder: Sendable {
     /// Handed to `init(from:)` implementations as `decoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable]
 
+    /// A decoder with the given limits, nil-as-empty rule and user info.
     public init(
         limits: MessagePackLimits = .default,
         decodesNilAsEmpty: Bool = true,

@@ -19,6 +19,7 @@ public struct MessagePackEncoder: Sendable {
     /// Handed to `encode(to:)` implementations as `encoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable]
 
+    /// An encoder that writes with `options` (Go's choices by default).
     public init(options: MessagePackWriteOptions = .goCompatible, userInfo: [CodingUserInfoKey: any Sendable] = [:]) {
         self.options = options
         self.userInfo = userInfo

@@ -6,8 +6,8 @@ import NIOCore
 ///
 /// The bytes go into scratch memory the encoding owns and writes through a
 /// pointer; the finished value is copied into the caller's `ByteBuffer`
-/// once. (Writing each value through `ByteBuffer`'s own methods measured
-/// five times slower: every call pays for exclusivity and capacity checks.)
+/// once. (Writing each value through `ByteBuffer`'s own methods would pay
+/// for exclusivity and capacity checks on every call.)
 ///
 /// A container reserves one header byte where it starts (enough for up to
 /// 15 elements, which covers nearly every struct) and counts its elements

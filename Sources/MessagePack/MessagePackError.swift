@@ -34,7 +34,7 @@ public struct MessagePackError: Error, Hashable, Sendable, CustomStringConvertib
         case invalidValue(String)
         /// A length or count above 2^32-1, which MessagePack cannot encode.
         case lengthNotEncodable(Int)
-        /// A ``MessagePackPointerWriter`` was given too small a reservation.
+        /// A write into one reservation (the RPC layer's pointer writer) did not fit in it.
         case writerCapacityExceeded(needed: Int, capacity: Int)
     }
 
@@ -44,11 +44,13 @@ public struct MessagePackError: Error, Hashable, Sendable, CustomStringConvertib
     /// problem was found. `nil` for errors raised while writing.
     public var offset: Int?
 
+    /// An error of `kind`, found at `offset` (`nil` when writing).
     public init(_ kind: Kind, offset: Int?) {
         self.kind = kind
         self.offset = offset
     }
 
+    /// What went wrong, with the offset when there is one.
     public var description: String {
         let what: String
         switch kind {

@@ -15,6 +15,7 @@ public struct MessagePackLimits: Hashable, Sendable {
     /// Largest encoded size of one complete top-level value. Default 64 MiB.
     public var maxMessageSize: Int
 
+    /// Limits with the given values; each defaults to ``default``'s.
     public init(
         maxDepth: Int = 64,
         maxByteLength: Int = 16 << 20,

@@ -5,13 +5,18 @@ public import NIOCore
 /// header, say) on the wire.
 ///
 /// Each `ByteBuffer.writeMessagePack…` call pays for the buffer's
-/// exclusivity and capacity checks; a whole RPC header written that way
-/// costs about ten times what this writer costs. Use it through
-/// ``NIOCore/ByteBuffer/writeMessagePack(reservingCapacity:headers:_:)``, with a
+/// exclusivity and capacity checks; this writer pays them once for the
+/// whole message. Use it through
+/// `ByteBuffer.writeMessagePack(reservingCapacity:headers:_:)`, with a
 /// capacity from the `maxLength…` helpers. Writes past the capacity are
 /// not made: the whole write then fails with
 /// ``MessagePackError/Kind/writerCapacityExceeded(needed:capacity:)`` and
 /// the buffer is left as it was.
+///
+/// Not part of the codec's public API: MuxRPC's RPC layer writes its headers
+/// with it, and the codec benchmarks measure it, through
+/// `@_spi(Benchmarking) import MessagePack`.
+@_spi(Benchmarking)
 public struct MessagePackPointerWriter {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let capacity: Int
@@ -54,6 +59,7 @@ public struct MessagePackPointerWriter {
         return base + count
     }
 
+    /// Writes nil.
     @inlinable
     public mutating func writeNil() {
         guard let out = room(1) else { return }
@@ -61,6 +67,7 @@ public struct MessagePackPointerWriter {
         count += 1
     }
 
+    /// Writes true or false.
     @inlinable
     public mutating func writeBool(_ value: Bool) {
         guard let out = room(1) else { return }
@@ -79,18 +86,21 @@ public struct MessagePackPointerWriter {
         }
     }
 
+    /// Writes a 64-bit float.
     @inlinable
     public mutating func writeDouble(_ value: Double) {
         guard let out = room(9) else { return }
         count += MessagePackRawWriter.writeDouble(value, to: out)
     }
 
+    /// Writes a 32-bit float.
     @inlinable
     public mutating func writeFloat(_ value: Float) {
         guard let out = room(5) else { return }
         count += MessagePackRawWriter.writeFloat(value, to: out)
     }
 
+    /// Writes a str value, its header chosen by ``headers``.
     @inlinable
     public mutating func writeString(_ value: String) {
         var value = value
@@ -115,12 +125,14 @@ public struct MessagePackPointerWriter {
         count += header + bytes.count
     }
 
+    /// Writes the header of an array of `elements` values; the values follow.
     @inlinable
     public mutating func writeArrayHeader(count elements: Int) {
         guard let out = room(5) else { return }
         count += MessagePackRawWriter.writeContainerHeader(count: elements, isMap: false, to: out)
     }
 
+    /// Writes the header of a map of `entries` key-value pairs; the pairs follow.
     @inlinable
     public mutating func writeMapHeader(count entries: Int) {
         guard let out = room(5) else { return }
@@ -134,6 +146,7 @@ extension ByteBuffer {
     /// written. If a write would pass `capacity`, nothing is written and
     /// the call throws; size the reservation with the writer's `maxLength…`
     /// helpers.
+    @_spi(Benchmarking)
     @inlinable
     @discardableResult
     public mutating func writeMessagePack(

@@ -17,7 +17,7 @@ public struct MessagePackReader {
     @usableFromInline let storage: ByteBuffer
     /// The readable bytes of `storage`, read through directly (each
     /// `ByteBuffer` accessor costs an exclusivity check and bounds checks,
-    /// which measured as most of the reading time).
+    /// which would be most of the reading time).
     ///
     /// Keeping this pointer outside `withUnsafeReadableBytes` is sound:
     /// `storage` holds a reference to the same memory, so it is not freed
@@ -305,7 +305,7 @@ public struct MessagePackReader {
 
     /// Makes a `String` from UTF-8, or `nil` if it is not valid UTF-8.
     /// ASCII (nearly every key and name on the wire) takes a fast path:
-    /// the generic validating initializer measured as a third of the time
+    /// the generic validating initializer is a large share of the time
     /// spent reading an RPC header.
     @usableFromInline
     static func makeString(_ utf8: UnsafeRawBufferPointer) -> String? {

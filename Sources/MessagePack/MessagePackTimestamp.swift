@@ -39,6 +39,7 @@ public struct MessagePackTimestamp: Hashable, Sendable, Codable, CustomStringCon
         guard nanoseconds < 1_000_000_000 else { return nil }
     }
 
+    /// A readable form, for logs and test failures.
     public var description: String {
         "MessagePackTimestamp(seconds: \(seconds), nanoseconds: \(nanoseconds))"
     }

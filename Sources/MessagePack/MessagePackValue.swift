@@ -9,17 +9,29 @@ public import NIOCore
 /// Floats compare by bit pattern, so `.double(.nan) == .double(.nan)`.
 /// Maps keep their entries in wire order, duplicates included.
 public enum MessagePackValue: Sendable {
+    /// nil.
     case `nil`
+    /// A boolean.
     case bool(Bool)
+    /// Any integer that fits in `Int64`, whatever its encoding.
     case int(Int64)
+    /// An unsigned integer above `Int64.max`.
     case uint(UInt64)
+    /// A 32-bit float.
     case float(Float)
+    /// A 64-bit float.
     case double(Double)
+    /// A str value that is valid UTF-8.
     case string(String)
+    /// A bin value, as a slice of the input.
     case binary(ByteBuffer)
+    /// An array, in order.
     case array([MessagePackValue])
+    /// A map, its entries in wire order, duplicates kept.
     case map([(key: MessagePackValue, value: MessagePackValue)])
+    /// An extension value other than a timestamp: its type and payload.
     case `extension`(type: Int8, payload: ByteBuffer)
+    /// The timestamp extension (type -1).
     case timestamp(MessagePackTimestamp)
 }
 
@@ -55,6 +67,8 @@ extension MessagePackValue {
 }
 
 extension MessagePackValue: Equatable {
+    /// Values are equal when they read the same: integers by value, floats by bit pattern,
+    /// maps entry by entry in order.
     public static func == (lhs: MessagePackValue, rhs: MessagePackValue) -> Bool {
         switch (lhs, rhs) {
         case (.nil, .nil): return true
@@ -78,6 +92,7 @@ extension MessagePackValue: Equatable {
 }
 
 extension MessagePackValue: Hashable {
+    /// Hashes consistently with `==`.
     public func hash(into hasher: inout Hasher) {
         switch self {
         case .nil: hasher.combine(0)
@@ -106,6 +121,7 @@ extension MessagePackValue: Hashable {
 }
 
 extension MessagePackValue: CustomStringConvertible {
+    /// A readable, JSON-like form, for logs and test failures.
     public var description: String {
         switch self {
         case .nil: return "nil"
@@ -128,12 +144,19 @@ extension MessagePackValue: CustomStringConvertible {
 extension MessagePackValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
+    /// ``nil``, from `nil`.
     public init(nilLiteral: ()) { self = .nil }
+    /// A ``bool(_:)`` from a literal.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// An ``int(_:)`` from a literal.
     public init(integerLiteral value: Int64) { self = .int(value) }
+    /// A ``double(_:)`` from a literal.
     public init(floatLiteral value: Double) { self = .double(value) }
+    /// A ``string(_:)`` from a literal.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// An ``array(_:)`` from a literal.
     public init(arrayLiteral elements: MessagePackValue...) { self = .array(elements) }
+    /// A ``map(_:)`` from a literal, entries in the literal's order.
     public init(dictionaryLiteral elements: (MessagePackValue, MessagePackValue)...) {
         self = .map(elements.map { (key: $0.0, value: $0.1) })
     }
@@ -280,6 +303,7 @@ extension MessagePackValue: Codable {
         init?(intValue: Int) { nil }
     }
 
+    /// Decodes any value; with ``MessagePackDecoder`` the value read is kept exactly.
     public init(from decoder: any Decoder) throws {
         if let container = try? decoder.container(keyedBy: AnyKey.self) {
             self = .map(try container.allKeys.map { key in (key: .string(key.stringValue), value: try container.decode(MessagePackValue.self, forKey: key)) })
@@ -307,6 +331,7 @@ extension MessagePackValue: Codable {
         }
     }
 
+    /// Encodes the value; with ``MessagePackEncoder`` it is written exactly.
     public func encode(to encoder: any Encoder) throws {
         switch self {
         case .nil:

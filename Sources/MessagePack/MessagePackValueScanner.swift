@@ -15,6 +15,7 @@ public import NIOCore
 /// length is returned, consume that many bytes and the scanner is ready
 /// for the next value.
 public struct MessagePackValueScanner: Sendable {
+    /// The limits every scanned value is checked against.
     public let limits: MessagePackLimits
 
     /// Offset of the next header to read (may run ahead of the bytes
@@ -26,6 +27,7 @@ public struct MessagePackValueScanner: Sendable {
     /// True once the top-level value's last header has been read.
     private var headersComplete = false
 
+    /// A scanner that checks values against `limits`.
     public init(limits: MessagePackLimits = .default) {
         self.limits = limits
     }

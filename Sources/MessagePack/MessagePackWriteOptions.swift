@@ -38,10 +38,14 @@ public struct MessagePackWriteOptions: Hashable, Sendable {
         case goTime
     }
 
+    /// How str headers are chosen.
     public var stringHeaders: StringHeaders
+    /// How byte strings are written.
     public var bytes: Bytes
+    /// How the encoder writes `Date`.
     public var dates: Dates
 
+    /// Options with each choice given; see ``goCompatible`` and ``standard`` for the presets.
     public init(stringHeaders: StringHeaders, bytes: Bytes, dates: Dates) {
         self.stringHeaders = stringHeaders
         self.bytes = bytes

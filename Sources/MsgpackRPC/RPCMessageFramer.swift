@@ -8,8 +8,7 @@ public import NIOCore
 /// It does what `ByteToMessageHandler(RPCMessageDecoder(limits:))` does, with
 /// the same limits and errors, in a handler made for this one decoder: NIO's
 /// generic `ByteToMessageHandler` is not specialised for it across the module
-/// boundary, and looked its generic metadata up for every message (several
-/// percent of a call's CPU in profiles).
+/// boundary, and looked its generic metadata up for every message.
 ///
 /// Bytes that arrive while a message is being passed on (a handler further on
 /// asked for more and got it at once) are appended and framed in the same
@@ -142,8 +141,8 @@ extension RPCMessageFramer {
     /// Makes room, before `count` more bytes are appended, for the whole of
     /// the message being framed as far as its headers tell, so that a large
     /// message is copied into its buffer once, instead of again at each
-    /// doubling of the buffer (a 1 MiB body arriving in 256 KiB reads was
-    /// copied about twice over, 10% of such a call's CPU). A peer's headers
+    /// doubling of the buffer, where a body arriving in several reads would be
+    /// copied again each time the buffer grows. A peer's headers
     /// may lie about a length, so the room never exceeds `reservationFactor`
     /// times the bytes actually received, nor the message size limit.
     private func reserveForMessage(adding count: Int) {

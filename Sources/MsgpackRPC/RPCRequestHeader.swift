@@ -1,4 +1,4 @@
-public import MessagePack
+@_spi(Benchmarking) public import MessagePack
 public import NIOCore
 
 /// The header net/rpc sends before each request's arguments: Go's

@@ -34,8 +34,8 @@ public struct RPCServiceRegistry: Sendable {
 
     /// Registers `handler` as `service`.`method`, to run inline on the
     /// stream's event loop as soon as its request has arrived: no task is
-    /// made for the call and no thread is crossed, which saves a quarter of a
-    /// call's allocations and a trip through the loop's queue.
+    /// made for the call and no thread is crossed, which saves the task's
+    /// allocations and a trip through the loop's queue.
     ///
     /// For methods that compute their reply from their arguments and return:
     /// the handler must not block (no file or network I/O, no locks held for

@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// How much a MuxRPC connection reads from its socket at a time, at most.
 ///
@@ -6,10 +6,9 @@ public import NIOCore
 /// maximum; its default maximum is 64 KiB. A net/rpc message of 64 KiB or
 /// more then arrives in two reads or more, which costs a system call and a
 /// turn of the event loop each, and the RPC layer has to copy the pieces
-/// together before it can decode them. With reads of up to 256 KiB, Echo
-/// with 64 KiB payloads went from 0.88x to 1.86x Go's calls per second with
-/// one call in flight, and from 1.45x to 1.67x with 32; small calls are read
-/// as before (Docs/benchmarks.md, "Large messages: reads and the allocator").
+/// together before it can decode them. With reads of up to 256 KiB such a
+/// message comes in one read; small calls are read as before
+/// (Docs/benchmarks.md, "Large messages").
 ///
 /// The cost is memory while large messages flow: a connection's read buffer
 /// grows to at most ``maximumBytes``, and shrinks again when reads come back

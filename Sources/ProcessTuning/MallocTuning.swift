@@ -10,11 +10,9 @@ import CGlibcMalloc
 /// heap is handed back to the kernel, and blocks of 128 KiB or more are
 /// `mmap`ed and `munmap`ed one by one. The next call then faults the same
 /// memory in again, page by page, zeroed, and every `munmap` makes the other
-/// cores flush their TLBs. On the project's 2-core VM that was 33 page faults
-/// per 64 KiB Echo call (0.57x Go's calls per second) and 518 per 1 MiB call
-/// (0.8x) (Docs/benchmarks.md, "Large messages: reads and the allocator").
-/// Go's runtime keeps freed memory for reuse by design; this asks glibc to do
-/// the same.
+/// cores flush their TLBs, so large calls spend their time in the kernel
+/// (Docs/benchmarks.md, "Large messages"). Go's runtime keeps freed memory
+/// for reuse by design; this asks glibc to do the same.
 ///
 /// What it sets:
 /// - `M_MMAP_THRESHOLD`, the smallest block given its own mapping;

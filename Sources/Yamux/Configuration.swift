@@ -3,7 +3,9 @@ public import NIOCore
 /// Which end of the connection a session is. Clients open odd stream ids from 1, servers even
 /// ids from 2, so both sides can open streams without colliding.
 public enum YamuxRole: Sendable, Hashable {
+    /// The dialling end: opens odd stream ids.
     case client
+    /// The accepting end: opens even stream ids.
     case server
 
     var firstStreamID: UInt32 { self == .client ? 1 : 2 }
@@ -23,6 +25,7 @@ public struct YamuxConfiguration: Sendable {
     /// Send a ping every `keepAliveInterval` and close the session if it is not answered
     /// within `connectionWriteTimeout`. Default on, 30 s.
     public var enableKeepAlive: Bool = true
+    /// How often a keepalive ping is sent while ``enableKeepAlive`` is on. Default 30 s.
     public var keepAliveInterval: Duration = .seconds(30)
 
     /// How long the connection may stay unwritable while we have frames queued, and how long
@@ -68,21 +71,21 @@ public struct YamuxConfiguration: Sendable {
         high: 64 * 1024
     )
 
-    /// Limit: the most frames gathered for one flush (see ``YamuxSession``'s write path) before
-    /// the session writes them out early. With many streams writing in one turn of the event
-    /// loop (N RPC calls answered, or sent, in one batch), one flush at the end would make the
-    /// peer wait for the whole batch; flushing after half of it lets the peer start on the first
-    /// ones while this side still works on the rest, so both ends work at once instead of in
-    /// turn (2x the calls per second with 8 or 32 in flight, Docs/benchmarks.md). The session
-    /// flushes after half as many frames as it has busy streams (streams that carried data in
-    /// the last few dozen turns of the loop), and after this many at most. 1 flushes every frame
-    /// alone. Default 16.
-    public var maxFramesPerFlush: Int = 16
+    /// The most frames gathered for one early flush (see ``flushesEarly``); 1 flushes every
+    /// frame alone. Default 16. Not a user setting: MuxRPC's own programs, tests and fuzz
+    /// targets vary it to measure and exercise the flush rule.
+    package var maxFramesPerFlush: Int = 16
 
-    /// Whether the session flushes before the end of a turn of the event loop (see
-    /// ``maxFramesPerFlush``). Off, every turn ends in one flush: the fewest `writev` calls,
-    /// which suits two ends that share one thread, where nothing can run at once anyway.
-    /// Default on.
+    /// Whether the session flushes before the end of a turn of the event loop. Default on.
+    ///
+    /// With many streams writing in one turn of the event loop (N RPC calls answered, or sent,
+    /// in one batch), one flush at the end would make the peer wait for the whole batch;
+    /// flushing after half of it lets the peer start on the first ones while this side still
+    /// works on the rest, so both ends work at once instead of in turn. So the session flushes
+    /// after half as many gathered frames as it has busy streams (streams that carried data in
+    /// the last few dozen turns of the loop), and after 16 at most (Docs/benchmarks.md, "Busy
+    /// polling and early flushes"). Off, every turn ends in one flush: the fewest `writev`
+    /// calls, which suits two ends that share one thread, where nothing can run at once anyway.
     public var flushesEarly = true
 
     /// Limit: bytes received on a session's streams and not yet read by the application,
@@ -105,6 +108,7 @@ public struct YamuxConfiguration: Sendable {
     /// window) needs about 9 KB/s. hashicorp/yamux has no such limit. Default 30 s.
     public var frameReadTimeout: Duration = .seconds(30)
 
+    /// A configuration with every default (hashicorp/yamux's where it has the setting).
     public init() {}
 
     /// The defaults of hashicorp/yamux's `DefaultConfig()` plus our limits.
@@ -129,6 +133,8 @@ public struct YamuxConfiguration: Sendable {
 
 /// A configuration value was out of range.
 public struct YamuxConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// Which value, and why it cannot work.
     public let message: String
+    /// The message, prefixed with what was being checked.
     public var description: String { "invalid yamux configuration: \(self.message)" }
 }

@@ -5,8 +5,7 @@
 /// them per turn. Flushed once at the end of the turn, the whole batch goes back and forth and
 /// the two ends work in turn; flushed after half of it, the peer starts on the first half while
 /// this end writes the second, and both work at once. More, smaller flushes cost a `writev`
-/// each and gain nothing more (Docs/benchmarks.md, "Early flushes follow the streams in
-/// use"). N is not something yamux sees, but the streams that carried data lately are: in
+/// each and gain nothing more. N is not something yamux sees, but the streams that carried data lately are: in
 /// request/response traffic, one per call in flight.
 ///
 /// "Lately" is counted in turns, not time, so that it is the same on a fast and a slow machine:

@@ -15,8 +15,7 @@ enum YamuxFrameEvent {
 /// Why not a `ByteToMessageDecoder` that emits whole frames: a 64 KiB data frame rarely fits
 /// in one socket read (NIO reads at most 64 KiB at a time, and the 12-byte header shifts every
 /// frame against the read boundaries), so whole frames mean gluing reads together, a copy of
-/// nearly every byte (`NIOSingleStepByteToMessageProcessor` spent a quarter of a one-stream
-/// transfer in `memmove` doing it). A yamux payload is just stream bytes, so pieces can go to
+/// nearly every byte, which then dominates a bulk transfer's CPU. A yamux payload is just stream bytes, so pieces can go to
 /// the stream as they come: payloads are always slices of the receive buffers. Only a header
 /// split across two reads is copied (at most 12 bytes).
 struct YamuxFrameParser {

@@ -1,7 +1,11 @@
-public import NIOCore
+package import NIOCore
+
+// The yamux wire format. `package`: only MuxRPC's own modules, tests and fuzz
+// targets (through `@testable import`) read or write frames themselves; an
+// application talks to a session through `YamuxSession` and `YamuxStream`.
 
 /// The four yamux frame types (byte 1 of the header).
-public enum YamuxFrameType: UInt8, Sendable, Hashable {
+package enum YamuxFrameType: UInt8, Sendable, Hashable {
     /// Stream data; `length` payload bytes follow the header.
     case data = 0
     /// Adds `length` bytes to the receiver's send window for the stream.
@@ -13,44 +17,54 @@ public enum YamuxFrameType: UInt8, Sendable, Hashable {
 }
 
 /// The flag bits of a yamux frame (bytes 2–3 of the header).
-public struct YamuxFrameFlags: OptionSet, Sendable, Hashable {
-    public var rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
+package struct YamuxFrameFlags: OptionSet, Sendable, Hashable {
+    /// The two flag bytes, big-endian on the wire.
+    package var rawValue: UInt16
+    /// Flags from their wire value; unknown bits are kept.
+    package init(rawValue: UInt16) { self.rawValue = rawValue }
 
     /// Opens a stream (or asks for a ping reply).
-    public static let syn = YamuxFrameFlags(rawValue: 0x1)
+    package static let syn = YamuxFrameFlags(rawValue: 0x1)
     /// Acknowledges a stream open (or answers a ping).
-    public static let ack = YamuxFrameFlags(rawValue: 0x2)
+    package static let ack = YamuxFrameFlags(rawValue: 0x2)
     /// Half-closes the sender's side of the stream.
-    public static let fin = YamuxFrameFlags(rawValue: 0x4)
+    package static let fin = YamuxFrameFlags(rawValue: 0x4)
     /// Aborts the stream at once.
-    public static let rst = YamuxFrameFlags(rawValue: 0x8)
+    package static let rst = YamuxFrameFlags(rawValue: 0x8)
 }
 
 /// GoAway reason codes as hashicorp/yamux defines them.
-public enum YamuxGoAwayCode: UInt32, Sendable, Hashable {
+package enum YamuxGoAwayCode: UInt32, Sendable, Hashable {
+    /// The sender opens no more streams; streams already open go on.
     case normal = 0
+    /// The receiver broke the protocol; the session ends.
     case protocolError = 1
+    /// The sender failed (a limit, an internal error); the session ends.
     case internalError = 2
 }
 
 /// The 12-byte yamux frame header: version u8, type u8, flags u16, stream id u32, length u32,
 /// all big-endian.
-public struct YamuxFrameHeader: Sendable, Hashable {
+package struct YamuxFrameHeader: Sendable, Hashable {
     /// Encoded size of a header.
-    public static let size = 12
+    package static let size = 12
     /// The only protocol version that exists.
-    public static let protocolVersion: UInt8 = 0
+    package static let protocolVersion: UInt8 = 0
 
-    public var version: UInt8
-    public var type: YamuxFrameType
-    public var flags: YamuxFrameFlags
-    public var streamID: UInt32
+    /// Protocol version: 0.
+    package var version: UInt8
+    /// What the frame is.
+    package var type: YamuxFrameType
+    /// SYN, ACK, FIN and RST bits.
+    package var flags: YamuxFrameFlags
+    /// The stream it belongs to; 0 for ping and GoAway.
+    package var streamID: UInt32
     /// Payload size for `.data`, window delta for `.windowUpdate`, opaque value for `.ping`,
     /// reason code for `.goAway`.
-    public var length: UInt32
+    package var length: UInt32
 
-    public init(
+    /// A header with the given fields, version 0 unless told otherwise.
+    package init(
         type: YamuxFrameType,
         flags: YamuxFrameFlags = [],
         streamID: UInt32,
@@ -66,7 +80,7 @@ public struct YamuxFrameHeader: Sendable, Hashable {
 
     /// Appends the 12 header bytes to `buffer`.
     @inlinable
-    public func write(to buffer: inout ByteBuffer) {
+    package func write(to buffer: inout ByteBuffer) {
         // One multi-integer write keeps this to a single capacity check.
         buffer.writeMultipleIntegers(
             self.version,
@@ -79,7 +93,7 @@ public struct YamuxFrameHeader: Sendable, Hashable {
     }
 
     /// A fresh buffer holding just this header.
-    public func encoded(allocator: ByteBufferAllocator) -> ByteBuffer {
+    package func encoded(allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: Self.size)
         self.write(to: &buffer)
         return buffer

@@ -242,16 +242,21 @@ public final class YamuxSession: Sendable {
 
 /// The async sequence of a session's inbound streams (see ``YamuxSession/inboundStreams``).
 public struct YamuxInboundStreams: AsyncSequence, Sendable {
+    /// Each element is a stream the peer opened, accepted as it is taken.
     public typealias Element = YamuxStream
     let session: YamuxSession
 
+    /// Accepts the session's inbound streams one by one.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let session: YamuxSession
+        /// The next inbound stream, accepted (its ACK is sent now); `nil` once the session has
+        /// ended or, after a GoAway, once the accept backlog is drained.
         public mutating func next() async throws -> YamuxStream? {
             try await self.session.accept()
         }
     }
 
+    /// An iterator that accepts the session's inbound streams.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(session: self.session) }
 }
 

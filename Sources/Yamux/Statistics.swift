@@ -28,7 +28,8 @@ public struct YamuxSessionStatistics: Sendable, Hashable {
     /// The most ``bufferedBytes`` has been.
     public var maxBufferedBytes = 0
 
-    public init() {}
+    /// All zero; only a session counts.
+    package init() {}
 }
 
 /// Counts the yamux sessions and streams whose memory is still held, across

@@ -3,6 +3,7 @@ import Synchronization
 
 /// Ask a yamux stream channel to abort with RST: `channel.triggerUserOutboundEvent(YamuxStreamResetEvent())`.
 public struct YamuxStreamResetEvent: Sendable, Hashable {
+    /// The event; it carries nothing.
     public init() {}
 }
 

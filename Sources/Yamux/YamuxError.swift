@@ -6,44 +6,78 @@ public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A machine-checkable classification of the error.
     public enum Code: Hashable, Sendable {
         // Protocol errors by the peer: we answer with GoAway(1) and close the session.
+        /// The peer sent a frame with a version other than 0.
         case unsupportedVersion
+        /// The peer sent a frame type that does not exist.
         case unknownFrameType
+        /// The peer sent more data on a stream than its window allowed.
         case windowExceeded
+        /// The peer opened a stream id that is already in use.
         case duplicateStream
+        /// The peer sent FIN on a stream in a state that cannot take it.
         case unexpectedFIN
+        /// The peer sent data on a stream after closing it.
         case unexpectedData
         // The peer ended the session or a stream.
+        /// The peer sent GoAway(protocol error); the session closed.
         case remoteGoAwayProtocolError
+        /// The peer sent GoAway(internal error); the session closed.
         case remoteGoAwayInternalError
+        /// The peer sent GoAway with a code that does not exist; the session closed.
         case remoteGoAwayUnknownCode
+        /// The peer sent GoAway(normal): no new streams on this session; open ones go on.
         case remoteGoAway
+        /// The stream was reset (RST), by the peer or by this side.
         case streamReset
+        /// The connection closed under the session.
         case connectionClosed
         // Local decisions and limits.
+        /// The session was closed by this side.
         case sessionClosed
+        /// A keepalive ping was not answered in time; the session closed.
         case keepAliveTimeout
+        /// A ping was not answered within ``YamuxConfiguration/connectionWriteTimeout``.
         case pingTimeout
+        /// The connection stayed unwritable past ``YamuxConfiguration/connectionWriteTimeout``;
+        /// the session closed.
         case connectionWriteTimeout
+        /// The peer did not acknowledge a stream within ``YamuxConfiguration/streamOpenTimeout``;
+        /// the session closed.
         case streamOpenTimeout
+        /// The peer did not close a stream within ``YamuxConfiguration/streamCloseTimeout``; the
+        /// stream was reset.
         case streamCloseTimeout
+        /// The session used up its stream ids; open a new session.
         case streamsExhausted
+        /// ``YamuxConfiguration/maxConcurrentStreams`` streams are already open.
         case tooManyStreams
+        /// The peer provoked more control frames than it read
+        /// (``YamuxConfiguration/maxBufferedControlFrames``); the session closed.
         case controlFrameFlood
+        /// More than ``YamuxConfiguration/maxSessionUnreadBytes`` arrived unread; the session
+        /// closed.
         case unreadLimitExceeded
+        /// The peer sent part of a frame and not the rest within
+        /// ``YamuxConfiguration/frameReadTimeout``; the session closed.
         case frameReadTimeout
+        /// This side sent GoAway: no new streams can be opened on this session.
         case localGoAway
+        /// The stream is closed, or was already used.
         case streamClosed
     }
 
+    /// What went wrong, for code that branches on it.
     public let code: Code
     /// Human-readable explanation, including the consequence.
     public let message: String
 
+    /// An error with the given code and explanation.
     public init(code: Code, message: String) {
         self.code = code
         self.message = message
     }
 
+    /// The message.
     public var description: String { self.message }
 
     /// Whether this error is a protocol violation by the peer (answered with GoAway(1)).

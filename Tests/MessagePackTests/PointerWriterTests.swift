@@ -1,4 +1,4 @@
-import MessagePack
+@_spi(Benchmarking) import MessagePack
 import NIOCore
 import Testing
 

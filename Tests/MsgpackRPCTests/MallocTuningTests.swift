@@ -8,8 +8,8 @@ import Testing
 /// suite runs its tests one at a time, and no other suite changes them.
 /// What glibc's defaults cost is shown by Benchmarks/malloc-tuning/heap-reuse.c
 /// in a fresh process and measured by `muxrpc-bench rpc --payload 1048576`
-/// against `--default-malloc` (Docs/benchmarks.md, "Large messages: reads and
-/// the allocator"): in a test process, earlier allocations have already moved
+/// against `--default-malloc` (Docs/benchmarks.md, "Large messages"): in a
+/// test process, earlier allocations have already moved
 /// glibc's self-adjusting thresholds, so the defaults' faults cannot be
 /// reproduced here.
 @Suite(.serialized) struct MallocTuningTests {

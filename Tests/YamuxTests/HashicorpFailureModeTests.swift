@@ -5,10 +5,10 @@ import Testing
 
 /// The ways hashicorp/yamux has been seen to fail, each tried against the Swift session:
 /// every one must end in a clear outcome (an answer, or a typed error), never a hang or
-/// unbounded memory. The issue numbers are hashicorp/yamux's.
+/// unbounded memory.
 @Suite("hashicorp/yamux failure modes", .timeLimit(.minutes(5)))
 struct HashicorpFailureModeTests {
-    /// #142: with a peer that stops answering (no FIN, no RST, nothing), reads must not
+    /// With a peer that stops answering (no FIN, no RST, nothing), reads must not
     /// hang forever: keepalive notices and fails them.
     @Test func readsFromADeadPeerEndWithKeepalive() async throws {
         let silent = try await SilentServer()
@@ -29,7 +29,7 @@ struct HashicorpFailureModeTests {
         await silent.close()
     }
 
-    /// #133: once the peer has half-closed, our writes still flow, however much they
+    /// Once the peer has half-closed, our writes still flow, however much they
     /// need window updates; and writes after our own FIN fail at once rather than stall.
     @Test func writesOnAHalfClosedStreamFlowAndWritesAfterOurFINFail() async throws {
         let server = try await TestServer()
@@ -52,7 +52,7 @@ struct HashicorpFailureModeTests {
         await server.close()
     }
 
-    /// #43: a receiver that does not read holds at most the window it offered, and a
+    /// A receiver that does not read holds at most the window it offered, and a
     /// sender that ignores the window is a protocol error, not a bigger buffer.
     @Test func unreadDataIsBoundedByTheWindow() async throws {
         let server = try await TestServer(configuration: testConfiguration { $0.enableWindowAutoTuning = false }) { session in
@@ -74,7 +74,7 @@ struct HashicorpFailureModeTests {
         await server.close()
     }
 
-    /// #17: an accept waiting when the session sends GoAway, or when it closes, returns.
+    /// An accept waiting when the session sends GoAway, or when it closes, returns.
     @Test func acceptReturnsOnGoAwayAndOnClose() async throws {
         let server = try await TestServer { _ in }
         let client = try await connectClient(port: server.port)
@@ -95,7 +95,7 @@ struct HashicorpFailureModeTests {
         await server2.close()
     }
 
-    /// #96: an open that waits for an in-flight SYN slot fails when the peer never
+    /// An open that waits for an in-flight SYN slot fails when the peer never
     /// acknowledges, instead of waiting forever.
     @Test func anOpenWaitingForAPeerThatNeverAcknowledgesFails() async throws {
         let silent = try await SilentServer()
@@ -117,7 +117,7 @@ struct HashicorpFailureModeTests {
         await silent.close()
     }
 
-    /// #127: a read waiting on a stream ends when the session is closed locally.
+    /// A read waiting on a stream ends when the session is closed locally.
     @Test func readsEndWhenTheSessionCloses() async throws {
         let server = try await TestServer { session in await holdWithoutReading(session) }
         let session = try await connectClient(port: server.port)

@@ -1,5 +1,5 @@
 import CMsgpack
-import MessagePack
+@_spi(Benchmarking) import MessagePack
 import NIOCore
 
 /// net/rpc's request header.
