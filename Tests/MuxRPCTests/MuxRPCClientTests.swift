@@ -407,7 +407,7 @@ struct Refuser: RPCServerInterceptor {
         context: RPCServerContext,
         next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
     ) async throws -> RPCServerResponse {
-        throw RPCServiceError("refused by interceptor")
+        throw RPCError(serverError: "refused by interceptor")
     }
 }
 
