@@ -80,7 +80,8 @@ public struct DNSEndpointResolver: EndpointResolver {
             var list: UnsafeMutablePointer<addrinfo>?
             let status = getaddrinfo(host, String(port), &hints, &list)
             guard status == 0, let first = list else {
-                throw DNSResolutionError(host: host, status: status)
+                let reason = String(cString: gai_strerror(status))
+                throw MuxRPCError(code: .nameResolutionFailed, message: "could not resolve \(host): \(reason) (getaddrinfo status \(status))")
             }
             defer { freeaddrinfo(first) }
             var addresses: [SocketAddress] = []
@@ -96,13 +97,6 @@ public struct DNSEndpointResolver: EndpointResolver {
             return addresses
         }
     }
-}
-
-/// A host name that did not resolve.
-public struct DNSResolutionError: Error, Sendable, CustomStringConvertible {
-    public let host: String
-    public let status: Int32
-    public var description: String { "could not resolve \(host) (getaddrinfo status \(status))" }
 }
 
 extension SocketAddress {
