@@ -260,7 +260,6 @@ struct ClientPolicyTests {
         (.connectTimeout, true, .endpointFailed),
         (.connectFailed, true, .endpointFailed),
         (.streamOpenFailed, true, .endpointFailed),
-        (.nameResolutionFailed, false, .neutral),
         (.preambleRefused, false, .neutral),
         (.handshakeTimeout, false, .neutral),
         (.closedBeforePreamble, false, .neutral),

@@ -17,7 +17,8 @@ public struct MuxRPCEndpointStatistics: Sendable {
     public var breaker: BreakerState
 }
 
-/// How an attempt ended, for the endpoint's books.
+/// How an attempt ended, for the endpoint's books. ``CallFailure`` decides
+/// it for a failed attempt.
 enum AttemptOutcome {
     /// The server answered (an error reply included).
     case answered

@@ -26,7 +26,6 @@ public struct MuxRPCError: Error, Sendable, CustomStringConvertible {
             case noEndpoints, allEndpointsUnavailable
             case overloaded, tooManyWaiters, deadlineExceeded, cancelled, rateLimited
             case connectionRefused, unreachable, connectTimeout, connectFailed, streamOpenFailed
-            case nameResolutionFailed
             case preambleRefused, handshakeTimeout, closedBeforePreamble
         }
 
@@ -84,8 +83,6 @@ public struct MuxRPCError: Error, Sendable, CustomStringConvertible {
         public static let connectFailed = Code(.connectFailed)
         /// Opening a stream failed, on a fresh session as well.
         public static let streamOpenFailed = Code(.streamOpenFailed)
-        /// A host name did not resolve (``DNSEndpointResolver``).
-        public static let nameResolutionFailed = Code(.nameResolutionFailed)
 
         // A server refusing a connection before it carried any call
         // (reported to ``ConnectionPreambleHandler``'s `onRefused`).
@@ -117,7 +114,6 @@ public struct MuxRPCError: Error, Sendable, CustomStringConvertible {
             case .connectTimeout: "connect timeout"
             case .connectFailed: "connect failed"
             case .streamOpenFailed: "stream open failed"
-            case .nameResolutionFailed: "name resolution failed"
             case .preambleRefused: "preamble refused"
             case .handshakeTimeout: "handshake timeout"
             case .closedBeforePreamble: "closed before preamble"
