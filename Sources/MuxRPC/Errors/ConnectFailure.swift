@@ -1,5 +1,4 @@
 import NIOCore
-import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +18,6 @@ extension MuxRPCError {
         func failure(_ code: Code, _ message: String) -> MuxRPCError {
             MuxRPCError(code: code, message: message, address: address, cause: error)
         }
-        if let error = error as? MuxRPCError { return error }
         if case ChannelError.connectTimeout = error {
             return failure(.connectTimeout, "connect timed out after \(timeout)")
         }

@@ -9,8 +9,9 @@ public import NIOCore
 /// or an `RPCError` when the call on its stream failed (the server's error
 /// reply among them). Both say whether the request was sent
 /// (``requestWasSent``) and whether trying again is safe (``isRetrySafe``).
-/// Anything else comes from your own code: an interceptor's or a
-/// resolver's error, unchanged.
+/// Anything else comes from your own code: an interceptor's error,
+/// unchanged. Docs/errors.md has every code, with whether it is retried and
+/// whether it counts against the endpoint.
 ///
 ///     do {
 ///         let reply = try await client.call("Echo.Echo", args, returning: EchoReply.self)
