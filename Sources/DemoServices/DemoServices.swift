@@ -25,7 +25,7 @@ public enum DemoServices {
             AddReply(sum: arguments.a &+ arguments.b)
         }
         registry.registerInline(service: "Test", method: "Fail") { (arguments: FailArgs, _) -> RPCEmpty in
-            throw RPCServiceError(arguments.message)
+            throw RPCError(serverError: arguments.message)
         }
         registry.register(service: "Test", method: "Sleep") { (arguments: SleepArgs, _) in
             try await Task.sleep(for: .milliseconds(arguments.ms))

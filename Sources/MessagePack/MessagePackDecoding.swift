@@ -125,7 +125,7 @@ final class MessagePackDecoding: Decoder {
 
     static func decodingError(_ error: MessagePackError, type: Any.Type, path: [any CodingKey]) -> DecodingError {
         let context = DecodingError.Context(codingPath: path, debugDescription: error.description, underlyingError: error)
-        switch error.kind {
+        switch error.code {
         case .typeMismatch, .integerOverflow: return .typeMismatch(type, context)
         default: return .dataCorrupted(context)
         }
@@ -193,7 +193,7 @@ final class MessagePackDecoding: Decoder {
         do {
             return try GoTime(marshaledBinary: bytes.readableBytesView).date
         } catch {
-            throw Self.decodingError(MessagePackError(error.kind, offset: start), type: Date.self, path: codingPath)
+            throw Self.decodingError(MessagePackError(error.detail, offset: start), type: Date.self, path: codingPath)
         }
     }
 }

@@ -10,7 +10,7 @@ public import NIOCore
 /// `ByteBuffer.writeMessagePack(reservingCapacity:headers:_:)`, with a
 /// capacity from the `maxLength…` helpers. Writes past the capacity are
 /// not made: the whole write then fails with
-/// ``MessagePackError/Kind/writerCapacityExceeded(needed:capacity:)`` and
+/// ``MessagePackError/Code/writerCapacityExceeded`` and
 /// the buffer is left as it was.
 ///
 /// Not part of the codec's public API: MuxRPC's RPC layer writes its headers

@@ -99,7 +99,7 @@ public struct MessagePackReader {
     }
 
     /// Reads any integer encoding into `Integer`, failing with
-    /// ``MessagePackError/Kind/integerOverflow(value:type:)`` when the value
+    /// ``MessagePackError/Code/integerOverflow`` when the value
     /// does not fit.
     @inlinable
     public mutating func readInteger<Integer: FixedWidthInteger>(as type: Integer.Type = Integer.self) throws(MessagePackError) -> Integer {

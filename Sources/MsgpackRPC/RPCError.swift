@@ -47,6 +47,7 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
         /// Writing to or reading from the stream failed.
         public static let transportFailure = Code(.transportFailure)
 
+        /// The code's name, for example "deadline exceeded".
         public var description: String {
             switch wrapped {
             case .serverError: "server error"
@@ -81,6 +82,7 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     /// elsewhere. True whenever in doubt.
     public var requestWasSent: Bool
 
+    /// An error with every property given.
     public init(code: Code, message: String, isStreamUsable: Bool, requestWasSent: Bool = true, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
@@ -89,6 +91,19 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
         self.cause = cause
     }
 
+    /// What a service handler throws to send `message` to the caller exactly
+    /// as written, as the net/rpc reply's `Error` (a Go client sees it as
+    /// `rpc.ServerError(message)` and may compare strings).
+    ///
+    /// Anything a handler throws becomes an error reply; for errors other
+    /// than an `RPCError` the text is `String(describing: error)`. The caller
+    /// receives an ``RPCError`` with code ``Code/serverError`` and this
+    /// message, and its stream stays usable.
+    public init(serverError message: String) {
+        self.init(code: .serverError, message: message, isStreamUsable: true)
+    }
+
+    /// The code and message, and the cause when there is one.
     public var description: String {
         var text = "\(code): \(message)"
         if !isStreamUsable { text += " (stream unusable: close it)" }
@@ -102,20 +117,4 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
         copy.isStreamUsable = false
         return copy
     }
-}
-
-/// What a service handler throws to send an exact error text to the caller.
-///
-/// Any error a handler throws becomes a net/rpc error reply; for other errors
-/// the text is `String(describing: error)`. Throw this one when the caller
-/// (possibly a Go program comparing strings) needs a precise message.
-public struct RPCServiceError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The text sent as the response header's `Error`.
-    public var message: String
-
-    public init(_ message: String) {
-        self.message = message
-    }
-
-    public var description: String { message }
 }

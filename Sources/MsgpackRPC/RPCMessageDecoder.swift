@@ -46,7 +46,7 @@ public struct RPCMessageDecoder: NIOSingleStepByteToMessageDecoder {
     }
 
     private static func code(for error: MessagePackError) -> RPCError.Code {
-        switch error.kind {
+        switch error.code {
         case .byteLengthLimitExceeded, .containerCountLimitExceeded, .depthLimitExceeded, .messageSizeLimitExceeded:
             .limitExceeded
         default:

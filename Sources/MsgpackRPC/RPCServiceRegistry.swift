@@ -66,17 +66,17 @@ public struct RPCServiceRegistry: Sendable {
     public var methodNames: [String] { methods.keys.sorted() }
 
     /// The handler for `serviceMethod`, or net/rpc's exact error text.
-    func lookup(_ serviceMethod: String) -> Result<RPCMethod, RPCServiceError> {
+    func lookup(_ serviceMethod: String) -> Result<RPCMethod, RPCError> {
         if let method = methods[serviceMethod] { return .success(method) }
         // The same checks, in the same order and with the same texts, as Go's
         // (*rpc.Server).readRequestHeader.
         guard let dot = serviceMethod.lastIndex(of: ".") else {
-            return .failure(RPCServiceError("rpc: service/method request ill-formed: " + serviceMethod))
+            return .failure(RPCError(serverError: "rpc: service/method request ill-formed: " + serviceMethod))
         }
         if !services.contains(String(serviceMethod[..<dot])) {
-            return .failure(RPCServiceError("rpc: can't find service " + serviceMethod))
+            return .failure(RPCError(serverError: "rpc: can't find service " + serviceMethod))
         }
-        return .failure(RPCServiceError("rpc: can't find method " + serviceMethod))
+        return .failure(RPCError(serverError: "rpc: can't find method " + serviceMethod))
     }
 }
 
@@ -167,7 +167,7 @@ struct RPCMethod: Sendable {
             terminal: { _, context in RPCServerResponse(reply: try await handler(arguments, context)) }
         )
         guard let typed = response.reply as? Reply else {
-            throw RPCServiceError("an interceptor replaced the reply of \(context.serviceMethod) with a \(type(of: response.reply))")
+            throw RPCError(serverError: "an interceptor replaced the reply of \(context.serviceMethod) with a \(type(of: response.reply))")
         }
         return typed
     }
@@ -190,8 +190,6 @@ struct RPCMethod: Sendable {
     /// The `Error` text for what a handler threw.
     static func message(for error: any Error, context: RPCServerContext) -> String {
         switch error {
-        case let error as RPCServiceError:
-            return error.message
         case let error as RPCError:
             return error.message
         case is CancellationError:

@@ -3,42 +3,39 @@ public import NIOCore
 public import NIOSSL
 #endif
 
-/// Why a server refused a connection before it carried any RPC.
-public struct ConnectionPreambleError: Error, Hashable, Sendable, CustomStringConvertible {
-    public enum Kind: Hashable, Sendable {
-        /// The first byte asks for nothing this server speaks.
-        case unknownPreamble(UInt8)
-        /// The client asked for TLS (0x03) but this server has no TLS configured.
-        case tlsNotOffered
-        /// The server requires TLS and the client asked for a plaintext mode.
-        case tlsRequired(ConnectionMode)
-        /// No preamble arrived within the handshake timeout.
-        case handshakeTimeout(TimeAmount)
-        /// The connection closed before its preamble arrived.
-        case closedBeforePreamble
-        /// The server began a graceful shutdown before the preamble arrived.
-        case serverShuttingDown
-    }
+/// Why a server refused a connection before it carried any RPC; reported
+/// as a ``MuxRPCError``.
+enum PreambleRefusal: Hashable, Sendable {
+    /// The first byte asks for nothing this server speaks.
+    case unknownPreamble(UInt8)
+    /// The client asked for TLS (0x03) but this server has no TLS configured.
+    case tlsNotOffered
+    /// The server requires TLS and the client asked for a plaintext mode.
+    case tlsRequired(ConnectionMode)
+    /// No preamble arrived within the handshake timeout.
+    case handshakeTimeout(TimeAmount)
+    /// The connection closed before its preamble arrived.
+    case closedBeforePreamble
+    /// The server began a graceful shutdown before the preamble arrived.
+    case serverShuttingDown
 
-    public var kind: Kind
-
-    public init(_ kind: Kind) { self.kind = kind }
-
-    public var description: String {
-        switch kind {
+    /// The error `onRefused` hears, naming the client at `peer`.
+    func error(peer: SocketAddress?) -> MuxRPCError {
+        let (code, message): (MuxRPCError.Code, String) = switch self {
         case .unknownPreamble(let byte):
-            return "connection refused: first byte 0x\(String(byte, radix: 16)) asks for no RPC mode this server speaks (0x00, 0x03, 0x04, 0x06)"
+            (.preambleRefused, "connection refused: first byte 0x\(String(byte, radix: 16)) asks for no RPC mode this server speaks (0x00, 0x03, 0x04, 0x06)")
         case .tlsNotOffered:
-            return "connection refused: the client asked for TLS (0x03) but the server has no TLS configured"
+            (.preambleRefused, "connection refused: the client asked for TLS (0x03) but the server has no TLS configured")
         case .tlsRequired(let mode):
-            return "connection refused: the server requires TLS and the client asked for \(mode) in plaintext"
+            (.preambleRefused, "connection refused: the server requires TLS and the client asked for \(mode) in plaintext")
         case .handshakeTimeout(let timeout):
-            return "connection closed: no preamble within the handshake timeout of \(timeout.nanoseconds / 1_000_000) ms"
+            (.handshakeTimeout, "connection closed: no preamble within the handshake timeout of \(timeout.nanoseconds / 1_000_000) ms")
         case .closedBeforePreamble:
-            return "connection closed before its preamble arrived"
+            (.closedBeforePreamble, "connection closed before its preamble arrived")
         case .serverShuttingDown:
-            return "connection closed: the server began shutting down before the preamble arrived"
+            (.shutDown, "connection closed: the server began shutting down before the preamble arrived")
         }
+        return MuxRPCError(code: code, message: message, address: peer)
     }
 }
 
@@ -88,7 +85,11 @@ public struct ConnectionPreambleConfiguration: Sendable {
 /// bytes that came with the preamble are then passed on to them, and this
 /// handler leaves the pipeline. For 0x03 it puts a TLS handler in its place,
 /// followed by a new preamble handler that reads the real byte inside TLS.
-/// Anything else closes the connection, and `onRefused` hears why.
+/// Anything else closes the connection, and `onRefused` hears why: a
+/// ``MuxRPCError`` with code ``MuxRPCError/Code/preambleRefused``,
+/// ``MuxRPCError/Code/handshakeTimeout``,
+/// ``MuxRPCError/Code/closedBeforePreamble`` or ``MuxRPCError/Code/shutDown``,
+/// whose address is the client's.
 ///
 /// A graceful shutdown (`ChannelShouldQuiesceEvent`) that finds the preamble
 /// not yet read closes the connection: nothing on it has been accepted, and
@@ -104,14 +105,14 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
 
     private let configuration: ConnectionPreambleConfiguration
     private let installMode: ModeInstaller
-    private let onRefused: ((ConnectionPreambleError) -> Void)?
+    private let onRefused: ((MuxRPCError) -> Void)?
     private let insideTLS: Bool
     private var timeout: Scheduled<Void>?
     private var done = false
 
     public convenience init(
         configuration: ConnectionPreambleConfiguration,
-        onRefused: ((ConnectionPreambleError) -> Void)? = nil,
+        onRefused: ((MuxRPCError) -> Void)? = nil,
         installMode: @escaping ModeInstaller
     ) {
         self.init(configuration: configuration, insideTLS: false, onRefused: onRefused, installMode: installMode)
@@ -120,7 +121,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
     private init(
         configuration: ConnectionPreambleConfiguration,
         insideTLS: Bool,
-        onRefused: ((ConnectionPreambleError) -> Void)?,
+        onRefused: ((MuxRPCError) -> Void)?,
         installMode: @escaping ModeInstaller
     ) {
         self.configuration = configuration
@@ -214,17 +215,17 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         if !done {
             done = true
             timeout?.cancel()
-            onRefused?(ConnectionPreambleError(.closedBeforePreamble))
+            onRefused?(PreambleRefusal.closedBeforePreamble.error(peer: context.channel.remoteAddress))
         }
         context.fireChannelInactive()
     }
 
-    private func refuse(_ kind: ConnectionPreambleError.Kind, context: ChannelHandlerContext) {
+    private func refuse(_ refusal: PreambleRefusal, context: ChannelHandlerContext) {
         guard !done else { return }
         done = true
         timeout?.cancel()
         timeout = nil
-        onRefused?(ConnectionPreambleError(kind))
+        onRefused?(refusal.error(peer: context.channel.remoteAddress))
         context.close(promise: nil)
     }
 }

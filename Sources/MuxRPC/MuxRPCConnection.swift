@@ -75,6 +75,14 @@ public final class MuxRPCConnection: Sendable {
 
     /// Connects to `address` and sends the preamble. In the multiplexed
     /// modes the yamux session starts at once.
+    ///
+    /// - Throws: a ``MuxRPCError``: ``MuxRPCError/Code/connectionRefused``,
+    ///   ``MuxRPCError/Code/unreachable``, ``MuxRPCError/Code/connectTimeout``
+    ///   or ``MuxRPCError/Code/connectFailed`` when the TCP connection could
+    ///   not be made (NIO's error is the `cause`),
+    ///   ``MuxRPCError/Code/invalidConfiguration`` for settings that cannot
+    ///   work; a `YamuxError` with code `.invalidConfiguration` for yamux
+    ///   settings that cannot work.
     public static func connect(
         to address: SocketAddress,
         configuration: Configuration = .init(),
@@ -95,24 +103,35 @@ public final class MuxRPCConnection: Sendable {
         return MuxRPCConnection(address: address, configuration: configuration, group: group, session: session)
     }
 
+    /// A TCP connection to `address`; a failure is a ``MuxRPCError`` that
+    /// says what happened in plain words.
     private static func dial(
         _ address: SocketAddress,
         configuration: Configuration,
         group: any EventLoopGroup
-    ) async throws -> any Channel {
-        try await ClientBootstrap(group: group)
-            .connectTimeout(TimeAmount(configuration.connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: configuration.socketReads.allocator)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addBusyPolling(configuration.busyPolling)
+    ) async throws(MuxRPCError) -> any Channel {
+        do {
+            return try await ClientBootstrap(group: group)
+                .connectTimeout(TimeAmount(configuration.connectTimeout))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.recvAllocator, value: configuration.socketReads.allocator)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addBusyPolling(configuration.busyPolling)
+                    }
                 }
-            }
-            .connect(to: address).get()
+                .connect(to: address).get()
+        } catch {
+            throw MuxRPCError.connectFailure(error, to: address, timeout: configuration.connectTimeout)
+        }
     }
 
     /// Opens a new RPC stream.
+    ///
+    /// - Throws: in plain mode, where each stream is a TCP connection of its
+    ///   own, what ``connect(to:configuration:group:)`` throws for the
+    ///   connection; in the multiplexed modes a `YamuxError` (the session is
+    ///   closed, has sent or received GoAway, or has too many streams).
     public func openStream() async throws -> RPCClient {
         let configuration = self.configuration
         guard let session else {

@@ -15,6 +15,9 @@ public import Yamux
 ///     let address = try await server.start()
 ///     …
 ///     await server.shutdown()  // graceful
+///
+/// Or run it in a `ServiceGroup`: ``run()`` starts it if need be, serves,
+/// and shuts it down gracefully with the group.
 public final class MuxRPCServer: Sendable {
     /// How the server listens and serves.
     public struct Configuration: Sendable {
@@ -137,6 +140,10 @@ public final class MuxRPCServer: Sendable {
     }
 
     /// Starts listening and returns the bound address.
+    ///
+    /// - Throws: a `YamuxError` or a ``MuxRPCError`` with code
+    ///   `.invalidConfiguration` for settings that cannot work (nothing is
+    ///   bound then), or NIO's error when the address cannot be bound.
     @discardableResult
     public func start() async throws -> SocketAddress {
         try configuration.yamux.validate()
@@ -155,6 +162,17 @@ public final class MuxRPCServer: Sendable {
             .bind(host: configuration.host, port: configuration.port).get()
         state.withLock { $0.listener = listener }
         return listener.localAddress!
+    }
+
+    /// Where ``run()`` found the server.
+    enum StartState { case started, shutDown }
+
+    /// Starts the server unless it listens already or has shut down.
+    func startUnlessStarted() async throws -> StartState {
+        let (listening, shutDown) = state.withLock { ($0.listener != nil, $0.shuttingDown) }
+        if shutDown { return .shutDown }
+        if !listening { try await start() }
+        return .started
     }
 
     /// Runs on the new connection's event loop: admits it (or closes it when
@@ -230,6 +248,11 @@ public final class MuxRPCServer: Sendable {
     /// GoAway and let their streams finish), waits up to the grace period,
     /// then closes whatever is left.
     public func shutdown() async {
+        await shutdown(gracePeriod: configuration.shutdownGracePeriod)
+    }
+
+    /// ``shutdown()`` with `gracePeriod` in place of the configured one.
+    func shutdown(gracePeriod: Duration) async {
         let (listener, connections) = state.withLock { state in
             state.shuttingDown = true
             // Every connection not yet closed: a connection leaves the map as
@@ -245,7 +268,7 @@ public final class MuxRPCServer: Sendable {
             connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         let closed = EventLoopFuture.andAllComplete(connections.map(\.closeFuture), on: group.any())
-        let graceful = await closed.result(before: .now() + TimeAmount(configuration.shutdownGracePeriod)) != nil
+        let graceful = await closed.result(before: .now() + TimeAmount(gracePeriod)) != nil
         if !graceful {
             let remaining = state.withLock { state in
                 state.statistics.connectionsClosedAtGracePeriodEnd += state.connections.count

@@ -30,10 +30,11 @@ public struct SocketReads: Sendable, Hashable {
     /// The values allowed: 1 KiB to 16 MiB.
     public static let allowedMaximums: ClosedRange<Int> = 1024...(16 << 20)
 
-    /// Throws ``SocketReadsConfigurationError`` for a maximum outside
+    /// Throws a ``MuxRPCError`` with code
+    /// ``MuxRPCError/Code/invalidConfiguration`` for a maximum outside
     /// ``allowedMaximums``.
-    public func validate() throws(SocketReadsConfigurationError) {
-        let check = ConfigurationCheck { SocketReadsConfigurationError(message: $0) }
+    public func validate() throws(MuxRPCError) {
+        let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("socket reads", $0) }
         try check.require(
             Self.allowedMaximums.contains(maximumBytes),
             "socket reads of at most \(maximumBytes) bytes are outside \(Self.allowedMaximums)"
@@ -45,10 +46,4 @@ public struct SocketReads: Sendable, Hashable {
     var allocator: AdaptiveRecvByteBufferAllocator {
         AdaptiveRecvByteBufferAllocator(minimum: 64, initial: min(2048, maximumBytes), maximum: maximumBytes)
     }
-}
-
-/// A ``SocketReads`` that cannot work.
-public struct SocketReadsConfigurationError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public var description: String { "invalid socket reads configuration: \(message)" }
 }

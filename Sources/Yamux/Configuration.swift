@@ -114,9 +114,10 @@ public struct YamuxConfiguration: Sendable {
     /// The defaults of hashicorp/yamux's `DefaultConfig()` plus our limits.
     public static var `default`: YamuxConfiguration { YamuxConfiguration() }
 
-    /// Throws if a value makes no sense (as hashicorp's VerifyConfig does).
-    public func validate() throws {
-        func bad(_ why: String) -> YamuxConfigurationError { YamuxConfigurationError(message: why) }
+    /// Throws a ``YamuxError`` with code ``YamuxError/Code/invalidConfiguration``
+    /// if a value makes no sense (as hashicorp's VerifyConfig does).
+    public func validate() throws(YamuxError) {
+        func bad(_ why: String) -> YamuxError { .invalidConfiguration(why) }
         if self.acceptBacklog <= 0 { throw bad("acceptBacklog must be positive") }
         if self.enableKeepAlive && self.keepAliveInterval <= .zero { throw bad("keepAliveInterval must be positive") }
         if self.maxStreamWindowSize < Self.initialStreamWindow {
@@ -129,12 +130,4 @@ public struct YamuxConfiguration: Sendable {
         if self.maxSessionUnreadBytes <= 0 { throw bad("maxSessionUnreadBytes must be positive") }
         if self.frameReadTimeout <= .zero { throw bad("frameReadTimeout must be positive") }
     }
-}
-
-/// A configuration value was out of range.
-public struct YamuxConfigurationError: Error, Sendable, CustomStringConvertible {
-    /// Which value, and why it cannot work.
-    public let message: String
-    /// The message, prefixed with what was being checked.
-    public var description: String { "invalid yamux configuration: \(self.message)" }
 }

@@ -1,4 +1,4 @@
-import MessagePack
+@testable import MessagePack
 import NIOCore
 import Testing
 
@@ -202,7 +202,7 @@ struct HostileInputTests {
             } catch {
                 // The scanner checks structure only, the reader content too
                 // (UTF-8, timestamps), so only truncation must agree.
-                if case .truncated = error.kind { #expect(scanned == nil) }
+                if error.code == .truncated { #expect(scanned == nil) }
             }
             _ = try? MessagePackDecoder(limits: limits).decode(MessagePackValue.self, from: buffer(bytes))
         }
@@ -211,6 +211,16 @@ struct HostileInputTests {
     @Test("errors say what and where")
     func errorText() {
         let error = MessagePackError(.byteLengthLimitExceeded(length: 4_294_967_295, limit: 16), offset: 7)
+        #expect(error.code == .byteLengthLimitExceeded)
+        #expect(error.offset == 7)
         #expect(error.description == "MessagePack: payload length 4294967295 exceeds the limit of 16 bytes (MessagePackLimits.maxByteLength) at byte offset 7")
+    }
+
+    @Test("a self-coding type's own error carries its code and text")
+    func errorOfYourOwn() {
+        let error = MessagePackError(code: .invalidValue, message: "port 70000 is out of range")
+        #expect(error.code == .invalidValue)
+        #expect(error.offset == nil)
+        #expect(error.description == "MessagePack: port 70000 is out of range")
     }
 }

@@ -1,4 +1,4 @@
-@_spi(Benchmarking) import MessagePack
+@_spi(Benchmarking) @testable import MessagePack
 import NIOCore
 import Testing
 

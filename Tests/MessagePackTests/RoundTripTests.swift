@@ -1,4 +1,4 @@
-import MessagePack
+@testable import MessagePack
 import NIOCore
 import Testing
 

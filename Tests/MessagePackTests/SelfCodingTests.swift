@@ -1,4 +1,4 @@
-import MessagePack
+@testable import MessagePack
 import NIOCore
 import Testing
 
@@ -168,7 +168,7 @@ struct SelfCodingTests {
             Issue.record("a 4 GiB string header was written")
         } catch let EncodingError.invalidValue(_, context) {
             let underlying = try #require(context.underlyingError as? MessagePackError)
-            #expect(underlying.kind == .lengthNotEncodable(Int(UInt32.max) + 1))
+            #expect(underlying.detail == .lengthNotEncodable(Int(UInt32.max) + 1))
         }
         #expect(buffer.readableBytes == 0)
     }

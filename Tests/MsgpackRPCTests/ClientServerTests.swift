@@ -282,7 +282,7 @@ typealias AddReply = DemoServices.AddReply
             AddReply(sum: arguments.a &+ arguments.b)
         }
         registry.registerInline(service: "Inline", method: "Fail") { (_: RPCEmpty, _) -> RPCEmpty in
-            throw RPCServiceError("inline failure")
+            throw RPCError(serverError: "inline failure")
         }
         return registry
     }

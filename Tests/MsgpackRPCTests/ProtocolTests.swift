@@ -102,7 +102,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
         var registry = RPCServiceRegistry()
         let add: @Sendable (AddArgs, RPCServerContext) throws -> AddReply = { arguments, _ in AddReply(sum: arguments.a &+ arguments.b) }
         let fail: @Sendable (DemoServices.FailArgs, RPCServerContext) throws -> RPCEmpty = { arguments, _ in
-            throw RPCServiceError(arguments.message)
+            throw RPCError(serverError: arguments.message)
         }
         if inline {
             registry.registerInline(service: "Arith", method: "Add", add)

@@ -57,7 +57,7 @@ private struct KeyValueService: RPCService {
         struct Custom: Error, CustomStringConvertible { var description: String { "custom failure" } }
         var registry = RPCServiceRegistry()
         registry.register(service: "E", method: "Custom") { (_: RPCEmpty, _) -> RPCEmpty in throw Custom() }
-        registry.register(service: "E", method: "Service") { (_: RPCEmpty, _) -> RPCEmpty in throw RPCServiceError("exact text") }
+        registry.register(service: "E", method: "Service") { (_: RPCEmpty, _) -> RPCEmpty in throw RPCError(serverError: "exact text") }
         try await withServerAndClient(registry: registry) { _, client in
             let custom = await expectRPCError { _ = try await client.call("E.Custom", RPCEmpty(), returning: RPCEmpty.self) }
             #expect(custom?.message == "custom failure")

@@ -196,10 +196,11 @@ struct ClientPolicyTests {
         #expect(table.statistics[0].callsInFlight == 1)
         table.finished(Self.b, .answered, latency: .milliseconds(1), at: .now)  // a late end on a removed endpoint
         #expect(table.statistics.count == 2)
-        #expect(throws: MuxRPCClientError.self) {
+        let error = #expect(throws: MuxRPCError.self) {
             var empty = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
             _ = try empty.pick(with: RandomBalancer(), excluding: [], at: .now)
         }
+        #expect(error?.code == .noEndpoints)
     }
 
     // MARK: Retries
@@ -226,25 +227,87 @@ struct ClientPolicyTests {
         #expect(Set((0..<50).map { _ in retry.backoff(beforeRetry: 3) }).count > 1)
     }
 
-    @Test("a client configuration that cannot work is refused")
+    @Test("a client configuration that cannot work is refused, naming what is wrong")
     func invalidConfiguration() {
-        #expect(throws: MuxRPCClientConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(retry: .init(maxAttempts: 0))) }
-        #expect(throws: MuxRPCClientConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(circuitBreaker: .init(failureRatio: 2))) }
-        #expect(throws: MuxRPCClientConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(defaultTimeout: .zero)) }
-        #expect(throws: ConnectionPoolConfigurationError.self) { try MuxRPCClient(endpoints: [], configuration: .init(pool: .init(healthCheckTimeout: .zero))) }
+        let refusals: [(MuxRPCClient.Configuration, String)] = [
+            (.init(retry: .init(maxAttempts: 0)), "invalid MuxRPC client configuration: retry: maxAttempts must be at least 1"),
+            (.init(circuitBreaker: .init(failureRatio: 2)), "invalid MuxRPC client configuration: circuit breaker: failureRatio must be in (0, 1]"),
+            (.init(defaultTimeout: .zero), "invalid MuxRPC client configuration: defaultTimeout must be positive"),
+            (.init(pool: .init(healthCheckTimeout: .zero)), "invalid connection pool configuration: healthCheckTimeout must be positive"),
+        ]
+        for (configuration, text) in refusals {
+            let error = #expect(throws: MuxRPCError.self) { try MuxRPCClient(endpoints: [], configuration: configuration) }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(error?.description == text)
+            #expect(error?.isRetrySafe == false)
+        }
     }
 
-    @Test("only calls that certainly did not run are safe to retry")
-    func retrySafety() {
-        #expect(MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .connectFailed, message: "")))
-        #expect(MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .streamOpenFailed, message: "")))
-        #expect(!MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .deadlineExceeded, message: "")))
-        #expect(!MuxRPCClient.isSafeToRetry(ConnectionPoolError(code: .shutDown, message: "")))
-        #expect(MuxRPCClient.isSafeToRetry(RPCError(code: .connectionClosed, message: "", isStreamUsable: false, requestWasSent: false)))
-        #expect(!MuxRPCClient.isSafeToRetry(RPCError(code: .connectionClosed, message: "", isStreamUsable: false)))
-        #expect(!MuxRPCClient.isSafeToRetry(RPCError(code: .serverError, message: "", isStreamUsable: true)))
-        #expect(!MuxRPCClient.isSafeToRetry(RPCError(code: .encodingFailed, message: "", isStreamUsable: true, requestWasSent: false)))
-        #expect(!MuxRPCClient.isSafeToRetry(MuxRPCClientError(code: .noEndpoints, message: "")))
+    /// Each MuxRPC code: whether a call failing with it may be retried, and
+    /// what it says of the endpoint.
+    static let muxRPCCodes: [(MuxRPCError.Code, isRetrySafe: Bool, AttemptOutcome)] = [
+        (.invalidConfiguration, false, .neutral),
+        (.shutDown, false, .neutral),
+        (.noEndpoints, false, .neutral),
+        (.allEndpointsUnavailable, false, .neutral),
+        (.overloaded, true, .neutral),
+        (.tooManyWaiters, true, .neutral),
+        (.deadlineExceeded, false, .neutral),
+        (.cancelled, false, .neutral),
+        (.rateLimited, true, .neutral),
+        (.connectionRefused, true, .endpointFailed),
+        (.unreachable, true, .endpointFailed),
+        (.connectTimeout, true, .endpointFailed),
+        (.connectFailed, true, .endpointFailed),
+        (.streamOpenFailed, true, .endpointFailed),
+        (.preambleRefused, false, .neutral),
+        (.handshakeTimeout, false, .neutral),
+        (.closedBeforePreamble, false, .neutral),
+    ]
+
+    @Test("MuxRPC errors: retry safety and endpoint blame follow the code", arguments: muxRPCCodes)
+    func muxRPCErrorFailure(code: MuxRPCError.Code, isRetrySafe: Bool, outcome: AttemptOutcome) {
+        let error = MuxRPCError(code: code, message: "")
+        #expect(!error.requestWasSent)
+        #expect(error.isRetrySafe == isRetrySafe)
+        #expect(CallFailure(error).isRetrySafe == isRetrySafe)
+        #expect(CallFailure(error).outcome == outcome)
+        // Whatever the code, a request that went out is never retried.
+        #expect(!MuxRPCError(code: code, message: "", requestWasSent: true).isRetrySafe)
+    }
+
+    @Test("RPC errors: only calls that were not sent are retried; the server's answers count for it")
+    func rpcErrorFailure() {
+        func failure(_ code: RPCError.Code, sent: Bool) -> CallFailure {
+            CallFailure(RPCError(code: code, message: "", isStreamUsable: false, requestWasSent: sent))
+        }
+        #expect(failure(.connectionClosed, sent: false).isRetrySafe)
+        #expect(failure(.streamUnusable, sent: false).isRetrySafe)
+        #expect(!failure(.connectionClosed, sent: true).isRetrySafe)
+        #expect(!failure(.serverError, sent: true).isRetrySafe)
+        for code: RPCError.Code in [.encodingFailed, .deadlineExceeded, .cancelled] {
+            #expect(!failure(code, sent: false).isRetrySafe, "\(code)")
+        }
+        #expect(RPCError(code: .transportFailure, message: "", isStreamUsable: false, requestWasSent: false).isRetrySafe)
+
+        #expect(failure(.serverError, sent: true).outcome == .answered)
+        #expect(failure(.decodingFailed, sent: true).outcome == .answered)
+        for code: RPCError.Code in [.connectionClosed, .transportFailure, .protocolViolation, .limitExceeded, .streamUnusable] {
+            #expect(failure(code, sent: true).outcome == .endpointFailed, "\(code)")
+        }
+        // Late counts against a server only if it had the request.
+        #expect(failure(.deadlineExceeded, sent: true).outcome == .endpointFailed)
+        #expect(failure(.deadlineExceeded, sent: false).outcome == .neutral)
+        #expect(failure(.cancelled, sent: true).outcome == .neutral)
+        #expect(failure(.encodingFailed, sent: false).outcome == .neutral)
+    }
+
+    @Test("an error of the caller's own (an interceptor's) is neither retried nor held against the endpoint")
+    func foreignErrorFailure() {
+        struct Refused: Error {}
+        #expect(!CallFailure(Refused()).isRetrySafe)
+        #expect(CallFailure(Refused()).outcome == .neutral)
+        #expect(!CallFailure(CancellationError()).isRetrySafe)
     }
 }
 

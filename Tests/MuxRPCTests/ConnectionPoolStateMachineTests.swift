@@ -143,10 +143,10 @@ struct ConnectionPoolStateMachineTests {
         var machine = Machine(limits: Self.limits())
         let (first, dial) = try #require(machine.acquire("a", now: start).waiting)
         let (second, _) = try #require(machine.acquire("a", now: start).waiting)
-        let error = ConnectionPoolError(code: .connectFailed, message: "refused")
+        let error = MuxRPCError(code: .connectionRefused, message: "connection refused")
         let actions = machine.connectFailed(try #require(dial), error: error, now: start)
         #expect(actions.failedWaiters.map(\.0) == [first, second])
-        #expect(actions.failedWaiters.allSatisfy { $0.1.code == .connectFailed })
+        #expect(actions.failedWaiters.allSatisfy { $0.1.code == .connectionRefused })
         #expect(machine.statistics.sessions == 0)
         #expect(try #require(machine.acquire("a", now: start).waiting).dial != nil)
     }
@@ -187,7 +187,7 @@ struct ConnectionPoolStateMachineTests {
         let busy = try #require(machine.acquire("a", now: start).grant)
         _ = machine.sessionDraining(busy.lease, now: start)
         let (waiter, dial) = try #require(machine.acquire("a", now: start).waiting)
-        let error = ConnectionPoolError(code: .connectFailed, message: "refused")
+        let error = MuxRPCError(code: .connectionRefused, message: "connection refused")
         let actions = machine.connectFailed(try #require(dial), error: error, now: start)
         #expect(actions.failedWaiters.map(\.0) == [waiter])
         #expect(actions.dials.isEmpty)
@@ -289,7 +289,7 @@ extension ConnectionPoolStateMachine.AcquireDecision {
     var waiting: (ConnectionPoolStateMachine.WaiterID, dial: ConnectionPoolStateMachine.Dial?)? {
         if case .wait(let waiter, let dial) = self { (waiter, dial) } else { nil }
     }
-    var failure: ConnectionPoolError? {
+    var failure: MuxRPCError? {
         if case .failed(let error) = self { error } else { nil }
     }
 }

@@ -139,8 +139,10 @@ struct ConnectionPoolTests {
         for attempt in 0..<20 {
             do {
                 try await Self.echo(pool, address, "while down \(attempt)")
-            } catch let error as ConnectionPoolError {
-                #expect(error.code == .connectFailed || error.code == .streamOpenFailed, "\(error)")
+            } catch let error as MuxRPCError {
+                // Refused at connect: nothing listens any more.
+                #expect(error.code == .connectionRefused || error.code == .streamOpenFailed, "\(error)")
+                #expect(error.address == address)
                 failures += 1
             } catch let error as RPCError {
                 #expect(!error.isStreamUsable, "\(error)")
@@ -181,8 +183,9 @@ struct ConnectionPoolTests {
         let shutdown = Task { await server.shutdown() }
         #expect(await Self.eventually { pool.statistics.drainingSessions == 1 })
         // A new call does not go to the draining session: it dials, and the
-        // server, shutting down, refuses.
-        await #expect(throws: ConnectionPoolError.self) { try await Self.echo(pool, address, "refused") }
+        // server, which closed its listener before sending GoAway, refuses.
+        let refused = await #expect(throws: MuxRPCError.self) { try await Self.echo(pool, address, "refused") }
+        #expect(refused?.code == .connectionRefused)
         holding.release.fire()
         _ = try await held.value
         await shutdown.value
@@ -215,7 +218,7 @@ struct ConnectionPoolTests {
         #expect(await Self.eventually { pool.statistics.waiters == 1 })
         await #expect {
             try await Self.echo(pool, address, "one too many")
-        } throws: { ($0 as? ConnectionPoolError)?.code == .tooManyWaiters }
+        } throws: { ($0 as? MuxRPCError)?.code == .tooManyWaiters }
         holding.release.fire()
         _ = try await held.value
         try await waiting.value
@@ -226,7 +229,7 @@ struct ConnectionPoolTests {
         let heldSecond = await second.holdCall(through: failFast)
         await #expect {
             try await Self.echo(failFast, second.address, "busy")
-        } throws: { ($0 as? ConnectionPoolError)?.code == .overloaded }
+        } throws: { ($0 as? MuxRPCError)?.code == .overloaded }
         second.release.fire()
         _ = try await heldSecond.value
         await failFast.shutdown()
@@ -242,14 +245,14 @@ struct ConnectionPoolTests {
         let held = await holding.holdCall(through: pool)
         await #expect {
             try await Self.echo(pool, address, "late", options: .init(timeout: .milliseconds(20)))
-        } throws: { ($0 as? ConnectionPoolError)?.code == .deadlineExceeded }
+        } throws: { ($0 as? MuxRPCError)?.code == .deadlineExceeded }
 
         let cancelled = Task { try await Self.echo(pool, address, "cancelled") }
         #expect(await Self.eventually { pool.statistics.waiters == 1 })
         cancelled.cancel()
         await #expect {
             try await cancelled.value
-        } throws: { ($0 as? ConnectionPoolError)?.code == .cancelled }
+        } throws: { ($0 as? MuxRPCError)?.code == .cancelled }
         #expect(pool.statistics.waiters == 0)
 
         holding.release.fire()
@@ -271,10 +274,10 @@ struct ConnectionPoolTests {
         let shutdown = Task { await pool.shutdown() }
         await #expect {
             try await waiting.value
-        } throws: { ($0 as? ConnectionPoolError)?.code == .shutDown }
+        } throws: { ($0 as? MuxRPCError)?.code == .shutDown }
         await #expect {
             try await Self.echo(pool, address, "too late")
-        } throws: { ($0 as? ConnectionPoolError)?.code == .shutDown }
+        } throws: { ($0 as? MuxRPCError)?.code == .shutDown }
         #expect(pool.statistics.sessions == 1, "the session stays while its call is in flight")
 
         holding.release.fire()
@@ -337,14 +340,16 @@ struct ConnectionPoolTests {
         #expect(pool.statistics.connections == 0)
         await #expect {
             try await Self.echo(pool, address, "after")
-        } throws: { ($0 as? ConnectionPoolError)?.code == .shutDown }
+        } throws: { ($0 as? MuxRPCError)?.code == .shutDown }
         await server.shutdown()
     }
 
     @Test("a configuration that cannot work is refused")
     func invalidConfiguration() {
-        #expect(throws: ConnectionPoolConfigurationError.self) { try ConnectionPool(configuration: .init(maxSessionsPerAddress: 0)) }
-        #expect(throws: ConnectionPoolConfigurationError.self) { try ConnectionPool(configuration: .init(maxWaitersPerAddress: 0)) }
-        #expect(throws: ConnectionPoolConfigurationError.self) { try ConnectionPool(configuration: .init(maxStreamsPerSession: 100_000)) }
+        for configuration: ConnectionPool.Configuration in [.init(maxSessionsPerAddress: 0), .init(maxWaitersPerAddress: 0), .init(maxStreamsPerSession: 100_000)] {
+            let error = #expect(throws: MuxRPCError.self) { try ConnectionPool(configuration: configuration) }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(error?.message.hasPrefix("invalid connection pool configuration: ") == true)
+        }
     }
 }

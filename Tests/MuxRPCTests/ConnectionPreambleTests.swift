@@ -31,9 +31,10 @@ private final class ModeEchoHandler: ChannelInboundHandler {
 
 /// What a server refused, in order.
 private final class RefusalLog: Sendable {
-    private let kinds = Mutex<[ConnectionPreambleError.Kind]>([])
-    func append(_ kind: ConnectionPreambleError.Kind) { kinds.withLock { $0.append(kind) } }
-    var all: [ConnectionPreambleError.Kind] { kinds.withLock { $0 } }
+    private let errors = Mutex<[MuxRPCError]>([])
+    func append(_ error: MuxRPCError) { errors.withLock { $0.append(error) } }
+    var all: [MuxRPCError] { errors.withLock { $0 } }
+    var codes: [MuxRPCError.Code] { all.map(\.code) }
 }
 
 /// A server whose connections go through a `ConnectionPreambleHandler`.
@@ -49,7 +50,7 @@ private final class PreambleServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let handler = ConnectionPreambleHandler(
                         configuration: configuration,
-                        onRefused: { error in refusals.append(error.kind) }
+                        onRefused: { error in refusals.append(error) }
                     ) { mode, isTLS, channel in
                         try channel.pipeline.syncOperations.addHandler(ModeEchoHandler(mode: mode, isTLS: isTLS))
                     }
@@ -128,7 +129,7 @@ struct ConnectionPreambleTests {
         let counter = QuiesceCounter()
         func connection() throws -> EmbeddedChannel {
             let channel = EmbeddedChannel()
-            let handler = ConnectionPreambleHandler(configuration: .patient(), onRefused: { refusals.append($0.kind) }) { _, _, channel in
+            let handler = ConnectionPreambleHandler(configuration: .patient(), onRefused: { refusals.append($0) }) { _, _, channel in
                 try channel.pipeline.syncOperations.addHandler(counter)
             }
             try channel.pipeline.syncOperations.addHandler(handler)
@@ -139,14 +140,14 @@ struct ConnectionPreambleTests {
         let silent = try connection()
         silent.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(!silent.isActive)
-        #expect(refusals.all == [.serverShuttingDown])
+        #expect(refusals.codes == [.shutDown])
 
         let served = try connection()
         try served.writeInbound(ByteBuffer(integer: ConnectionMode.plain.preambleByte))
         served.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(served.isActive, "closing a served connection is its mode's job")
         #expect(counter.count == 1)
-        #expect(refusals.all == [.serverShuttingDown])
+        #expect(refusals.codes == [.shutDown])
         _ = try served.finish()
     }
 
@@ -176,7 +177,10 @@ struct ConnectionPreambleTests {
         let server = try await PreambleServer(.patient())
         let received = try await server.exchange(payload: [byte, 1, 2, 3]) { _ in }
         #expect(received.isEmpty)
-        #expect(server.refusals.all == [.unknownPreamble(byte)])
+        #expect(server.refusals.codes == [.preambleRefused])
+        let refusal = try #require(server.refusals.all.first)
+        #expect(refusal.message.contains("first byte 0x\(String(byte, radix: 16)) asks for no RPC mode"), "\(refusal)")
+        #expect(refusal.address?.ipAddress == "127.0.0.1", "the refusal names the client")
         try await server.close()
     }
 
@@ -186,7 +190,8 @@ struct ConnectionPreambleTests {
         let server = try await PreambleServer(ConnectionPreambleConfiguration(handshakeTimeout: timeout))
         let received = try await server.exchange { _ in }
         #expect(received.isEmpty)
-        #expect(server.refusals.all == [.handshakeTimeout(timeout)])
+        #expect(server.refusals.codes == [.handshakeTimeout])
+        #expect(server.refusals.all.first?.message.contains("handshake timeout of 50 ms") == true)
         try await server.close()
     }
 
@@ -220,7 +225,8 @@ struct ConnectionPreambleTests {
         let server = try await PreambleServer(.patient())
         let received = try await server.exchange(payload: [0x03, 0x16, 0x03, 0x01]) { _ in }
         #expect(received.isEmpty)
-        #expect(server.refusals.all == [.tlsNotOffered])
+        #expect(server.refusals.codes == [.preambleRefused])
+        #expect(server.refusals.all.first?.message.contains("asked for TLS (0x03) but the server has no TLS configured") == true)
         try await server.close()
     }
 
@@ -229,7 +235,8 @@ struct ConnectionPreambleTests {
         let server = try await PreambleServer(.patient(tls: try await TestCertificates.serverContext(), requireTLS: true))
         let received = try await server.exchange(payload: [0x04, 1, 2]) { _ in }
         #expect(received.isEmpty)
-        #expect(server.refusals.all == [.tlsRequired(.consulMultiplex)])
+        #expect(server.refusals.codes == [.preambleRefused])
+        #expect(server.refusals.all.first?.message.contains("requires TLS and the client asked for \(ConnectionMode.consulMultiplex) in plaintext") == true)
         try await server.close()
     }
 }

@@ -203,11 +203,44 @@ struct MuxRPCClientTests {
             interceptors: [.apply(attempts)]
         ))
         for call in 0..<100 {
-            await #expect(throws: ConnectionPoolError.self) { try await Self.echo(client, "call \(call)") }
+            let error = await #expect(throws: MuxRPCError.self) { try await Self.echo(client, "call \(call)") }
+            #expect(error?.code == .connectionRefused)
         }
         let retries = attempts.count - 100
         #expect(retries > 0 && retries <= 10, "10% of 100 calls: \(retries) retries")
         await client.shutdown()
+    }
+
+    @Test("a rate-limited call, never sent, is retried within the budget and held against no endpoint")
+    func rateLimitedRetried() async throws {
+        let (servers, addresses) = try await Self.startServers(1)
+        let clock = ManualClock()
+        let limiter = RateLimitingInterceptor(ratePerSecond: 1, burst: 1, whenEmpty: .failFast, clock: clock)
+        let attempts = AttemptCounter()
+        let client = try MuxRPCClient(endpoints: addresses, configuration: .init(
+            retry: .init(initialBackoff: .zero, maxBackoff: .zero),
+            interceptors: [.apply(attempts), .apply(SecondPerRetry(clock: clock)), .apply(limiter)]
+        ))
+        try await Self.echo(client, "takes the token")
+        // No token: the first attempt is refused; its retry comes a second
+        // later on the limiter's clock, with a token.
+        try await Self.echo(client, "refused, then retried")
+        #expect(attempts.count == 3)
+        #expect(servers[0].echoCount == 2)
+        #expect(client.endpointStatistics[0].failures == 0, "a limiter's refusal says nothing of the endpoint")
+        await client.shutdown()
+
+        // With no retry budget the refusal is the call's end.
+        let unbudgeted = try MuxRPCClient(endpoints: addresses, configuration: .init(
+            retry: .init(budgetRatio: 0, minimumRetriesPerSecond: 0, initialBackoff: .zero, maxBackoff: .zero),
+            interceptors: [.apply(limiter)]
+        ))
+        let error = await #expect(throws: MuxRPCError.self) { try await Self.echo(unbudgeted, "refused") }
+        #expect(error?.code == .rateLimited)
+        #expect(error?.requestWasSent == false && error?.isRetrySafe == true)
+        #expect(servers[0].echoCount == 2)
+        await unbudgeted.shutdown()
+        await servers[0].server.shutdown()
     }
 
     @Test("a call that may have run is not retried")
@@ -222,7 +255,8 @@ struct MuxRPCClientTests {
         await #expect {
             _ = try await call.value
         } throws: { error in
-            (error as? RPCError)?.requestWasSent == true && !MuxRPCClient.isSafeToRetry(error)
+            guard let error = error as? RPCError else { return false }
+            return error.requestWasSent && !error.isRetrySafe
         }
         #expect(attempts.count == 1)
         release.fire()
@@ -242,7 +276,7 @@ struct MuxRPCClientTests {
         await #expect {
             try await Self.echo(client, "late", options: .init(timeout: .seconds(1)))
         } throws: { error in
-            [.connectFailed, .deadlineExceeded].contains((error as? ConnectionPoolError)?.code)
+            [.connectionRefused, .deadlineExceeded].contains((error as? MuxRPCError)?.code)
                 || (error as? RPCError)?.code == .deadlineExceeded
         }
         #expect(attempts.count >= 1)
@@ -324,7 +358,7 @@ struct MuxRPCClientTests {
         #expect(client.pool.statistics.connections == 0)
         await #expect {
             try await Self.echo(client, "after")
-        } throws: { ($0 as? MuxRPCClientError)?.code == .shutDown }
+        } throws: { ($0 as? MuxRPCError)?.code == .shutDown }
         await servers[0].server.shutdown()
     }
 
@@ -336,7 +370,7 @@ struct MuxRPCClientTests {
         await client.shutdown()
         await #expect {
             try await Self.echo(client, "after")
-        } throws: { ($0 as? MuxRPCClientError)?.code == .shutDown }
+        } throws: { ($0 as? MuxRPCError)?.code == .shutDown }
         await servers[0].server.shutdown()
     }
 }
@@ -352,6 +386,21 @@ final class AttemptCounter: ClientInterceptor {
         next: (ClientRequest, ClientContext) async throws -> ClientResponse
     ) async throws -> ClientResponse {
         attempts.withLock { $0 += 1 }
+        return try await next(request, context)
+    }
+}
+
+/// Moves a manual clock on by a second before each retry (not before a
+/// first attempt), so that a rate limiter on that clock has a token for it.
+struct SecondPerRetry: ClientInterceptor {
+    let clock: ManualClock
+
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        next: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        if context.attempt > 1 { clock.advance(by: .seconds(1)) }
         return try await next(request, context)
     }
 }
@@ -408,7 +457,7 @@ struct Refuser: RPCServerInterceptor {
         context: RPCServerContext,
         next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
     ) async throws -> RPCServerResponse {
-        throw RPCServiceError("refused by interceptor")
+        throw RPCError(serverError: "refused by interceptor")
     }
 }
 

@@ -149,7 +149,7 @@ struct MuxRPCServerTests {
     func unworkableYamuxConfigurationIsRefused() async throws {
         var yamux = YamuxConfiguration()
         yamux.maxStreamWindowSize = YamuxConfiguration.initialStreamWindow - 1
-        try await expectRefusedEverywhere(yamux, with: YamuxConfigurationError.self, server: \.yamux, connection: \.yamux)
+        try await expectRefusedEverywhere(yamux, with: YamuxError.self, server: \.yamux, connection: \.yamux) { $0.code == .invalidConfiguration }
     }
 
     @Test("serves every demo service in every mode, with and without TLS", arguments: modes, [false, true])

@@ -89,9 +89,10 @@ struct ObservabilityTests {
                                     on: address, through: pool)
         }
         let closed = try await Self.closedPort()
-        await #expect(throws: ConnectionPoolError.self) {
+        let refused = await #expect(throws: MuxRPCError.self) {
             try await Self.echo(interceptor, "nobody", on: closed, through: pool)
         }
+        #expect(refused?.code == .connectionRefused)
 
         let here = Self.endpoint(address), there = Self.endpoint(closed)
         #expect(try metrics.expectCounter("muxrpc_client_calls_total", [("method", "Echo.Echo"), ("endpoint", here)]).totalValue == 2)
@@ -99,7 +100,7 @@ struct ObservabilityTests {
         #expect(try metrics.expectCounter("muxrpc_client_errors_total",
                                           [("method", "Test.Fail"), ("endpoint", here), ("code", "server_error")]).totalValue == 1)
         #expect(try metrics.expectCounter("muxrpc_client_errors_total",
-                                          [("method", "Echo.Echo"), ("endpoint", there), ("code", "connect_failed")]).totalValue == 1)
+                                          [("method", "Echo.Echo"), ("endpoint", there), ("code", "connection_refused")]).totalValue == 1)
         #expect(metrics.counters(label: "muxrpc_client_errors_total").count == 2)
         #expect(try metrics.expectTimer("muxrpc_client_call_duration_seconds", [("method", "Echo.Echo"), ("endpoint", here)]).values.count == 2)
         #expect(try metrics.expectTimer("muxrpc_client_call_duration_seconds", [("method", "Echo.Echo"), ("endpoint", there)]).values.count == 1)
@@ -303,11 +304,12 @@ struct ObservabilityTests {
             _ = try await Self.call(limiter, "Echo.Echo", EchoArgs(msg: Array(text.utf8)), returning: EchoReply.self,
                                     on: address, through: pool) { _ in sent.increment() }
         }
-        let error = await #expect(throws: RateLimitedError.self) {
+        let error = await #expect(throws: MuxRPCError.self) {
             _ = try await Self.call(limiter, "Echo.Echo", EchoArgs(msg: [1]), returning: EchoReply.self,
                                     on: address, through: pool) { _ in sent.increment() }
         }
-        #expect(error?.code == .noToken)
+        #expect(error?.code == .rateLimited)
+        #expect(error?.message.contains("no token left (fail fast)") == true)
         #expect(error?.requestWasSent == false)
         #expect(error?.description.contains("the request was not sent") == true)
         #expect(sent.value == 2)
@@ -362,7 +364,7 @@ struct ObservabilityTests {
         #expect(await waitUntil { clock.sleepers == 1 })
         #expect(limiter.availableTokens == -1)
         waiter.cancel()
-        let error = await #expect(throws: RateLimitedError.self) { try await waiter.value }
+        let error = await #expect(throws: MuxRPCError.self) { try await waiter.value }
         #expect(error?.code == .cancelled && error?.requestWasSent == false)
         #expect(sent.value == 0)
         #expect(limiter.availableTokens == 0)
@@ -378,17 +380,19 @@ struct ObservabilityTests {
         let (server, address) = try await Self.server()
         let pool = try ConnectionPool()
         try await Self.echo(limiter, "first", on: address, through: pool)
-        let tooLong = await #expect(throws: RateLimitedError.self) {
+        let tooLong = await #expect(throws: MuxRPCError.self) {
             try await Self.echo(limiter, "second", on: address, through: pool)
         }
-        #expect(tooLong?.code == .waitTooLong && tooLong?.requestWasSent == false)
+        #expect(tooLong?.code == .rateLimited && tooLong?.requestWasSent == false)
+        #expect(tooLong?.message.contains("later than the wait allowed") == true)
 
         let patient = RateLimitingInterceptor(ratePerSecond: 1.0 / 60, burst: 1, whenEmpty: .wait(upTo: .seconds(600)), clock: clock)
         try await Self.echo(patient, "first", on: address, through: pool)
-        let deadline = await #expect(throws: RateLimitedError.self) {
+        let deadline = await #expect(throws: MuxRPCError.self) {
             try await Self.echo(patient, "second", on: address, through: pool, options: RPCCallOptions(timeout: .seconds(30)))
         }
-        #expect(deadline?.code == .deadlineTooSoon)
+        #expect(deadline?.code == .rateLimited)
+        #expect(deadline?.message.contains("after the call's deadline") == true)
         #expect(clock.sleepers == 0)
         // Refused calls reserved nothing: the next token is still one minute out.
         #expect(patient.availableTokens == 0)

@@ -47,8 +47,12 @@ struct SocketReadsTests {
     @Test(arguments: [SocketReads.allowedMaximums.lowerBound - 1, SocketReads.allowedMaximums.upperBound + 1])
     func maximumsOutOfRangeAreRefused(maximumBytes: Int) async throws {
         let reads = SocketReads(maximumBytes: maximumBytes)
-        #expect(throws: SocketReadsConfigurationError.self) { try reads.validate() }
-        try await expectRefusedEverywhere(reads, with: SocketReadsConfigurationError.self, server: \.socketReads, connection: \.socketReads)
+        let error = #expect(throws: MuxRPCError.self) { try reads.validate() }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.hasPrefix("invalid socket reads configuration: socket reads of at most \(maximumBytes) bytes") == true)
+        try await expectRefusedEverywhere(reads, with: MuxRPCError.self, server: \.socketReads, connection: \.socketReads) {
+            $0.code == .invalidConfiguration
+        }
     }
 
     @Test func maximumsInRangeAreAccepted() throws {

@@ -148,6 +148,7 @@ import Testing
     @Test func maxFramesPerFlushMustBePositive() {
         var configuration = YamuxConfiguration()
         configuration.maxFramesPerFlush = 0
-        #expect(throws: YamuxConfigurationError.self) { try configuration.validate() }
+        let error = #expect(throws: YamuxError.self) { try configuration.validate() }
+        #expect(error?.code == .invalidConfiguration)
     }
 }

@@ -22,7 +22,9 @@ let roomyLimits = MessagePackLimits(maxDepth: 64, maxByteLength: 64 * 1024, maxC
 
 enum Outcome: Equatable {
     case needMore
-    case error(MessagePackError.Kind)
+    /// The error's code and message (which holds its figures), without the
+    /// offset: pieces and the whole buffer must agree on what went wrong.
+    case error(MessagePackError.Code, String)
 }
 
 /// The values a fresh scanner finds in `bytes` given all at once: their
@@ -38,7 +40,7 @@ func wholeScan(_ bytes: ByteBuffer, limits: MessagePackLimits) -> (lengths: [Int
             lengths.append(length)
             buffer.moveReaderIndex(forwardBy: length)
         } catch {
-            return (lengths, .error(error.kind))
+            return (lengths, .error(error.code, error.message))
         }
     }
 }
@@ -67,7 +69,7 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
                 lengths.append(length)
                 buffer.moveReaderIndex(forwardBy: length)
             } catch {
-                outcome = .error(error.kind)
+                outcome = .error(error.code, error.message)
                 return
             }
         }
@@ -91,7 +93,7 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         } catch {
             // The scanner walks headers only: it does not look inside
             // strings or timestamps, which the reader checks.
-            switch error.kind {
+            switch error.code {
             case .invalidUTF8, .invalidExtension: readable = false
             default: fuzzCheck(false, "the scanner found a value of \(length) bytes that readValue rejects: \(error)")
             }
@@ -110,10 +112,9 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let rest = all.getSlice(at: offset, length: all.readableBytes - offset)!
     var reader = MessagePackReader(rest, limits: limits)
     if (try? reader.readValue()) != nil {
-        var kind: MessagePackError.Kind?
-        if case .error(let stopped) = outcome { kind = stopped }
-        if case .messageSizeLimitExceeded = kind {
-        } else {
+        var code: MessagePackError.Code?
+        if case .error(let stopped, _) = outcome { code = stopped }
+        if code != .messageSizeLimitExceeded {
             fuzzCheck(false, "readValue reads a value of \(reader.offset) bytes where the scanner stopped with \(outcome)")
         }
     }

@@ -56,7 +56,7 @@ let registry: RPCServiceRegistry = {
         AddReply(sum: arguments.a &+ arguments.b)
     }
     registry.registerInline(service: "Test", method: "Fail") { (arguments: EchoArgs, _) -> RPCEmpty in
-        throw RPCServiceError(String(decoding: arguments.msg, as: UTF8.self))
+        throw RPCError(serverError: String(decoding: arguments.msg, as: UTF8.self))
     }
     registry.registerInline(service: "Value", method: "Echo") { (arguments: MessagePackValue, _) in arguments }
     // Async, but never suspends: it runs to completion when the loop runs.

@@ -54,7 +54,7 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
     }
 
     func validate() throws {
-        let check = ConfigurationCheck { MuxRPCClientConfigurationError(message: "circuit breaker: " + $0) }
+        let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("MuxRPC client", "circuit breaker: " + $0) }
         try check.require(consecutiveFailures >= 1, "consecutiveFailures must be at least 1")
         try check.require(failureRatio > 0 && failureRatio <= 1, "failureRatio must be in (0, 1]")
         try check.require(window > .zero, "window must be positive")

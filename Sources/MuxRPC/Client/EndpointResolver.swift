@@ -70,7 +70,9 @@ public struct DNSEndpointResolver: EndpointResolver {
         }
     }
 
-    /// Every address `host` resolves to, once each, in the resolver's order.
+    /// Every address `host` resolves to, once each, in the resolver's order;
+    /// none when it does not resolve, which ``run(updating:)`` treats as a
+    /// failed lookup and keeps its last list.
     func resolve() async throws -> [SocketAddress] {
         let host = host
         let port = port
@@ -79,9 +81,7 @@ public struct DNSEndpointResolver: EndpointResolver {
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             var list: UnsafeMutablePointer<addrinfo>?
             let status = getaddrinfo(host, String(port), &hints, &list)
-            guard status == 0, let first = list else {
-                throw DNSResolutionError(host: host, status: status)
-            }
+            guard status == 0, let first = list else { return [] }
             defer { freeaddrinfo(first) }
             var addresses: [SocketAddress] = []
             var entry: UnsafeMutablePointer<addrinfo>? = first
@@ -96,13 +96,6 @@ public struct DNSEndpointResolver: EndpointResolver {
             return addresses
         }
     }
-}
-
-/// A host name that did not resolve.
-public struct DNSResolutionError: Error, Sendable, CustomStringConvertible {
-    public let host: String
-    public let status: Int32
-    public var description: String { "could not resolve \(host) (getaddrinfo status \(status))" }
 }
 
 extension SocketAddress {

@@ -17,7 +17,8 @@ public struct MuxRPCEndpointStatistics: Sendable {
     public var breaker: BreakerState
 }
 
-/// How an attempt ended, for the endpoint's books.
+/// How an attempt ended, for the endpoint's books. ``CallFailure`` decides
+/// it for a failed attempt.
 enum AttemptOutcome {
     /// The server answered (an error reply included).
     case answered
@@ -90,10 +91,10 @@ struct EndpointTable {
         with balancer: any LoadBalancer,
         excluding excluded: [SocketAddress],
         at now: ContinuousClock.Instant
-    ) throws(MuxRPCClientError) -> SocketAddress {
-        if isShutDown { throw MuxRPCClientError(code: .shutDown, message: "the client is shutting down") }
+    ) throws(MuxRPCError) -> SocketAddress {
+        if isShutDown { throw MuxRPCError(code: .shutDown, message: "the client is shutting down") }
         guard !entries.isEmpty else {
-            throw MuxRPCClientError(code: .noEndpoints, message: hasEndpoints ? "the resolver's list is empty" : "no endpoint list yet")
+            throw MuxRPCError(code: .noEndpoints, message: hasEndpoints ? "the resolver's list is empty" : "no endpoint list yet")
         }
         // Admitted endpoints not tried yet, or else all admitted ones.
         candidates.removeAll(keepingCapacity: true)
@@ -104,7 +105,7 @@ struct EndpointTable {
             candidates.removeAll { excluded.contains(entries[$0].endpoint.address) }
         }
         guard !candidates.isEmpty else {
-            throw MuxRPCClientError(code: .allEndpointsUnavailable, message: "the circuit breakers of all \(entries.count) endpoints are open")
+            throw MuxRPCError(code: .allEndpointsUnavailable, message: "the circuit breakers of all \(entries.count) endpoints are open")
         }
         let chosen: Int
         if candidates.count == 1 {

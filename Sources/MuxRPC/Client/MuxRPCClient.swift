@@ -15,7 +15,7 @@ import Synchronization
 /// ``Configuration/defaultTimeout``); the balancer picks an endpoint whose
 /// breaker admits calls; the interceptors run; the pool lends a stream and
 /// the call is made. If the attempt fails in a way that proves the call did
-/// not run (``isSafeToRetry(_:)``), and the retry budget and the deadline
+/// not run (its error's `isRetrySafe`), and the retry budget and the deadline
 /// allow, it is tried again on another endpoint after a jittered backoff.
 /// Docs/client.md has the whole picture and the defaults' reasons.
 public final class MuxRPCClient: Sendable {
@@ -57,7 +57,7 @@ public final class MuxRPCClient: Sendable {
             try pool.validate()
             try circuitBreaker.validate()
             try retry.validate()
-            let check = ConfigurationCheck { MuxRPCClientConfigurationError(message: $0) }
+            let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("MuxRPC client", $0) }
             try check.require(defaultTimeout.map { $0 > .zero } ?? true, "defaultTimeout must be positive")
             try check.require(latencyDecay > .zero, "latencyDecay must be positive")
         }
@@ -130,11 +130,13 @@ public final class MuxRPCClient: Sendable {
 
     /// Calls `serviceMethod` ("Service.Method") on one of the servers.
     ///
-    /// - Throws: `RPCError` (the call failed: see its `code`, and
-    ///   `requestWasSent`), ``ConnectionPoolError`` (no stream could be had:
-    ///   nothing was sent), ``MuxRPCClientError`` (no endpoint could take the
-    ///   call), or an interceptor's error. ``isSafeToRetry(_:)`` tells
-    ///   whether trying again elsewhere is safe.
+    /// - Throws: `RPCError` when the call failed on its stream (the server's
+    ///   error reply among them: see its `code` and `requestWasSent`),
+    ///   ``MuxRPCError`` when MuxRPC could not get it onto a stream (no
+    ///   endpoint, a refused connection, a full pool, the deadline; nothing
+    ///   was sent), or an interceptor's own error. Each error is the last
+    ///   attempt's; the errors' `isRetrySafe` says whether trying again
+    ///   later is safe.
     public func call<Arguments: Encodable & Sendable, Reply: Decodable & Sendable>(
         _ serviceMethod: String,
         _ arguments: Arguments,
@@ -160,7 +162,7 @@ public final class MuxRPCClient: Sendable {
         while true {
             let balancer = configuration.loadBalancer
             let started = now
-            let address = try table.withLock { table throws(MuxRPCClientError) in
+            let address = try table.withLock { table throws(MuxRPCError) in
                 try table.pick(with: balancer, excluding: tried, at: started)
             }
             do {
@@ -173,19 +175,19 @@ public final class MuxRPCClient: Sendable {
                 table.withLock { $0.finished(address, .answered, latency: ended - sent, at: ended) }
                 return reply
             } catch {
-                let outcome = Self.outcome(of: error)
+                let failure = CallFailure(error)
                 now = clock.now
                 let ended = now
-                table.withLock { $0.finished(address, outcome, latency: ended - started, at: ended) }
+                table.withLock { $0.finished(address, failure.outcome, latency: ended - started, at: ended) }
                 if !tried.contains(address) { tried.append(address) }
-                guard attempt < configuration.retry.maxAttempts, Self.isSafeToRetry(error), !Task.isCancelled else { throw error }
+                guard attempt < configuration.retry.maxAttempts, failure.isRetrySafe, !Task.isCancelled else { throw error }
                 let backoff = configuration.retry.backoff(beforeRetry: attempt)
                 if let deadline, deadline.timeRemaining <= backoff { throw error }
                 guard budget.withdrawRetry(at: now) else { throw error }
                 do {
                     try await Task.sleep(for: backoff)
                 } catch {
-                    throw RPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was retried", isStreamUsable: true, requestWasSent: false)
+                    throw MuxRPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was retried")
                 }
                 now = clock.now
                 attempt += 1
@@ -260,41 +262,6 @@ public final class MuxRPCClient: Sendable {
         init(_ instant: ContinuousClock.Instant) { self.instant = instant }
     }
 
-    /// Whether a failed call certainly did not run, so that trying it again
-    /// (on this server or another) cannot run it twice: the pool could not
-    /// connect or open a stream, or the request was never written. Errors
-    /// that retrying cannot cure (a deadline, a cancellation, arguments that
-    /// do not encode) are not.
-    public static func isSafeToRetry(_ error: any Error) -> Bool {
-        switch error {
-        case let error as ConnectionPoolError:
-            return [.connectFailed, .streamOpenFailed, .overloaded, .tooManyWaiters].contains(error.code)
-        case let error as RPCError:
-            return !error.requestWasSent && ![.cancelled, .deadlineExceeded, .encodingFailed].contains(error.code)
-        default:
-            return false
-        }
-    }
-
-    /// What an attempt's failure says about its endpoint.
-    static func outcome(of error: any Error) -> AttemptOutcome {
-        switch error {
-        case let error as ConnectionPoolError:
-            return [.connectFailed, .streamOpenFailed].contains(error.code) ? .endpointFailed : .neutral
-        case let error as RPCError:
-            switch error.code {
-            case .serverError, .decodingFailed:
-                return .answered
-            case .connectionClosed, .transportFailure, .protocolViolation, .limitExceeded, .deadlineExceeded, .streamUnusable:
-                return .endpointFailed
-            default:
-                return .neutral
-            }
-        default:
-            return .neutral
-        }
-    }
-
     // MARK: Endpoints
 
     private func update(_ endpoints: [MuxRPCEndpoint]) {
@@ -308,13 +275,13 @@ public final class MuxRPCClient: Sendable {
         if hasEndpointList.load(ordering: .acquiring) { return }
         let limit = deadline?.timeRemaining ?? .seconds(365 * 24 * 3600)
         if await firstEndpoints.futureResult.result(before: .now() + TimeAmount(limit)) == nil {
-            throw RPCError(code: .deadlineExceeded, message: "no endpoint list arrived before the deadline", isStreamUsable: true, requestWasSent: false)
+            throw MuxRPCError(code: .deadlineExceeded, message: "no endpoint list arrived before the deadline")
         }
     }
 
     // MARK: Shutdown
 
-    /// Fails new calls with ``MuxRPCClientError/Code/shutDown``, stops the
+    /// Fails new calls with ``MuxRPCError/Code/shutDown``, stops the
     /// resolver and shuts the pool down (calls in flight get its grace period).
     public func shutdown() async {
         await shutdown(gracePeriod: configuration.pool.shutdownGracePeriod)

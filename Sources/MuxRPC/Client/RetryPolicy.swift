@@ -2,8 +2,9 @@ import Synchronization
 
 /// When a ``MuxRPCClient`` tries a failed call again.
 ///
-/// Only calls that certainly did not run are retried (see
-/// ``MuxRPCClient/isSafeToRetry(_:)``), each on another endpoint when there
+/// Only calls that certainly did not run are retried (those whose error's
+/// `isRetrySafe` is true: ``MuxRPCError/isRetrySafe``, `RPCError.isRetrySafe`),
+/// each on another endpoint when there
 /// is one, after a jittered exponential backoff, and never past the call's
 /// deadline. Retries are bounded by a budget, so that a failing server does
 /// not make clients multiply their load on the others: over ``budgetWindow``,
@@ -41,7 +42,7 @@ public struct RetryConfiguration: Sendable, Hashable {
     }
 
     func validate() throws {
-        let check = ConfigurationCheck { MuxRPCClientConfigurationError(message: "retry: " + $0) }
+        let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("MuxRPC client", "retry: " + $0) }
         try check.require(maxAttempts >= 1, "maxAttempts must be at least 1")
         try check.require(budgetRatio >= 0, "budgetRatio must not be negative")
         try check.require(minimumRetriesPerSecond >= 0, "minimumRetriesPerSecond must not be negative")

@@ -21,7 +21,7 @@ import Synchronization
 ///
 /// Every call (attempt, on the client) is counted in `calls_total` and timed,
 /// failed or not; a failed one is also counted in `errors_total` under its
-/// code (`server_error`, `deadline_exceeded`, `connect_failed`,
+/// code (`server_error`, `deadline_exceeded`, `connection_refused`,
 /// `rate_limited`... see Docs/observability.md). The metric objects are made
 /// once per label set and kept, so a call costs a dictionary lookup under a
 /// lock, not a trip through the backend's registry.

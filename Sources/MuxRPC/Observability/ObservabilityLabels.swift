@@ -4,28 +4,20 @@ import NIOCore
 /// The names the built-in interceptors give endpoints and outcomes, shared so
 /// that a log line, a metric and a span say the same thing about one call.
 enum ObservabilityLabels {
-    /// "host:port" ("[v6]:port" for IPv6, the path for a Unix socket): short,
-    /// stable and what users typed, unlike `SocketAddress.description`.
+    /// The endpoint as "host:port" (``SocketAddress/hostAndPort``), or
+    /// "unknown".
     static func endpoint(_ address: SocketAddress?) -> String {
-        guard let address else { return "unknown" }
-        switch address {
-        case .v4:
-            return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        case .v6:
-            return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
-        case .unixDomainSocket:
-            return address.pathname ?? "unix"
-        }
+        address?.hostAndPort ?? "unknown"
     }
 
-    /// The snake_case error code for a failed client attempt. RPC and pool
-    /// codes keep their own names (their descriptions, with underscores), so
-    /// a dashboard can tell `connect_failed` from `server_error`.
+    /// The snake_case error code for a failed client attempt. `RPCError`
+    /// and `MuxRPCError` codes keep their own names (their descriptions,
+    /// with underscores), so a dashboard can tell `connection_refused` from
+    /// `server_error`.
     static func clientErrorCode(_ error: any Error) -> String {
         switch error {
         case let error as RPCError: return snakeCase(error.code.description)
-        case let error as ConnectionPoolError: return snakeCase(error.code.description)
-        case is RateLimitedError: return "rate_limited"
+        case let error as MuxRPCError: return snakeCase(error.code.description)
         case is CancellationError: return "cancelled"
         default: return "unknown"
         }
@@ -37,16 +29,24 @@ enum ObservabilityLabels {
     /// itself decided (a deadline, a rate limit) gets its own code.
     static func serverErrorCode(_ error: any Error, context: RPCServerContext) -> String {
         switch error {
-        case is RateLimitedError:
+        case let error as MuxRPCError where error.code == .rateLimited:
             return "rate_limited"
+        case let error as MuxRPCError where error.code == .cancelled:
+            // Cancelled while it waited for a rate limiter's token.
+            return cancelled(context)
         case is CancellationError:
-            if let deadline = context.deadline, deadline.hasPassed { return "deadline_exceeded" }
-            return "cancelled"
+            return cancelled(context)
         case let error as RPCError where error.code != .serverError:
             return snakeCase(error.code.description)
         default:
             return "server_error"
         }
+    }
+
+    /// A server call's cancellation: its caller's deadline, or the call's end.
+    private static func cancelled(_ context: RPCServerContext) -> String {
+        if let deadline = context.deadline, deadline.hasPassed { return "deadline_exceeded" }
+        return "cancelled"
     }
 
     /// Splits "Service.Method" at its last dot, as net/rpc does.

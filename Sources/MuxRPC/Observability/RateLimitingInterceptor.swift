@@ -16,14 +16,16 @@ import Synchronization
 /// late fails at once rather than after a useless wait. Waiters are served in
 /// arrival order: each reserves the next token as it comes.
 ///
-/// A refused call throws ``RateLimitedError``, whose
-/// ``RateLimitedError/requestWasSent`` is false: on the client nothing was
-/// written, so trying later or elsewhere is safe. On the server the caller
-/// gets a net/rpc error reply with the error's text.
+/// A refused call throws a ``MuxRPCError`` with code
+/// ``MuxRPCError/Code/rateLimited`` (``MuxRPCError/Code/cancelled`` when its
+/// task was cancelled while it waited), whose
+/// ``MuxRPCError/requestWasSent`` is false: on the client nothing was
+/// written, so ``MuxRPCClient`` tries it again within its retry budget. On
+/// the server the caller gets a net/rpc error reply with the error's text.
 public final class RateLimitingInterceptor: ClientInterceptor, RPCServerInterceptor, Sendable {
     /// What a call does when no token is left.
     public enum WhenEmpty: Sendable, Hashable {
-        /// Fail at once with ``RateLimitedError/Code/noToken``.
+        /// Fail at once with ``MuxRPCError/Code/rateLimited``.
         case failFast
         /// Wait for a token for at most this long (and never past the call's
         /// deadline); fail at once when it would come later.
@@ -102,7 +104,7 @@ public final class RateLimitingInterceptor: ClientInterceptor, RPCServerIntercep
     }
 
     /// Takes a token, waiting if allowed. Returns whether it waited.
-    private func acquire(serviceMethod: String, deadline: RPCDeadline?, side: RateLimitedError.Side) async throws -> Bool {
+    private func acquire(serviceMethod: String, deadline: RPCDeadline?, side: Side) async throws -> Bool {
         var limit: Duration
         switch whenEmpty {
         case .failFast: limit = .zero
@@ -122,21 +124,38 @@ public final class RateLimitingInterceptor: ClientInterceptor, RPCServerIntercep
         case .granted:
             return false
         case .refused(let wait):
-            let code: RateLimitedError.Code
-            if case .failFast = whenEmpty { code = .noToken } else { code = limitedByDeadline ? .deadlineTooSoon : .waitTooLong }
-            throw RateLimitedError(code: code, serviceMethod: serviceMethod, side: side, wait: wait,
-                                   ratePerSecond: ratePerSecond, burst: burst)
+            let why: String
+            if case .failFast = whenEmpty {
+                why = "no token left (fail fast)"
+            } else if limitedByDeadline {
+                why = "the next token comes in \(wait), after the call's deadline"
+            } else {
+                why = "the next token comes in \(wait), later than the wait allowed"
+            }
+            throw refusal(.rateLimited, serviceMethod: serviceMethod, why: why, side: side)
         case .reserved(let wait):
             do {
                 try await sleep(wait)
             } catch {
                 // Cancelled while waiting: hand the reserved token back.
                 bucket.withLock { $0.giveBack() }
-                throw RateLimitedError(code: .cancelled, serviceMethod: serviceMethod, side: side, wait: wait,
-                                       ratePerSecond: ratePerSecond, burst: burst)
+                throw refusal(.cancelled, serviceMethod: serviceMethod, why: "cancelled while waiting for a token", side: side)
             }
             return true
         }
+    }
+
+    /// Which side refused a call, for the error's text.
+    private enum Side { case client, server }
+
+    /// The error for a call that got no token: what it says names the
+    /// method, why, the limit, and that the call did not go ahead.
+    private func refusal(_ code: MuxRPCError.Code, serviceMethod: String, why: String, side: Side) -> MuxRPCError {
+        let outcome = side == .client ? "the request was not sent" : "the call was not run"
+        return MuxRPCError(
+            code: code,
+            message: "rate limited: \(serviceMethod): \(why) (limit \(ratePerSecond)/s, burst \(burst)); \(outcome)"
+        )
     }
 }
 
@@ -177,67 +196,5 @@ struct TokenBucket: Sendable {
 
     mutating func giveBack() {
         tokens = min(capacity, tokens + 1)
-    }
-}
-
-/// A call refused by a ``RateLimitingInterceptor``. It did not run: on the
-/// client its request was never written.
-public struct RateLimitedError: Error, Sendable, CustomStringConvertible {
-    /// Why the call got no token.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Wrapped: Hashable, Sendable { case noToken, waitTooLong, deadlineTooSoon, cancelled }
-        private let wrapped: Wrapped
-        private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
-
-        /// The bucket was empty and the interceptor fails fast.
-        public static let noToken = Code(.noToken)
-        /// The next token would come later than the longest wait allowed.
-        public static let waitTooLong = Code(.waitTooLong)
-        /// The next token would come after the call's deadline.
-        public static let deadlineTooSoon = Code(.deadlineTooSoon)
-        /// The calling task was cancelled while it waited for a token.
-        public static let cancelled = Code(.cancelled)
-
-        public var description: String {
-            switch wrapped {
-            case .noToken: "no token"
-            case .waitTooLong: "wait too long"
-            case .deadlineTooSoon: "deadline too soon"
-            case .cancelled: "cancelled"
-            }
-        }
-    }
-
-    /// Which side refused the call.
-    public enum Side: Sendable, Hashable { case client, server }
-
-    /// Why the call got no token.
-    public var code: Code
-    /// "Service.Method".
-    public var serviceMethod: String
-    /// Which side refused it.
-    public var side: Side
-    /// How long the call would have had to wait for its token (for
-    /// ``Code/cancelled``, how long it was to wait).
-    public var wait: Duration
-    /// The limiter's rate, for the message.
-    public var ratePerSecond: Double
-    /// The limiter's burst, for the message.
-    public var burst: Int
-
-    /// Always false: a rate-limited call never reaches the wire (on the
-    /// server, never reaches the handler), so retrying it is safe.
-    public var requestWasSent: Bool { false }
-
-    public var description: String {
-        let why: String
-        switch code {
-        case .noToken: why = "no token left (fail fast)"
-        case .waitTooLong: why = "the next token comes in \(wait), later than the wait allowed"
-        case .deadlineTooSoon: why = "the next token comes in \(wait), after the call's deadline"
-        default: why = "cancelled while waiting for a token"
-        }
-        let outcome = side == .client ? "the request was not sent" : "the call was not run"
-        return "rate limited: \(serviceMethod): \(why) (limit \(ratePerSecond)/s, burst \(burst)); \(outcome)"
     }
 }

@@ -95,8 +95,9 @@ public final class ConnectionPool: Sendable {
     /// Calls `serviceMethod` on the server at `address` with `arguments` and
     /// decodes the reply as `Reply`.
     ///
-    /// - Throws: ``ConnectionPoolError`` when no stream could be had (nothing
-    ///   was sent), or `RPCError` for the call itself.
+    /// - Throws: ``MuxRPCError`` when no stream could be had (nothing was
+    ///   sent: a refused or failed connection, a full pool, the deadline),
+    ///   or `RPCError` for the call itself.
     public func call<Arguments: Encodable, Reply: Decodable>(
         _ serviceMethod: String,
         _ arguments: Arguments,
@@ -123,6 +124,8 @@ public final class ConnectionPool: Sendable {
     ///
     /// - Parameter deadline: bounds the wait for a stream (calls made in
     ///   `body` take their own options).
+    /// - Throws: ``MuxRPCError`` when no stream could be had, or what `body`
+    ///   throws.
     public func withStream<Value>(
         to address: SocketAddress,
         deadline: RPCDeadline? = nil,
@@ -139,7 +142,7 @@ public final class ConnectionPool: Sendable {
                 do {
                     stream = try await openStream(on: connection, deadline: deadline, address: address)
                     if connection.session == nil { track(plainStream: stream) }
-                } catch let error as ConnectionPoolError where error.code == .deadlineExceeded {
+                } catch let error as MuxRPCError where error.code == .deadlineExceeded {
                     update { $0.release(lease, stream: nil, reusable: false, now: .now()) }
                     throw error
                 } catch {
@@ -150,8 +153,11 @@ public final class ConnectionPool: Sendable {
                         hasRetried = true
                         continue
                     }
-                    throw ConnectionPoolError(
-                        code: .streamOpenFailed, message: "opening a stream failed twice", address: address, cause: error
+                    // A plain-mode stream is a connection of its own: its
+                    // failure already says why (refused, unreachable).
+                    if let error = error as? MuxRPCError { throw error }
+                    throw MuxRPCError(
+                        code: .streamOpenFailed, message: "opening a stream failed twice (\(error))", address: address, cause: error
                     )
                 }
             }
@@ -172,7 +178,7 @@ public final class ConnectionPool: Sendable {
     // MARK: Shutdown
 
     /// Shuts the pool down: new calls and waiting callers fail at once with
-    /// ``ConnectionPoolError/Code/shutDown``, idle streams close, calls in
+    /// ``MuxRPCError/Code/shutDown``, idle streams close, calls in
     /// flight get ``Configuration/shutdownGracePeriod`` to finish, then every
     /// session closes. Returns when all are closed.
     public func shutdown() async {
@@ -253,7 +259,7 @@ public final class ConnectionPool: Sendable {
 
     private func acquire(_ address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
         if let deadline, deadline.hasPassed {
-            throw ConnectionPoolError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
+            throw MuxRPCError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
         }
         let decision = state.withLock { $0.machine.acquire(address, now: .now()) }
         switch decision {
@@ -271,7 +277,7 @@ public final class ConnectionPool: Sendable {
     private func wait(for waiter: WaiterID, address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
         let timer = deadline.map { deadline in
             group.any().scheduleTask(deadline: deadline.nioDeadline) { [weak self] in
-                self?.abandon(waiter, ConnectionPoolError(
+                self?.abandon(waiter, MuxRPCError(
                     code: .deadlineExceeded, message: "the deadline passed while the call waited for a stream", address: address
                 ))
             }
@@ -279,7 +285,7 @@ public final class ConnectionPool: Sendable {
         defer { timer?.cancel() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
-                let outcome = state.withLock { state -> Result<Grant, ConnectionPoolError>? in
+                let outcome = state.withLock { state -> Result<Grant, MuxRPCError>? in
                     if let outcome = state.outcomes.removeValue(forKey: waiter) { return outcome }
                     state.waiting[waiter] = continuation
                     return nil
@@ -287,7 +293,7 @@ public final class ConnectionPool: Sendable {
                 if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
             }
         } onCancel: { [weak self] in
-            self?.abandon(waiter, ConnectionPoolError(
+            self?.abandon(waiter, MuxRPCError(
                 code: .cancelled, message: "the task was cancelled while the call waited for a stream", address: address
             ))
         }
@@ -295,7 +301,7 @@ public final class ConnectionPool: Sendable {
 
     /// A waiter's deadline passed or its task was cancelled: fail it, unless
     /// it was granted a stream (or failed) first.
-    private func abandon(_ waiter: WaiterID, _ error: ConnectionPoolError) {
+    private func abandon(_ waiter: WaiterID, _ error: MuxRPCError) {
         let continuation = state.withLock { state -> CheckedContinuation<Grant, any Error>? in
             guard state.machine.removeWaiter(waiter) else { return nil }
             if let continuation = state.waiting.removeValue(forKey: waiter) { return continuation }
@@ -321,9 +327,13 @@ public final class ConnectionPool: Sendable {
                 }
                 watch(connection, as: StateMachine.Lease(address: dial.address, session: dial.session))
             } catch {
-                let failure = ConnectionPoolError(
-                    code: .connectFailed, message: "connecting to the server failed", address: dial.address, cause: error
+                // `connect` names refused, unreachable and timed-out
+                // connections itself; anything else (a configuration, a TLS
+                // set-up) is a failed connect all the same.
+                var failure = error as? MuxRPCError ?? MuxRPCError(
+                    code: .connectFailed, message: "connect failed (\(error))", cause: error
                 )
+                failure.address = dial.address
                 update { $0.connectFailed(dial, error: failure, now: .now()) }
             }
         }
@@ -352,7 +362,7 @@ public final class ConnectionPool: Sendable {
         let opening = group.any().makeFutureWithTask { try await connection.openStream() }
         guard let outcome = await opening.result(before: deadline.nioDeadline) else {
             opening.whenSuccess { late in late.channel.close(promise: nil) }
-            throw ConnectionPoolError(
+            throw MuxRPCError(
                 code: .deadlineExceeded, message: "the deadline passed while a stream was being opened", address: address
             )
         }
@@ -394,7 +404,7 @@ public final class ConnectionPool: Sendable {
         var machine: StateMachine
         var waiting: [WaiterID: CheckedContinuation<Grant, any Error>] = [:]
         /// Outcomes decided before the waiter's continuation was stored.
-        var outcomes: [WaiterID: Result<Grant, ConnectionPoolError>] = [:]
+        var outcomes: [WaiterID: Result<Grant, MuxRPCError>] = [:]
         /// Sessions not yet closed, whether or not the machine still has them.
         var liveConnections: [ObjectIdentifier: MuxRPCConnection] = [:]
         /// Plain-mode streams not yet closed.
@@ -413,7 +423,7 @@ public final class ConnectionPool: Sendable {
                 connectionsToClose: actions.connectionsToClose,
                 dials: actions.dials
             )
-            func settle(_ waiter: WaiterID, _ outcome: Result<Grant, ConnectionPoolError>) {
+            func settle(_ waiter: WaiterID, _ outcome: Result<Grant, MuxRPCError>) {
                 if let continuation = waiting.removeValue(forKey: waiter) {
                     work.resumptions.append((continuation, outcome))
                 } else {
@@ -434,7 +444,7 @@ public final class ConnectionPool: Sendable {
         var streamsToClose: [RPCClient]
         var connectionsToClose: [MuxRPCConnection]
         var dials: [StateMachine.Dial]
-        var resumptions: [(CheckedContinuation<Grant, any Error>, Result<Grant, ConnectionPoolError>)] = []
+        var resumptions: [(CheckedContinuation<Grant, any Error>, Result<Grant, MuxRPCError>)] = []
         var drainWaiter: EventLoopPromise<Void>?
     }
 }

@@ -9,7 +9,7 @@ extension ConnectionPool {
         public enum BusyPolicy: Sendable, Hashable {
             /// Wait for a stream until the call's deadline (or cancellation).
             case wait
-            /// Fail at once with ``ConnectionPoolError/Code/overloaded``.
+            /// Fail at once with ``MuxRPCError/Code/overloaded``.
             /// Callers still wait for a session being dialled: that is not
             /// being over a limit.
             case failFast
@@ -33,7 +33,7 @@ extension ConnectionPool {
         /// (``whenBusy``). Default 2048.
         public var maxConcurrentCallsPerAddress: Int
         /// Callers waiting for a stream per address; one more fails with
-        /// ``ConnectionPoolError/Code/tooManyWaiters``. Default 1024.
+        /// ``MuxRPCError/Code/tooManyWaiters``. Default 1024.
         public var maxWaitersPerAddress: Int
         /// What a caller over ``maxConcurrentCallsPerAddress`` or the stream
         /// limits does. Default ``BusyPolicy/wait``.
@@ -100,9 +100,12 @@ extension ConnectionPool {
             self.sessionReplacementInterval = sessionReplacementInterval
         }
 
-        /// Throws ``ConnectionPoolConfigurationError`` for a limit that cannot work.
+        /// Throws a ``MuxRPCError`` with code
+        /// ``MuxRPCError/Code/invalidConfiguration`` for a limit that cannot
+        /// work, or the error of the connection's yamux, busy polling or
+        /// socket reads settings.
         public func validate() throws {
-            let check = ConfigurationCheck { ConnectionPoolConfigurationError(message: $0) }
+            let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("connection pool", $0) }
             try check.require(maxSessionsPerAddress >= 1, "maxSessionsPerAddress must be at least 1")
             try check.require(maxStreamsPerSession >= 1, "maxStreamsPerSession must be at least 1")
             try check.require(
@@ -123,10 +126,4 @@ extension ConnectionPool {
             try connection.socketReads.validate()
         }
     }
-}
-
-/// A ``ConnectionPool/Configuration`` that cannot work.
-public struct ConnectionPoolConfigurationError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public var description: String { "invalid connection pool configuration: \(message)" }
 }

@@ -69,13 +69,13 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         case granted(Grant)
         /// Wait for ``Actions/grants`` to name this waiter; start `dial` first if given.
         case wait(WaiterID, dial: Dial?)
-        case failed(ConnectionPoolError)
+        case failed(MuxRPCError)
     }
 
     /// What the pool must do after an event, outside its lock.
     struct Actions {
         var grants: [(WaiterID, Grant)] = []
-        var failedWaiters: [(WaiterID, ConnectionPoolError)] = []
+        var failedWaiters: [(WaiterID, MuxRPCError)] = []
         var dials: [Dial] = []
         var streamsToClose: [Stream] = []
         var connectionsToClose: [Connection] = []
@@ -144,7 +144,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// A caller wants a stream to `address`.
     mutating func acquire(_ address: Address, now: NIODeadline) -> AcquireDecision {
         if isShuttingDown {
-            return .failed(ConnectionPoolError(code: .shutDown, message: "the pool is shutting down"))
+            return .failed(MuxRPCError(code: .shutDown, message: "the pool is shutting down"))
         }
         var state = addresses.removeValue(forKey: address) ?? AddressState()
         defer { addresses[address] = state }
@@ -155,7 +155,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
             return .granted(grant)
         }
         if state.waiters.count >= limits.maxWaitersPerAddress {
-            return .failed(ConnectionPoolError(
+            return .failed(MuxRPCError(
                 code: .tooManyWaiters, message: "\(state.waiters.count) callers already wait for this server"
             ))
         }
@@ -163,7 +163,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
             ? startDialIfNeeded(address, &state, now: now) : nil
         let dialling = state.sessions.contains { $0.isConnecting }
         if !dialling, limits.failFastWhenBusy {
-            return .failed(ConnectionPoolError(
+            return .failed(MuxRPCError(
                 code: .overloaded, message: "all \(state.callsInFlight) calls this server may have are in flight"
             ))
         }
@@ -259,7 +259,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// draining session takes no new calls); otherwise they go on waiting
     /// for room on the ready sessions. Either way no new dial starts here:
     /// redialling a refusing server at once would loop.
-    mutating func connectFailed(_ dial: Dial, error: ConnectionPoolError, now: NIODeadline) -> Actions {
+    mutating func connectFailed(_ dial: Dial, error: MuxRPCError, now: NIODeadline) -> Actions {
         var actions = Actions()
         counters.connectFailures += 1
         modify(dial.address) { machine, state in
@@ -393,7 +393,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
             modify(address) { machine, state in
                 while let waiter = state.waiters.popFirst() {
                     machine.waiterAddresses[waiter] = nil
-                    actions.failedWaiters.append((waiter, ConnectionPoolError(code: .shutDown, message: "the pool shut down while the call waited for a stream")))
+                    actions.failedWaiters.append((waiter, MuxRPCError(code: .shutDown, message: "the pool shut down while the call waited for a stream")))
                 }
                 var index = state.sessions.startIndex
                 while index < state.sessions.endIndex {

@@ -615,9 +615,12 @@ func churn(args []string) {
 	for session.NumStreams() > 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Printf("churn calls=%d fails=%d first_fail=%d go_streams=%d\n", *calls, fails, firstFail, session.NumStreams())
+	// Catch SIGTERM before saying we are done: the test sends it as soon as
+	// it has read the line, and Go's default action would end the process
+	// with the signal instead of exit status 0.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	fmt.Printf("churn calls=%d fails=%d first_fail=%d go_streams=%d\n", *calls, fails, firstFail, session.NumStreams())
 	<-signals
 	held.Close()
 	session.Close()
