@@ -190,7 +190,7 @@ struct RPCBenchmark: AsyncParsableCommand {
             // The client's sessions on one loop of the group, where the
             // callers run too.
             let clientLoop = group.next()
-            let client = try MuxRPCClient(endpoints: [address], configuration: clientConfiguration, group: clientLoop)
+            let client = try MuxRPCClient(endpoints: [Endpoint(address)], configuration: clientConfiguration, group: clientLoop)
             let executor = EventLoopTaskExecutor(eventLoop: clientLoop)
             // The first call dials: counted, as go-bench counts its connection.
             let start = clock.now

@@ -68,20 +68,15 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         for address in addresses { _ = try parse(address) }
     }
 
-    func parse(_ address: String) throws -> (host: String, port: Int) {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-            throw ValidationError("\(address) is not HOST:PORT")
-        }
-        return (String(address[..<colon]), port)
+    func parse(_ address: String) throws -> Endpoint {
+        guard let endpoint = Endpoint(address) else { throw ValidationError("\(address) is not HOST:PORT") }
+        return endpoint
     }
 
     func run() async throws {
         // Large replies (Echo with --payload) would otherwise fault their buffers in afresh each call.
         MallocTuning.keepFreedMemoryForReuse()
-        let servers = try addresses.map { address in
-            let (host, port) = try parse(address)
-            return try SocketAddress.makeAddressResolvingHost(host, port: port)
-        }
+        let servers = try addresses.map(parse)
         // With --metrics-port: Prometheus as the metrics backend, the client
         // interceptors around every attempt, and the pool's gauges.
         var interceptors: [RPCScopedInterceptor<any ClientInterceptor>] = []
@@ -92,7 +87,8 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
         }
         let client = try MuxRPCClient(endpoints: servers, configuration: .init(
-            pool: .init(connection: .init(mode: mode.connectionMode), keepsStreamsAfterServerErrors: true),
+            mode: mode.connectionMode,
+            pool: .init(keepsStreamsAfterServerErrors: true),
             interceptors: interceptors
         ))
         var metrics: (server: MetricsServer, reporter: Task<Void, any Error>)?

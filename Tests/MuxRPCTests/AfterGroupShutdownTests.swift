@@ -27,7 +27,7 @@ import Yamux
         // debug builds stop on the promise left behind).
         poolConfiguration.sessionReplacementInterval = nil
         poolConfiguration.healthCheckInterval = nil
-        let client = try MuxRPCClient(endpoints: [address], configuration: .init(pool: poolConfiguration), group: group)
+        let client = try MuxRPCClient(endpoints: [Endpoint(address)], configuration: .init(pool: poolConfiguration), group: group)
         let viaClient = try await client.call("Echo.Echo", DemoServices.EchoArgs(msg: [4]), returning: DemoServices.EchoReply.self)
         #expect(viaClient.msg == [4])
 

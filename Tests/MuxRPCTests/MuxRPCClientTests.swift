@@ -72,7 +72,7 @@ struct MuxRPCClientTests {
         // is the balancer doing its job, not this test's subject
         // (ClientPolicyTests checks the decay itself).
         let configuration = MuxRPCClient.Configuration(loadBalancer: Self.policies[policy].1, latencyDecay: .milliseconds(20))
-        let client = try MuxRPCClient(endpoints: addresses, configuration: configuration)
+        let client = try MuxRPCClient(endpoints: addresses.map { Endpoint($0) }, configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<6 {
                 group.addTask { for call in 0..<100 { try await Self.echo(client, "\(lane)/\(call)") } }
@@ -93,7 +93,7 @@ struct MuxRPCClientTests {
         var addresses = survivors
         let victim = MuxRPCServer(services: DemoServices.registry, configuration: .patient(shutdownGracePeriod: .zero))
         addresses.append(try await victim.start())
-        let client = try MuxRPCClient(endpoints: addresses, configuration: .init(loadBalancer: RoundRobinBalancer()))
+        let client = try MuxRPCClient(endpoints: addresses.map { Endpoint($0) }, configuration: .init(loadBalancer: RoundRobinBalancer()))
         let done = Locked(0)
         let failures = Locked(0)
         let killed = Signal()
@@ -136,7 +136,7 @@ struct MuxRPCClientTests {
             defaultTimeout: .seconds(2)
         )
         configuration.retry.maxAttempts = 1
-        let client = try MuxRPCClient(endpoints: [addresses[0], stalled.address], configuration: configuration)
+        let client = try MuxRPCClient(endpoints: [Endpoint(addresses[0]), Endpoint(stalled.address)], configuration: configuration)
         func statistics(_ index: Int) -> MuxRPCEndpointStatistics { client.endpointStatistics[index] }
 
         // Calls to the stalled server time out until its breaker opens.
@@ -184,7 +184,7 @@ struct MuxRPCClientTests {
         let dead = try await Self.deadAddress()
         let attempts = AttemptCounter()
         let client = try MuxRPCClient(
-            endpoints: [dead, addresses[0]],
+            endpoints: [Endpoint(dead), Endpoint(addresses[0])],
             configuration: .init(loadBalancer: RoundRobinBalancer(), interceptors: [.apply(attempts)])
         )
         for call in 0..<20 { try await Self.echo(client, "call \(call)") }
@@ -198,7 +198,7 @@ struct MuxRPCClientTests {
     func retryBudget() async throws {
         let dead = try await Self.deadAddress()
         let attempts = AttemptCounter()
-        let client = try MuxRPCClient(endpoints: [dead], configuration: .init(
+        let client = try MuxRPCClient(endpoints: [Endpoint(dead)], configuration: .init(
             retry: .init(maxAttempts: 10, budgetRatio: 0.1, minimumRetriesPerSecond: 0, initialBackoff: .zero, maxBackoff: .zero),
             interceptors: [.apply(attempts)]
         ))
@@ -217,7 +217,7 @@ struct MuxRPCClientTests {
         let clock = ManualClock()
         let limiter = RateLimitingInterceptor(ratePerSecond: 1, burst: 1, whenEmpty: .failFast, clock: clock)
         let attempts = AttemptCounter()
-        let client = try MuxRPCClient(endpoints: addresses, configuration: .init(
+        let client = try MuxRPCClient(endpoints: addresses.map { Endpoint($0) }, configuration: .init(
             retry: .init(initialBackoff: .zero, maxBackoff: .zero),
             interceptors: [.apply(attempts), .apply(SecondPerRetry(clock: clock)), .apply(limiter)]
         ))
@@ -231,7 +231,7 @@ struct MuxRPCClientTests {
         await client.shutdown()
 
         // With no retry budget the refusal is the call's end.
-        let unbudgeted = try MuxRPCClient(endpoints: addresses, configuration: .init(
+        let unbudgeted = try MuxRPCClient(endpoints: addresses.map { Endpoint($0) }, configuration: .init(
             retry: .init(budgetRatio: 0, minimumRetriesPerSecond: 0, initialBackoff: .zero, maxBackoff: .zero),
             interceptors: [.apply(limiter)]
         ))
@@ -248,7 +248,7 @@ struct MuxRPCClientTests {
         let holding = try await HoldingServer(shutdownGracePeriod: .zero)
         let (server, address, entered, release) = (holding.server, holding.address, holding.entered, holding.release)
         let attempts = AttemptCounter()
-        let client = try MuxRPCClient(endpoints: [address], configuration: .init(interceptors: [.apply(attempts)]))
+        let client = try MuxRPCClient(endpoints: [Endpoint(address)], configuration: .init(interceptors: [.apply(attempts)]))
         let call = Task { try await client.call("Hold.Call", RPCEmpty(), returning: RPCEmpty.self) }
         await entered.wait()
         await server.shutdown()
@@ -269,7 +269,7 @@ struct MuxRPCClientTests {
         let attempts = AttemptCounter()
         // Neither the attempts nor the budget would ever run out: only the
         // deadline can end this call.
-        let client = try MuxRPCClient(endpoints: [dead], configuration: .init(
+        let client = try MuxRPCClient(endpoints: [Endpoint(dead)], configuration: .init(
             retry: .init(maxAttempts: .max, minimumRetriesPerSecond: 1_000_000, initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(20)),
             interceptors: [.apply(attempts)]
         ))
@@ -296,7 +296,7 @@ struct MuxRPCClientTests {
         let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
         let address = try await server.start()
         let clientLog = Locked<[String]>([])
-        let client = try MuxRPCClient(endpoints: [address], configuration: .init(interceptors: [
+        let client = try MuxRPCClient(endpoints: [Endpoint(address)], configuration: .init(interceptors: [
             .apply(ClientRecorder(name: "outer", log: clientLog)),
             .apply(ClientRecorder(name: "echo only", log: clientLog), to: .services(["Echo"])),
             .apply(TraceSetter()),
@@ -345,10 +345,34 @@ struct MuxRPCClientTests {
         await servers[0].server.shutdown()
     }
 
+    @Test("endpoints written as host:port: an IP address is called as it is, a DNS name is resolved by the client")
+    func endpointsAsText() async throws {
+        let (servers, addresses) = try await Self.startServers(2)
+        let byAddress = try MuxRPCClient(endpoints: ["127.0.0.1:\(addresses[0].port!)"])
+        try await Self.echo(byAddress, "by address")
+        #expect(servers[0].echoCount == 1)
+        let byName = try MuxRPCClient(endpoints: [Endpoint(host: "localhost", port: addresses[1].port!)])
+        try await Self.echo(byName, "by name")
+        #expect(servers[1].echoCount == 1)
+        #expect(byName.endpointStatistics.contains { $0.endpoint.address.port == addresses[1].port })
+        await byAddress.shutdown()
+        await byName.shutdown()
+        for server in servers { await server.server.shutdown() }
+    }
+
+    @Test("an endpoint that is not host:port is refused when the client is made, with a typed error")
+    func malformedEndpoint() throws {
+        for text: Endpoint in ["no-port", "10.0.0.5:0", "10.0.0.5:70000", ":8300"] {
+            let error = #expect(throws: MuxRPCError.self) { try MuxRPCClient(endpoints: [text]) }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(error?.requestWasSent == false)
+        }
+    }
+
     @Test("as a Service, the client shuts down with its service group")
     func service() async throws {
         let (servers, addresses) = try await Self.startServers(1)
-        let client = try MuxRPCClient(endpoints: addresses)
+        let client = try MuxRPCClient(endpoints: addresses.map { Endpoint($0) })
         try await testGracefulShutdown { trigger in
             let running = Task { try await client.run() }
             try await Self.echo(client, "while running")
@@ -365,7 +389,7 @@ struct MuxRPCClientTests {
     @Test("after shutdown calls fail at once")
     func shutdown() async throws {
         let (servers, addresses) = try await Self.startServers(1)
-        let client = try MuxRPCClient(endpoints: addresses)
+        let client = try MuxRPCClient(endpoints: addresses.map { Endpoint($0) })
         try await Self.echo(client, "before")
         await client.shutdown()
         await #expect {

@@ -1,3 +1,4 @@
+import DemoServices
 import MsgpackRPC
 import MuxRPC
 import NIOCore

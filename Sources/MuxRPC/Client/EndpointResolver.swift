@@ -41,42 +41,62 @@ public struct StaticEndpointResolver: EndpointResolver {
     }
 }
 
-/// Resolves a host name with the system resolver (getaddrinfo) every
-/// `refreshInterval`, every address it yields an endpoint.
+/// Resolves the hosts of a list of endpoints with the system resolver
+/// (getaddrinfo) every `refreshInterval`; every address a name yields is a
+/// server to call. Endpoints whose host is an IP address are used as they
+/// are.
 ///
-/// The lookup runs on NIO's blocking-I/O thread pool, never on Swift's
-/// cooperative threads. A failed lookup keeps the last list rather than
-/// emptying it: a DNS outage should not take every server away.
+/// The lookups run on NIO's blocking-I/O thread pool, never on Swift's
+/// cooperative threads. A name whose lookup fails keeps the addresses it
+/// had rather than losing them: a DNS outage should not take every server
+/// away.
 public struct DNSEndpointResolver: EndpointResolver {
-    public let host: String
-    public let port: Int
-    /// Default 30 seconds.
+    /// What to resolve.
+    public let endpoints: [Endpoint]
+    /// How long between lookups. Default 30 seconds.
     public let refreshInterval: Duration
 
-    public init(host: String, port: Int, refreshInterval: Duration = .seconds(30)) {
-        self.host = host
-        self.port = port
+    /// Resolves every endpoint's host.
+    public init(endpoints: [Endpoint], refreshInterval: Duration = .seconds(30)) {
+        self.endpoints = endpoints
         self.refreshInterval = refreshInterval
     }
 
+    /// Resolves one name.
+    public init(host: String, port: Int, refreshInterval: Duration = .seconds(30)) {
+        self.init(endpoints: [Endpoint(host: host, port: port)], refreshInterval: refreshInterval)
+    }
+
     public func run(updating update: @escaping @Sendable ([MuxRPCEndpoint]) -> Void) async throws {
-        var last: Set<SocketAddress>?
+        var known = [[SocketAddress]](repeating: [], count: endpoints.count)
+        var last: [SocketAddress]?
         while !Task.isCancelled {
-            if let addresses = try? await resolve(), !addresses.isEmpty, Set(addresses) != last {
-                last = Set(addresses)
-                update(addresses.map { MuxRPCEndpoint($0) })
+            for (index, endpoint) in endpoints.enumerated() {
+                let addresses = try await Self.addresses(of: endpoint)
+                if !addresses.isEmpty { known[index] = addresses }
+            }
+            var all: [SocketAddress] = []
+            for address in known.joined() where !all.contains(address) { all.append(address) }
+            if !all.isEmpty, all != last {
+                last = all
+                update(all.map { MuxRPCEndpoint($0) })
             }
             try await Task.sleep(for: refreshInterval)
         }
     }
 
+    /// The endpoint's address when its host is an IP address; otherwise
+    /// what the name resolves to.
+    static func addresses(of endpoint: Endpoint) async throws -> [SocketAddress] {
+        if let address = endpoint.ipAddress { return [address] }
+        return try await resolve(host: endpoint.host, port: endpoint.port)
+    }
+
     /// Every address `host` resolves to, once each, in the resolver's order;
     /// none when it does not resolve, which ``run(updating:)`` treats as a
-    /// failed lookup and keeps its last list.
-    func resolve() async throws -> [SocketAddress] {
-        let host = host
-        let port = port
-        return try await NIOThreadPool.singleton.runIfActive {
+    /// failed lookup and keeps that name's last addresses.
+    static func resolve(host: String, port: Int) async throws -> [SocketAddress] {
+        try await NIOThreadPool.singleton.runIfActive {
             var hints = addrinfo()
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             var list: UnsafeMutablePointer<addrinfo>?

@@ -20,6 +20,18 @@ import Synchronization
 /// Docs/client.md has the whole picture and the defaults' reasons.
 public final class MuxRPCClient: Sendable {
     /// Everything about a client, each with a sensible default.
+    ///
+    /// The one setting most programs make is ``mode``, the wire the servers
+    /// speak:
+    ///
+    ///     MuxRPCClient.Configuration(mode: .consulMultiplex)  // Consul's RPC port (the default)
+    ///     MuxRPCClient.Configuration(mode: .nomadMultiplex)   // Nomad's RPC port
+    ///     MuxRPCClient.Configuration(mode: .plain)            // one net/rpc connection per stream
+    ///
+    /// TLS wraps any of them, as Consul's 0x03 preamble does (with the
+    /// package's default `TLS` trait): set `pool.connection.tls` to an
+    /// `NIOSSLContext` and `pool.connection.serverHostname` to the name the
+    /// servers' certificates carry.
     public struct Configuration: Sendable {
         /// The pool under the client: sessions, streams, limits, health pings, TLS.
         public var pool: ConnectionPool.Configuration
@@ -35,7 +47,18 @@ public final class MuxRPCClient: Sendable {
         /// How fast old latency samples fade for the balancer. Default 10 seconds.
         public var latencyDecay: Duration
 
+        /// The wire the servers speak: Consul's multiplexed mode (0x04, the
+        /// default), Nomad's (0x06), or plain net/rpc (0x00). The same
+        /// setting as `pool.connection.mode`.
+        public var mode: ConnectionMode {
+            get { pool.connection.mode }
+            set { pool.connection.mode = newValue }
+        }
+
+        /// A configuration with every default but those given. A `mode`
+        /// given here replaces the one in `pool`.
         public init(
+            mode: ConnectionMode? = nil,
             pool: ConnectionPool.Configuration = .init(),
             loadBalancer: any LoadBalancer = PowerOfTwoChoicesBalancer(),
             circuitBreaker: CircuitBreakerConfiguration = .init(),
@@ -45,6 +68,7 @@ public final class MuxRPCClient: Sendable {
             latencyDecay: Duration = .seconds(10)
         ) {
             self.pool = pool
+            if let mode { self.pool.connection.mode = mode }
             self.loadBalancer = loadBalancer
             self.circuitBreaker = circuitBreaker
             self.retry = retry
@@ -75,13 +99,26 @@ public final class MuxRPCClient: Sendable {
     /// Set with the first endpoint list: each call checks it, without a lock.
     private let hasEndpointList = Atomic<Bool>(false)
 
-    /// A client of a fixed list of servers.
+    /// A client of a list of servers: `["10.0.0.5:8300", "10.0.0.6:8300"]`,
+    /// or ``Endpoint``s. Hosts that are DNS names are resolved by the
+    /// client, and again every 30 seconds (``DNSEndpointResolver``).
+    ///
+    /// - Throws: ``MuxRPCError`` with code ``MuxRPCError/Code/invalidConfiguration``
+    ///   for an endpoint that is not `host:port`, or a configuration that cannot work.
     public convenience init(
-        endpoints: [SocketAddress],
+        endpoints: [Endpoint],
         configuration: Configuration = .init(),
         group: (any EventLoopGroup)? = nil
     ) throws {
-        try self.init(resolver: StaticEndpointResolver(endpoints.map { MuxRPCEndpoint($0) }), configuration: configuration, group: group)
+        if let problem = endpoints.lazy.compactMap(\.problem).first {
+            throw MuxRPCError.invalidConfiguration("MuxRPC client", problem)
+        }
+        let addresses = endpoints.compactMap(\.ipAddress)
+        if addresses.count == endpoints.count {
+            try self.init(resolver: StaticEndpointResolver(addresses.map { MuxRPCEndpoint($0) }), configuration: configuration, group: group)
+        } else {
+            try self.init(resolver: DNSEndpointResolver(endpoints: endpoints), configuration: configuration, group: group)
+        }
     }
 
     /// A client of the servers `resolver` reports, as they come and go.
