@@ -21,6 +21,10 @@ if ! python3 scripts/attack.py --short --server .build/debug/muxrpc-server --cli
     exit 1
 fi
 tail -1 .build/attack-short.md
+echo "==> the README quick start is the program Examples/ compiles"
+./scripts/check-readme-quick-start.sh
+echo "==> Examples/: built as an application builds MuxRPC (TLS trait off), then run"
+./scripts/check-examples.sh
 # The suite takes a minute or two; a run past this limit has hung, and the
 # watchdog stops it with every thread's stack in the log.
 limit=${MUXRPC_TEST_TIME_LIMIT:-1500}
