@@ -178,3 +178,25 @@ extension MuxRPCConnection.Configuration {
         #endif
     }
 }
+
+extension MuxRPCConnection {
+    /// Connects to `endpoint` (`"10.0.0.5:8300"`, or a DNS name and port)
+    /// and sends the preamble; a DNS name is resolved first, and the first
+    /// address it yields is dialled.
+    ///
+    /// - Throws: ``MuxRPCError`` with code ``MuxRPCError/Code/invalidConfiguration``
+    ///   for an endpoint that is not `host:port`, ``MuxRPCError/Code/unreachable``
+    ///   for a name that does not resolve, and what ``connect(to:configuration:group:)``
+    ///   throws for the address.
+    public static func connect(
+        to endpoint: Endpoint,
+        configuration: Configuration = .init(),
+        group: (any EventLoopGroup)? = nil
+    ) async throws -> MuxRPCConnection {
+        if let problem = endpoint.problem { throw MuxRPCError.invalidConfiguration("connection", problem) }
+        guard let address = try await DNSEndpointResolver.addresses(of: endpoint).first else {
+            throw MuxRPCError(code: .unreachable, message: "could not resolve \(endpoint.host)")
+        }
+        return try await connect(to: address, configuration: configuration, group: group)
+    }
+}

@@ -36,6 +36,30 @@ struct ConnectErrorTests {
         Self.expectRefused(error, by: address)
     }
 
+    @Test("an endpoint by name: the name is resolved, and a closed port behind it is refused as by address")
+    func refusedByName() async throws {
+        let address = try await Self.closedPort()
+        let error = await #expect(throws: MuxRPCError.self) {
+            _ = try await MuxRPCConnection.connect(to: Endpoint(host: "localhost", port: address.port!))
+        }
+        #expect(error?.code == .connectionRefused)
+        #expect(error?.address?.port == address.port)
+    }
+
+    @Test("an endpoint whose name does not resolve, or that is not host:port, fails before any dial")
+    func unresolvableOrMalformed() async throws {
+        let unresolved = await #expect(throws: MuxRPCError.self) {
+            _ = try await MuxRPCConnection.connect(to: Endpoint(host: "no-such-host.invalid", port: 8300))
+        }
+        #expect(unresolved?.code == .unreachable)
+        #expect(unresolved?.description.contains("could not resolve no-such-host.invalid") == true)
+        #expect(unresolved?.requestWasSent == false)
+        let malformed = await #expect(throws: MuxRPCError.self) {
+            _ = try await MuxRPCConnection.connect(to: "no-port")
+        }
+        #expect(malformed?.code == .invalidConfiguration)
+    }
+
     @Test("a closed port in plain mode: each stream is a connection, and its open says \"connection refused\"")
     func refusedPlain() async throws {
         let address = try await Self.closedPort()
