@@ -21,12 +21,12 @@
 // 2 time passes on the server's loop (deadline timers),
 // 3 the server's channel is closed.
 
-import DemoServices
 import FuzzSupport
 import MessagePack
 import MsgpackRPC
 import NIOCore
 import NIOEmbedded
+import SharedDemoServices
 
 let smallLimits = MessagePackLimits(maxDepth: 8, maxByteLength: 64, maxContainerCount: 16, maxMessageSize: 512)
 
