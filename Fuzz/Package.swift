@@ -6,9 +6,9 @@
 // Docs/fuzzing.md.
 //
 // The fuzz build is a debug build (so `@testable import` reaches the yamux
-// frame parser) with `--sanitize=fuzzer --sanitize=address`, which
-// scripts/fuzz.sh passes. Each target defines `LLVMFuzzerTestOneInput`;
-// libFuzzer supplies `main`.
+// frame parser, and net/rpc's framing and headers) with
+// `--sanitize=fuzzer --sanitize=address`, which scripts/fuzz.sh passes. Each
+// target defines `LLVMFuzzerTestOneInput`; libFuzzer supplies `main`.
 
 import PackageDescription
 
