@@ -85,18 +85,19 @@ public struct MuxRPCError: Error, Sendable, CustomStringConvertible {
         /// Opening a stream failed, on a fresh session as well.
         public static let streamOpenFailed = Code(.streamOpenFailed)
 
-        // A server refusing a connection before it carried any call
-        // (reported to ``ConnectionPreambleHandler``'s `onRefused`).
+        // A server refusing a connection before it carried any call:
+        // reported to ConnectionPreambleHandler's `onRefused`, never to a
+        // call, so only the package sees them.
 
         /// The connection's first byte asked for something this server does
         /// not serve: an unknown mode, TLS it does not offer, or plaintext
         /// where it requires TLS.
-        public static let preambleRefused = Code(.preambleRefused)
+        package static let preambleRefused = Code(.preambleRefused)
         /// No preamble arrived within
         /// ``ConnectionPreambleConfiguration/handshakeTimeout``.
-        public static let handshakeTimeout = Code(.handshakeTimeout)
+        package static let handshakeTimeout = Code(.handshakeTimeout)
         /// The connection closed before its preamble arrived.
-        public static let closedBeforePreamble = Code(.closedBeforePreamble)
+        package static let closedBeforePreamble = Code(.closedBeforePreamble)
 
         /// The code's name, for example "connection refused".
         public var description: String {
