@@ -40,9 +40,11 @@ let package = Package(
         // through the pool against bare streams (a plain executable: see its
         // header for why not ordo-one/benchmark).
         // The main package's demo services (not one of its products), through
-        // a symbolic link to their folder.
+        // a symbolic link to their folder. A name of its own: SwiftPM refuses
+        // two targets named DemoServices in one package graph, and the main
+        // package's is in this one.
         .target(
-            name: "DemoServices",
+            name: "SharedDemoServices",
             dependencies: [
                 .product(name: "MsgpackRPC", package: "MuxRPC"),
                 .product(name: "MessagePack", package: "MuxRPC"),
@@ -54,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "PoolBenchmarks",
             dependencies: [
-                "DemoServices",
+                "SharedDemoServices",
                 .product(name: "MuxRPC", package: "MuxRPC"),
                 .product(name: "MsgpackRPC", package: "MuxRPC"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -6,9 +6,9 @@
 // Docs/fuzzing.md.
 //
 // The fuzz build is a debug build (so `@testable import` reaches the yamux
-// frame parser) with `--sanitize=fuzzer --sanitize=address`, which
-// scripts/fuzz.sh passes. Each target defines `LLVMFuzzerTestOneInput`;
-// libFuzzer supplies `main`.
+// frame parser, and net/rpc's framing and headers) with
+// `--sanitize=fuzzer --sanitize=address`, which scripts/fuzz.sh passes. Each
+// target defines `LLVMFuzzerTestOneInput`; libFuzzer supplies `main`.
 
 import PackageDescription
 
@@ -31,14 +31,17 @@ let package = Package(
         // Splits an input into control bytes and pieces; shared by the targets.
         .target(name: "FuzzSupport", swiftSettings: settings),
         // The main package's demo services (not one of its products), through
-        // a symbolic link to their folder.
+        // a symbolic link to their folder. A name of its own: SwiftPM refuses
+        // two targets named DemoServices in one package graph, and the main
+        // package's is in this one.
         .target(
-            name: "DemoServices",
+            name: "SharedDemoServices",
             dependencies: [
                 .product(name: "MsgpackRPC", package: "MuxRPC"),
                 .product(name: "MessagePack", package: "MuxRPC"),
                 nioCore,
             ],
+            path: "Sources/DemoServices",
             swiftSettings: settings
         ),
         .executableTarget(
@@ -65,7 +68,7 @@ let package = Package(
             name: "FuzzRPCFramer",
             dependencies: [
                 "FuzzSupport",
-                "DemoServices",
+                "SharedDemoServices",
                 .product(name: "MsgpackRPC", package: "MuxRPC"),
                 .product(name: "MessagePack", package: "MuxRPC"),
                 nioCore,

@@ -45,7 +45,9 @@ public struct MessagePackError: Error, Hashable, Sendable, CustomStringConvertib
         public static let invalidValue = Code(.invalidValue)
         /// A length or count above 2^32-1, which MessagePack cannot encode.
         public static let lengthNotEncodable = Code(.lengthNotEncodable)
-        /// A ``MessagePackPointerWriter`` was given too small a reservation.
+        /// A write into a fixed reservation did not fit it. Only the package's
+        /// own header writers reserve space this way, so this names a bug in
+        /// them, never something wrong with the input.
         public static let writerCapacityExceeded = Code(.writerCapacityExceeded)
 
         /// The code's name in words, for example "byte length limit exceeded".

@@ -17,10 +17,12 @@ public final class EventLoopTaskExecutor: TaskExecutor, Sendable {
     /// The loop jobs run on.
     public let eventLoop: any EventLoop
 
+    /// An executor that runs every job it is given on `eventLoop`.
     public init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
+    /// Runs `job` on the event loop, after the work already queued there.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         // Always through execute, never inline: enqueue may be called from a

@@ -12,6 +12,8 @@ public struct RPCCallOptions: Sendable {
     /// A W3C trace context to send in the header (`Traceparent`, `Tracestate`).
     public var traceContext: RPCTraceContext?
 
+    /// Options with every setting given; by default none is set and the
+    /// deadline, when there is one, is sent.
     public init(
         timeout: Duration? = nil,
         deadline: RPCDeadline? = nil,

@@ -53,6 +53,8 @@ public final class RPCClient: Sendable {
         /// How replies are read.
         public var decoder: MessagePackDecoder
 
+        /// Settings with every value given. Without a `decoder`, replies are
+        /// read by a `MessagePackDecoder` that enforces `limits`.
         public init(limits: MessagePackLimits = .default, encoder: MessagePackEncoder = MessagePackEncoder(), decoder: MessagePackDecoder? = nil) {
             self.limits = limits
             self.encoder = encoder

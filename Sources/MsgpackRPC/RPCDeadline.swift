@@ -17,6 +17,7 @@ public struct RPCDeadline: Hashable, Comparable, Sendable, CustomStringConvertib
     /// Nanoseconds since 1970-01-01T00:00:00Z.
     public var unixNanoseconds: Int64
 
+    /// The moment `unixNanoseconds` nanoseconds after the Unix epoch.
     public init(unixNanoseconds: Int64) {
         self.unixNanoseconds = unixNanoseconds
     }
@@ -55,10 +56,12 @@ public struct RPCDeadline: Hashable, Comparable, Sendable, CustomStringConvertib
         return remaining <= 0 ? .now() : .now() + .nanoseconds(remaining)
     }
 
+    /// Whether `lhs` comes before `rhs`.
     public static func < (lhs: RPCDeadline, rhs: RPCDeadline) -> Bool {
         lhs.unixNanoseconds < rhs.unixNanoseconds
     }
 
+    /// The deadline in Unix nanoseconds, for logs.
     public var description: String { "RPCDeadline(unix ns \(unixNanoseconds))" }
 }
 

@@ -31,7 +31,7 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
         /// The peer broke the protocol: a reply with the wrong Seq, a header that
         /// is not a header, a message where none was expected.
         public static let protocolViolation = Code(.protocolViolation)
-        /// The peer sent a value beyond ``MessagePackLimits`` (a lying length, an
+        /// The peer sent a value beyond `MessagePackLimits` (a lying length, an
         /// endless or too deeply nested value).
         public static let limitExceeded = Code(.limitExceeded)
         /// The stream closed before the reply arrived.

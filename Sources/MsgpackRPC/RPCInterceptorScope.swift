@@ -37,7 +37,9 @@ public struct RPCInterceptorScope: Sendable, Hashable {
 
 /// An interceptor and the calls it applies to.
 public struct RPCScopedInterceptor<Interceptor: Sendable>: Sendable {
+    /// The interceptor.
     public let interceptor: Interceptor
+    /// The calls it runs on.
     public let scope: RPCInterceptorScope
 
     /// `interceptor`, run on the calls in `scope`.

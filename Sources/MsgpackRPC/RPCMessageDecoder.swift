@@ -1,5 +1,5 @@
-public import MessagePack
-public import NIOCore
+package import MessagePack
+package import NIOCore
 
 /// Splits a byte stream into complete msgpack values: net/rpc messages carry
 /// no length prefix, each header and each body is one value, back to back.
@@ -15,20 +15,20 @@ public import NIOCore
 ///
 /// Use it with NIO's `ByteToMessageHandler`:
 /// `ByteToMessageHandler(RPCMessageDecoder(limits: limits))`.
-public struct RPCMessageDecoder: NIOSingleStepByteToMessageDecoder {
-    public typealias InboundOut = ByteBuffer
+package struct RPCMessageDecoder: NIOSingleStepByteToMessageDecoder {
+    package typealias InboundOut = ByteBuffer
 
     private var scanner: MessagePackValueScanner
 
-    public init(limits: MessagePackLimits = .default) {
+    package init(limits: MessagePackLimits = .default) {
         self.scanner = MessagePackValueScanner(limits: limits)
     }
 
     /// The least number of bytes the message being framed takes, as far as
     /// its headers so far tell; 0 between messages.
-    public var knownLength: Int { scanner.knownLength }
+    package var knownLength: Int { scanner.knownLength }
 
-    public mutating func decode(buffer: inout ByteBuffer) throws -> ByteBuffer? {
+    package mutating func decode(buffer: inout ByteBuffer) throws -> ByteBuffer? {
         let length: Int?
         do {
             length = try scanner.scan(buffer)
@@ -39,7 +39,7 @@ public struct RPCMessageDecoder: NIOSingleStepByteToMessageDecoder {
         return buffer.readSlice(length: length)
     }
 
-    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> ByteBuffer? {
+    package mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> ByteBuffer? {
         // A partial value at EOF is dropped: the stream is over, and the
         // handlers above report the close to whoever waits for a reply.
         try decode(buffer: &buffer)

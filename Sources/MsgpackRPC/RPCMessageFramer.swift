@@ -1,5 +1,5 @@
-public import MessagePack
-public import NIOCore
+package import MessagePack
+package import NIOCore
 
 /// The inbound half of every RPC stream: splits the byte stream into
 /// complete msgpack values (each request or response header, each body) and
@@ -15,9 +15,9 @@ public import NIOCore
 /// loop, in order. After an invalid message (an error reaches
 /// `errorCaught` further on, and the stream should be closed) everything
 /// that follows is dropped.
-public final class RPCMessageFramer: ChannelInboundHandler {
-    public typealias InboundIn = ByteBuffer
-    public typealias InboundOut = ByteBuffer
+package final class RPCMessageFramer: ChannelInboundHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
 
     private var decoder: RPCMessageDecoder
     /// Received bytes not yet passed on; nil when there are none.
@@ -40,17 +40,17 @@ public final class RPCMessageFramer: ChannelInboundHandler {
     ///     rest must follow within this time, or the stream fails with an
     ///     ``RPCError`` (`.limitExceeded`) passed to `errorCaught`. Nil (the
     ///     default) waits as long as the stream lives.
-    public init(limits: MessagePackLimits = .default, partialMessageTimeout: TimeAmount? = nil) {
+    package init(limits: MessagePackLimits = .default, partialMessageTimeout: TimeAmount? = nil) {
         self.decoder = RPCMessageDecoder(limits: limits)
         self.partialMessageTimeout = partialMessageTimeout
     }
 
-    public func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         partialMessageTimer?.cancel()
         partialMessageTimer = nil
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         var bytes = unwrapInboundIn(data)
         if buffered == nil {

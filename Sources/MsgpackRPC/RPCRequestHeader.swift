@@ -1,5 +1,5 @@
-@_spi(Benchmarking) public import MessagePack
-public import NIOCore
+@_spi(Benchmarking) package import MessagePack
+package import NIOCore
 
 /// The header net/rpc sends before each request's arguments: Go's
 /// `rpc.Request` {ServiceMethod, Seq}, plus two optional extensions.
@@ -21,17 +21,17 @@ public import NIOCore
 /// is not UTF-8 text) is skipped too: the call is served as a Go server would
 /// serve it, without that extension. `ServiceMethod` may come as str (as Go
 /// writes it) or as bin holding UTF-8.
-public struct RPCRequestHeader: Hashable, Sendable {
+package struct RPCRequestHeader: Hashable, Sendable {
     /// "Service.Method".
-    public var serviceMethod: String
+    package var serviceMethod: String
     /// The call's sequence number, echoed in the response.
-    public var seq: UInt64
+    package var seq: UInt64
     /// The caller's deadline, if it sent one.
-    public var deadline: RPCDeadline?
+    package var deadline: RPCDeadline?
     /// The caller's trace context, if it sent one.
-    public var traceContext: RPCTraceContext?
+    package var traceContext: RPCTraceContext?
 
-    public init(serviceMethod: String, seq: UInt64, deadline: RPCDeadline? = nil, traceContext: RPCTraceContext? = nil) {
+    package init(serviceMethod: String, seq: UInt64, deadline: RPCDeadline? = nil, traceContext: RPCTraceContext? = nil) {
         self.serviceMethod = serviceMethod
         self.seq = seq
         self.deadline = deadline
@@ -39,7 +39,7 @@ public struct RPCRequestHeader: Hashable, Sendable {
     }
 
     /// Appends the header to `buffer` in one reservation.
-    public func write(to buffer: inout ByteBuffer) {
+    package func write(to buffer: inout ByteBuffer) {
         var entries = 2
         // Key lengths with their fixstr header byte: Seq 4, ServiceMethod 14,
         // Deadline 9, Traceparent 12, Tracestate 11.
@@ -83,7 +83,7 @@ public struct RPCRequestHeader: Hashable, Sendable {
     /// Reads a header from `buffer`, which holds exactly one msgpack value
     /// (as ``RPCMessageDecoder`` produces). A missing key reads as Go's zero
     /// value, as in Go; a value of the wrong type throws.
-    public init(from buffer: ByteBuffer, limits: MessagePackLimits = .default) throws(MessagePackError) {
+    package init(from buffer: ByteBuffer, limits: MessagePackLimits = .default) throws(MessagePackError) {
         var reader = MessagePackReader(buffer, limits: limits)
         let count = try reader.readMapHeader()
         var serviceMethod = ""

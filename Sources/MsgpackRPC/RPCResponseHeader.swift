@@ -1,5 +1,5 @@
-@_spi(Benchmarking) public import MessagePack
-public import NIOCore
+@_spi(Benchmarking) package import MessagePack
+package import NIOCore
 
 /// The header net/rpc sends before each reply: Go's `rpc.Response`
 /// {ServiceMethod, Seq, Error}.
@@ -8,22 +8,22 @@ public import NIOCore
 /// sorted as Go writes them, so the bytes are Go's:
 ///
 ///     83  a5 "Error" a0 ""  a3 "Seq" 01  ad "ServiceMethod" a9 "Echo.Echo"
-public struct RPCResponseHeader: Hashable, Sendable {
+package struct RPCResponseHeader: Hashable, Sendable {
     /// "Service.Method", echoed from the request.
-    public var serviceMethod: String
+    package var serviceMethod: String
     /// The request's sequence number, echoed.
-    public var seq: UInt64
+    package var seq: UInt64
     /// The server's error text, "" on success.
-    public var error: String
+    package var error: String
 
-    public init(serviceMethod: String, seq: UInt64, error: String = "") {
+    package init(serviceMethod: String, seq: UInt64, error: String = "") {
         self.serviceMethod = serviceMethod
         self.seq = seq
         self.error = error
     }
 
     /// Appends the header to `buffer` in one reservation.
-    public func write(to buffer: inout ByteBuffer) {
+    package func write(to buffer: inout ByteBuffer) {
         // Key lengths with their fixstr header byte: Error 6, Seq 4, ServiceMethod 14.
         let capacity = MessagePackPointerWriter.maxContainerHeaderLength
             + 6 + MessagePackPointerWriter.maxLength(ofString: error)
@@ -44,7 +44,7 @@ public struct RPCResponseHeader: Hashable, Sendable {
     /// Reads a header from `buffer`, which holds exactly one msgpack value.
     /// Keys may come in any order; unknown keys are skipped; a missing key
     /// reads as Go's zero value.
-    public init(from buffer: ByteBuffer, limits: MessagePackLimits = .default) throws(MessagePackError) {
+    package init(from buffer: ByteBuffer, limits: MessagePackLimits = .default) throws(MessagePackError) {
         var reader = MessagePackReader(buffer, limits: limits)
         let count = try reader.readMapHeader()
         var serviceMethod = ""

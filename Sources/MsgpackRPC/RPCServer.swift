@@ -39,6 +39,8 @@ public struct RPCServer: Sendable {
         /// Go's server does. Default 60 s.
         public var partialRequestTimeout: Duration?
 
+        /// Settings with every value given. Without a `decoder`, arguments
+        /// are read by a `MessagePackDecoder` that enforces `limits`.
         public init(
             limits: MessagePackLimits = .default,
             encoder: MessagePackEncoder = MessagePackEncoder(),
@@ -56,6 +58,7 @@ public struct RPCServer: Sendable {
         }
     }
 
+    /// A server of `registry`'s services, served with `configuration`.
     public init(registry: RPCServiceRegistry, configuration: Configuration = .init()) {
         self.registry = registry
         self.configuration = configuration

@@ -17,6 +17,8 @@ public struct RPCServerContext: Sendable {
     /// The stream's event loop.
     public var eventLoop: any EventLoop
 
+    /// A context with every value given. The server makes one for each
+    /// request; make your own to test a handler or an interceptor.
     public init(
         serviceMethod: String,
         seq: UInt64,

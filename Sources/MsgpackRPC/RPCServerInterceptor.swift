@@ -10,6 +10,16 @@
 /// Register interceptors in ``RPCServer/Configuration/interceptors``; the
 /// first one listed runs outermost.
 public protocol RPCServerInterceptor: Sendable {
+    /// Handles one call: calls `next` with the request and context to go on
+    /// and returns its response, or throws to answer with an error.
+    ///
+    /// - Parameters:
+    ///   - request: the call's decoded arguments.
+    ///   - context: the method, the caller's deadline and trace context, the
+    ///     peer's address.
+    ///   - next: the next interceptor in scope, or the handler after the last.
+    /// - Returns: the response `next` returned; another response of the same
+    ///   reply type would do too.
     func intercept(
         _ request: RPCServerRequest,
         context: RPCServerContext,

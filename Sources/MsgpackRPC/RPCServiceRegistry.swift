@@ -17,6 +17,7 @@ public struct RPCServiceRegistry: Sendable {
     /// Service names, only to tell "can't find service" from "can't find method".
     private var services: Set<String> = []
 
+    /// An empty registry.
     public init() {}
 
     /// Registers `handler` as `service`.`method`.

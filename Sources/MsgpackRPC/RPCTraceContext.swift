@@ -10,6 +10,7 @@ public struct RPCTraceContext: Hashable, Sendable {
     /// The `tracestate` value; empty when there is none (then it is not sent).
     public var traceState: String
 
+    /// A trace context of the given `traceparent` and `tracestate` values.
     public init(traceParent: String, traceState: String = "") {
         self.traceParent = traceParent
         self.traceState = traceState

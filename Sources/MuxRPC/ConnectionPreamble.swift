@@ -16,11 +16,11 @@ public enum ConnectionMode: Sendable, Hashable, CustomStringConvertible {
     /// Consul's multiplexed mode (0x04): every yamux stream is RPC.
     case consulMultiplex
     /// Nomad's multiplexed mode (0x06): each yamux stream starts with its
-    /// own byte, ``NomadStreamType/rpc`` for RPC.
+    /// own byte, 0x01 for RPC.
     case nomadMultiplex
 
     /// The byte a client sends first to ask for this mode.
-    public var preambleByte: UInt8 {
+    package var preambleByte: UInt8 {
         switch self {
         case .plain: return ConnectionPreambleByte.plain
         case .consulMultiplex: return ConnectionPreambleByte.consulMultiplex
@@ -30,7 +30,7 @@ public enum ConnectionMode: Sendable, Hashable, CustomStringConvertible {
 
     /// The mode a first byte asks for, or `nil` when the byte asks for
     /// none (TLS is not a mode: it wraps one).
-    public init?(preambleByte byte: UInt8) {
+    package init?(preambleByte byte: UInt8) {
         switch byte {
         case ConnectionPreambleByte.plain: self = .plain
         case ConnectionPreambleByte.consulMultiplex: self = .consulMultiplex
@@ -39,6 +39,7 @@ public enum ConnectionMode: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The mode and its byte, for example "Consul multiplex (0x04)".
     public var description: String {
         switch self {
         case .plain: return "plain net/rpc (0x00)"
@@ -49,17 +50,21 @@ public enum ConnectionMode: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The first bytes of Consul's and Nomad's RPC connections.
-public enum ConnectionPreambleByte {
-    public static let plain: UInt8 = 0x00
-    public static let tls: UInt8 = 0x03
-    public static let consulMultiplex: UInt8 = 0x04
-    public static let nomadMultiplex: UInt8 = 0x06
+package enum ConnectionPreambleByte {
+    /// One plain net/rpc msgpack connection (Consul `RPCConsul`).
+    package static let plain: UInt8 = 0x00
+    /// TLS follows; the mode's byte comes inside it (Consul `RPCTLS`).
+    package static let tls: UInt8 = 0x03
+    /// Yamux, every stream net/rpc (Consul `RPCMultiplexV2`).
+    package static let consulMultiplex: UInt8 = 0x04
+    /// Yamux, each stream with its own type byte (Nomad `RpcMultiplexV2`).
+    package static let nomadMultiplex: UInt8 = 0x06
 }
 
 /// The byte at the start of each yamux stream in Nomad's multiplexed mode.
-public enum NomadStreamType {
+package enum NomadStreamType {
     /// A net/rpc msgpack stream.
-    public static let rpc: UInt8 = 0x01
+    package static let rpc: UInt8 = 0x01
     /// Nomad's streaming RPC (not served by MuxRPC).
-    public static let streaming: UInt8 = 0x05
+    package static let streaming: UInt8 = 0x05
 }

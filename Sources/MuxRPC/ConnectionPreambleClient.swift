@@ -1,16 +1,16 @@
-public import NIOCore
+package import NIOCore
 #if TLS
-public import NIOSSL
+package import NIOSSL
 #endif
 
 /// The client's side of the preamble: what a Consul or Nomad client sends
 /// first on a new RPC connection.
-public enum ConnectionPreambleClient {
+package enum ConnectionPreambleClient {
     /// Sends the preamble for `mode` on `channel`.
     ///
     /// Call on the channel's event loop once it is active, before adding
     /// the mode's handlers.
-    public static func configure(_ channel: any Channel, mode: ConnectionMode) throws {
+    package static func configure(_ channel: any Channel, mode: ConnectionMode) throws {
         channel.eventLoop.preconditionInEventLoop()
         channel.writeAndFlush(ByteBuffer(integer: mode.preambleByte), promise: nil)
     }
@@ -23,7 +23,7 @@ public enum ConnectionPreambleClient {
     /// Call on the channel's event loop once it is active, before adding
     /// the mode's handlers. The TLS handler goes first in the pipeline, so
     /// everything written after this is encrypted.
-    public static func configure(
+    package static func configure(
         _ channel: any Channel,
         mode: ConnectionMode,
         tls: NIOSSLContext?,

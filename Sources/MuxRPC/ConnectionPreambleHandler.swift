@@ -95,13 +95,13 @@ public struct ConnectionPreambleConfiguration: Sendable {
 /// not yet read closes the connection: nothing on it has been accepted, and
 /// without this the mode installed later would never hear of the shutdown
 /// and would keep the server waiting for its whole grace period.
-public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableChannelHandler {
-    public typealias InboundIn = ByteBuffer
-    public typealias InboundOut = ByteBuffer
+package final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
 
     /// Appends the handlers for `mode` to `channel`'s pipeline. `isTLS` says
     /// whether the connection is inside TLS.
-    public typealias ModeInstaller = (_ mode: ConnectionMode, _ isTLS: Bool, _ channel: any Channel) throws -> Void
+    package typealias ModeInstaller = (_ mode: ConnectionMode, _ isTLS: Bool, _ channel: any Channel) throws -> Void
 
     private let configuration: ConnectionPreambleConfiguration
     private let installMode: ModeInstaller
@@ -110,7 +110,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
     private var timeout: Scheduled<Void>?
     private var done = false
 
-    public convenience init(
+    package convenience init(
         configuration: ConnectionPreambleConfiguration,
         onRefused: ((MuxRPCError) -> Void)? = nil,
         installMode: @escaping ModeInstaller
@@ -130,16 +130,16 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         self.installMode = installMode
     }
 
-    public func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { startTimer(context: context) }
     }
 
-    public func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         timeout?.cancel()
         timeout = nil
     }
 
-    public func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         startTimer(context: context)
         context.fireChannelActive()
     }
@@ -154,7 +154,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         }
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !done else {
             context.fireChannelRead(data)
             return
@@ -203,7 +203,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         context.replaceHandler(installing: install, forwarding: remaining)
     }
 
-    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, !done {
             refuse(.serverShuttingDown, context: context)
             return
@@ -211,7 +211,7 @@ public final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableCh
         context.fireUserInboundEventTriggered(event)
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         if !done {
             done = true
             timeout?.cancel()

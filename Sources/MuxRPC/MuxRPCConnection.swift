@@ -36,13 +36,14 @@ public final class MuxRPCConnection: Sendable {
         public var rpc: RPCClient.Configuration
         /// How long a TCP connect may take. Default 10 seconds (Consul's dial timeout).
         public var connectTimeout: Duration
-        /// How long the connection's event loop keeps polling after its
-        /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
+        /// Whether, and for how long, the connection's event loop keeps
+        /// polling after its traffic pauses (``BusyPolling``). On by default.
         public var busyPolling: BusyPolling
         /// How much the connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
 
+        /// A configuration with every default but those given; no TLS.
         public init(
             mode: ConnectionMode = .consulMultiplex,
             yamux: YamuxConfiguration = .init(),
@@ -60,10 +61,12 @@ public final class MuxRPCConnection: Sendable {
         }
     }
 
+    /// The server's address.
     public let address: SocketAddress
+    /// The settings the connection was made with.
     public let configuration: Configuration
     private let group: any EventLoopGroup
-    /// The session, in the multiplexed modes.
+    /// The yamux session, in the multiplexed modes; nil in plain mode.
     public let session: YamuxSession?
 
     private init(address: SocketAddress, configuration: Configuration, group: any EventLoopGroup, session: YamuxSession?) {

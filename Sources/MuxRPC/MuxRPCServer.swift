@@ -37,13 +37,15 @@ public final class MuxRPCServer: Sendable {
         /// How long a graceful shutdown lets calls in flight finish before
         /// closing what is left. Default 10 s.
         public var shutdownGracePeriod: Duration
-        /// How long the event loops keep polling after a connection's
-        /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
+        /// Whether, and for how long, the event loops keep polling after a
+        /// connection's traffic pauses (``BusyPolling``). On by default.
         public var busyPolling: BusyPolling
         /// How much each connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
 
+        /// A configuration with every default but those given: loopback
+        /// only, on a free port, no TLS.
         public init(
             host: String = "127.0.0.1",
             port: Int = 0,
@@ -67,6 +69,7 @@ public final class MuxRPCServer: Sendable {
         }
     }
 
+    /// The settings the server was made with.
     public let configuration: Configuration
     private let rpcServer: RPCServer
     private let group: any EventLoopGroup
@@ -104,7 +107,7 @@ public final class MuxRPCServer: Sendable {
         public var streamsAlive = 0
         /// The most bytes any one session has buffered at once: received
         /// and not yet served, or written and not yet sent (see
-        /// ``YamuxSessionStatistics/bufferedBytes``).
+        /// `YamuxSessionStatistics.bufferedBytes`).
         public var maxSessionBufferedBytes = 0
     }
 

@@ -7,8 +7,7 @@ import NIOCore
 /// more then arrives in two reads or more, which costs a system call and a
 /// turn of the event loop each, and the RPC layer has to copy the pieces
 /// together before it can decode them. With reads of up to 256 KiB such a
-/// message comes in one read; small calls are read as before
-/// (Docs/benchmarks.md, "Large messages").
+/// message comes in one read; small calls are read as before.
 ///
 /// The cost is memory while large messages flow: a connection's read buffer
 /// grows to at most ``maximumBytes``, and shrinks again when reads come back
@@ -19,6 +18,7 @@ public struct SocketReads: Sendable, Hashable {
     /// power of two).
     public var maximumBytes: Int
 
+    /// Reads of at most `maximumBytes`; ``validate()`` checks the value.
     public init(maximumBytes: Int) {
         self.maximumBytes = maximumBytes
     }

@@ -14,12 +14,12 @@
 // than ordo-one/benchmark, whose runner blocks a cooperative thread and
 // deadlocks async benchmarks on two cores (Docs/architecture.md).
 
-import DemoServices
 import Foundation
 import MsgpackRPC
 import MuxRPC
 import NIOCore
 import NIOPosix
+import SharedDemoServices
 
 @main
 enum PoolBenchmarks {

@@ -6,6 +6,9 @@
 //    byte for byte, and it must fail if and only if that decoder does.
 //    Every message is also read as an RPCRequestHeader and an
 //    RPCResponseHeader; a header that reads, written back, reads the same.
+//    (The framer, the decoder and the headers are package-only in
+//    MsgpackRPC: reached with @testable import, which the debug fuzz build
+//    allows.)
 //
 // 2. The whole server path: addMsgpackRPCServer(RPCServer(registry:)) on an
 //    EmbeddedChannel, with a small registry (Echo.Echo with Codable
@@ -21,12 +24,12 @@
 // 2 time passes on the server's loop (deadline timers),
 // 3 the server's channel is closed.
 
-import DemoServices
 import FuzzSupport
 import MessagePack
-import MsgpackRPC
+@testable import MsgpackRPC
 import NIOCore
 import NIOEmbedded
+import SharedDemoServices
 
 let smallLimits = MessagePackLimits(maxDepth: 8, maxByteLength: 64, maxContainerCount: 16, maxMessageSize: 512)
 

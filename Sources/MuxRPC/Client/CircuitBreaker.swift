@@ -22,7 +22,7 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
     public var consecutiveFailures: Int
     /// The share of failed calls in ``window`` that opens it. Default 0.5.
     public var failureRatio: Double
-    /// Default 10 seconds.
+    /// The span over which ``failureRatio`` is measured. Default 10 seconds.
     public var window: Duration
     /// Calls the window must hold before ``failureRatio`` applies. Default 20.
     public var minimumCalls: Int
@@ -33,6 +33,7 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
     /// The most endpoints, in percent, that may be open at once. Default 50.
     public var maxEjectionPercent: Int
 
+    /// A configuration with every default but those given.
     public init(
         isEnabled: Bool = true,
         consecutiveFailures: Int = 5,

@@ -13,6 +13,16 @@ public import NIOCore
 /// Register them in ``MuxRPCClient/Configuration/interceptors``; the first
 /// one listed runs outermost.
 public protocol ClientInterceptor: Sendable {
+    /// Handles one attempt: calls `next` with the request and context to go
+    /// on and returns its response, or throws to fail the attempt.
+    ///
+    /// - Parameters:
+    ///   - request: the method, the arguments and the call's options.
+    ///   - context: the endpoint chosen for this attempt, and which attempt
+    ///     it is.
+    ///   - next: the next interceptor in scope, or the pool and the server
+    ///     after the last.
+    /// - Returns: the response `next` returned, passed on unchanged.
     func intercept(
         _ request: ClientRequest,
         context: ClientContext,
@@ -29,6 +39,7 @@ public struct ClientRequest: Sendable {
     /// Deadline, trace context and the rest; interceptors may change them.
     public var options: RPCCallOptions
 
+    /// A request with every value given; the client makes one per attempt.
     public init(serviceMethod: String, arguments: any Encodable & Sendable, options: RPCCallOptions) {
         self.serviceMethod = serviceMethod
         self.arguments = arguments
@@ -39,8 +50,10 @@ public struct ClientRequest: Sendable {
 /// The decoded reply, as client interceptors see it. Pass it on unchanged:
 /// the caller gets it back as the type it asked for.
 public struct ClientResponse: Sendable {
+    /// The reply, decoded as the type the caller asked for.
     public let reply: any Sendable
 
+    /// A response carrying `reply`.
     public init(reply: any Sendable) {
         self.reply = reply
     }
@@ -55,6 +68,7 @@ public struct ClientContext: Sendable {
     /// 1 for the first attempt, 2 for the first retry, and so on.
     public let attempt: Int
 
+    /// A context with every value given; the client makes one per attempt.
     public init(serviceMethod: String, endpoint: SocketAddress, attempt: Int) {
         self.serviceMethod = serviceMethod
         self.endpoint = endpoint

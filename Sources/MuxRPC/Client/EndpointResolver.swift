@@ -3,16 +3,19 @@ import NIOPosix
 
 /// One server a ``MuxRPCClient`` may call.
 public struct MuxRPCEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// Where the server listens.
     public var address: SocketAddress
     /// Its share of traffic under weighted balancing (``WeightedRandomBalancer``).
     /// Default 1.
     public var weight: Double
 
+    /// The server at `address`, with `weight` for weighted balancing.
     public init(_ address: SocketAddress, weight: Double = 1) {
         self.address = address
         self.weight = weight
     }
 
+    /// The address, and the weight when it is not 1.
     public var description: String { weight == 1 ? "\(address)" : "\(address) (weight \(weight))" }
 }
 
@@ -30,12 +33,15 @@ public protocol EndpointResolver: Sendable {
 
 /// A fixed list of endpoints.
 public struct StaticEndpointResolver: EndpointResolver {
+    /// The endpoints, as given.
     public let endpoints: [MuxRPCEndpoint]
 
+    /// A resolver that always reports `endpoints`.
     public init(_ endpoints: [MuxRPCEndpoint]) {
         self.endpoints = endpoints
     }
 
+    /// Reports ``endpoints`` once and returns.
     public func run(updating update: @escaping @Sendable ([MuxRPCEndpoint]) -> Void) async throws {
         update(endpoints)
     }
@@ -67,6 +73,8 @@ public struct DNSEndpointResolver: EndpointResolver {
         self.init(endpoints: [Endpoint(host: host, port: port)], refreshInterval: refreshInterval)
     }
 
+    /// Looks every host up now and then every ``refreshInterval``, and
+    /// reports the addresses whenever they change, until cancelled.
     public func run(updating update: @escaping @Sendable ([MuxRPCEndpoint]) -> Void) async throws {
         var known = [[SocketAddress]](repeating: [], count: endpoints.count)
         var last: [SocketAddress]?

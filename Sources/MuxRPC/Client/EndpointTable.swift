@@ -4,16 +4,26 @@ import NIOCore
 public struct MuxRPCEndpointStatistics: Sendable {
     /// Where its circuit breaker stands.
     public enum BreakerState: Sendable, Hashable {
-        case closed, open, halfOpen
+        /// Calls go through.
+        case closed
+        /// The endpoint gets no calls until its cooldown ends.
+        case open
+        /// One probe call is allowed; its outcome closes or reopens the breaker.
+        case halfOpen
     }
 
+    /// The endpoint.
     public var endpoint: MuxRPCEndpoint
+    /// Calls this client has in flight to it now.
     public var callsInFlight: Int
-    /// Attempts that ended, and of those the ones the endpoint failed.
+    /// Attempts that ended.
     public var calls: Int
+    /// Attempts that ended in a failure of the endpoint (refused, dropped,
+    /// late); error replies are not among them.
     public var failures: Int
     /// The peak-EWMA latency the balancer uses, nil before the first call.
     public var latency: Duration?
+    /// Where its circuit breaker stands.
     public var breaker: BreakerState
 }
 

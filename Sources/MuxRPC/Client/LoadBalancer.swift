@@ -9,6 +9,7 @@ import Synchronization
 
 /// What a balancer knows of each endpoint it may pick.
 public struct EndpointLoad: Sendable {
+    /// The endpoint.
     public var endpoint: MuxRPCEndpoint
     /// Calls this client has in flight to it.
     public var callsInFlight: Int
@@ -16,6 +17,7 @@ public struct EndpointLoad: Sendable {
     /// ``PowerOfTwoChoicesBalancer``), or nil before its first call.
     public var latency: Duration?
 
+    /// A load with every value given, to test a balancer of your own.
     public init(endpoint: MuxRPCEndpoint, callsInFlight: Int, latency: Duration?) {
         self.endpoint = endpoint
         self.callsInFlight = callsInFlight
@@ -35,8 +37,10 @@ public protocol LoadBalancer: Sendable {
 public final class RoundRobinBalancer: LoadBalancer {
     private let next = Atomic<Int>(0)
 
+    /// A balancer.
     public init() {}
 
+    /// The index of the endpoint to call; see the type's description.
     public func pick(from candidates: [EndpointLoad]) -> Int {
         let turn = next.wrappingAdd(1, ordering: .relaxed).oldValue
         return Int(UInt(bitPattern: turn) % UInt(candidates.count))
@@ -45,8 +49,10 @@ public final class RoundRobinBalancer: LoadBalancer {
 
 /// A uniformly random endpoint.
 public struct RandomBalancer: LoadBalancer {
+    /// A balancer.
     public init() {}
 
+    /// The index of the endpoint to call; see the type's description.
     public func pick(from candidates: [EndpointLoad]) -> Int {
         Int.random(in: candidates.indices)
     }
@@ -56,8 +62,10 @@ public struct RandomBalancer: LoadBalancer {
 /// ``MuxRPCEndpoint/weight``. Endpoints of weight 0 or less are never chosen
 /// unless all are.
 public struct WeightedRandomBalancer: LoadBalancer {
+    /// A balancer.
     public init() {}
 
+    /// The index of the endpoint to call; see the type's description.
     public func pick(from candidates: [EndpointLoad]) -> Int {
         let total = candidates.reduce(0.0) { $0 + max(0, $1.endpoint.weight) }
         guard total > 0 else { return Int.random(in: candidates.indices) }
@@ -82,8 +90,10 @@ public struct WeightedRandomBalancer: LoadBalancer {
 /// sample yet costs as much as the fastest one known, so new servers get
 /// traffic at once.
 public struct PowerOfTwoChoicesBalancer: LoadBalancer {
+    /// A balancer.
     public init() {}
 
+    /// The index of the endpoint to call; see the type's description.
     public func pick(from candidates: [EndpointLoad]) -> Int {
         guard candidates.count > 1 else { return 0 }
         let first = Int.random(in: candidates.indices)

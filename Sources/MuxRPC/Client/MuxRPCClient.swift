@@ -17,7 +17,6 @@ import Synchronization
 /// the call is made. If the attempt fails in a way that proves the call did
 /// not run (its error's `isRetrySafe`), and the retry budget and the deadline
 /// allow, it is tried again on another endpoint after a jittered backoff.
-/// Docs/client.md has the whole picture and the defaults' reasons.
 public final class MuxRPCClient: Sendable {
     /// Everything about a client, each with a sensible default.
     ///
@@ -35,9 +34,12 @@ public final class MuxRPCClient: Sendable {
     public struct Configuration: Sendable {
         /// The pool under the client: sessions, streams, limits, health pings, TLS.
         public var pool: ConnectionPool.Configuration
-        /// Default ``PowerOfTwoChoicesBalancer``.
+        /// Picks the endpoint of each attempt. Default
+        /// ``PowerOfTwoChoicesBalancer``.
         public var loadBalancer: any LoadBalancer
+        /// When an endpoint that keeps failing stops getting calls.
         public var circuitBreaker: CircuitBreakerConfiguration
+        /// When a failed call is tried again, within a budget.
         public var retry: RetryConfiguration
         /// Run around every attempt, first outermost. Default none.
         public var interceptors: [RPCScopedInterceptor<any ClientInterceptor>]
@@ -87,6 +89,7 @@ public final class MuxRPCClient: Sendable {
         }
     }
 
+    /// The settings the client was made with.
     public let configuration: Configuration
     /// The pool the client's calls go through.
     public let pool: ConnectionPool

@@ -18,6 +18,7 @@ public struct RetryConfiguration: Sendable, Hashable {
     public var budgetRatio: Double
     /// Retries always allowed per second. Default 10.
     public var minimumRetriesPerSecond: Int
+    /// The span over which retries and calls are counted for the budget.
     /// Default 10 seconds.
     public var budgetWindow: Duration
     /// The first backoff's upper bound; each retry doubles it. Default 10 ms.
@@ -25,6 +26,7 @@ public struct RetryConfiguration: Sendable, Hashable {
     /// The bound the backoff grows to. Default 1 second.
     public var maxBackoff: Duration
 
+    /// A configuration with every default but those given.
     public init(
         maxAttempts: Int = 3,
         budgetRatio: Double = 0.2,

@@ -2,7 +2,7 @@ public import NIOCore
 
 /// Every failure of the MuxRPC layer itself: a configuration that cannot
 /// work, a connection that could not be made, a call the client, the pool or
-/// a rate limiter refused, a connection the server refused.
+/// a rate limiter refused.
 ///
 /// A call through ``MuxRPCClient`` or ``ConnectionPool`` throws one of two
 /// types: a `MuxRPCError` when MuxRPC could not get the call onto a stream,
@@ -10,8 +10,8 @@ public import NIOCore
 /// reply among them). Both say whether the request was sent
 /// (``requestWasSent``) and whether trying again is safe (``isRetrySafe``).
 /// Anything else comes from your own code: an interceptor's error,
-/// unchanged. Docs/errors.md has every code, with whether it is retried and
-/// whether it counts against the endpoint.
+/// unchanged. <doc:HandlingErrors> lists every code, with whether the client
+/// retries it and whether it counts against the endpoint.
 ///
 ///     do {
 ///         let reply = try await client.call("Echo.Echo", args, returning: EchoReply.self)
@@ -85,18 +85,19 @@ public struct MuxRPCError: Error, Sendable, CustomStringConvertible {
         /// Opening a stream failed, on a fresh session as well.
         public static let streamOpenFailed = Code(.streamOpenFailed)
 
-        // A server refusing a connection before it carried any call
-        // (reported to ``ConnectionPreambleHandler``'s `onRefused`).
+        // A server refusing a connection before it carried any call:
+        // reported to ConnectionPreambleHandler's `onRefused`, never to a
+        // call, so only the package sees them.
 
         /// The connection's first byte asked for something this server does
         /// not serve: an unknown mode, TLS it does not offer, or plaintext
         /// where it requires TLS.
-        public static let preambleRefused = Code(.preambleRefused)
+        package static let preambleRefused = Code(.preambleRefused)
         /// No preamble arrived within
         /// ``ConnectionPreambleConfiguration/handshakeTimeout``.
-        public static let handshakeTimeout = Code(.handshakeTimeout)
+        package static let handshakeTimeout = Code(.handshakeTimeout)
         /// The connection closed before its preamble arrived.
-        public static let closedBeforePreamble = Code(.closedBeforePreamble)
+        package static let closedBeforePreamble = Code(.closedBeforePreamble)
 
         /// The code's name, for example "connection refused".
         public var description: String {

@@ -6,7 +6,7 @@ public import MsgpackRPC
 ///
 /// The same value works on both sides: register it in a client's
 /// interceptors (one line per attempt) and in
-/// ``RPCServer/Configuration/interceptors`` (one line per call served).
+/// `RPCServer.Configuration.interceptors` (one line per call served).
 ///
 ///     client call Echo.Echo ok in 0.412ms
 ///         rpc.side=client rpc.method=Echo.Echo rpc.endpoint=10.0.0.7:8300 rpc.attempt=1
@@ -27,6 +27,8 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
     /// The level of a call that failed.
     public var failureLevel: Logger.Level
 
+    /// An interceptor that logs to `logger`, successes at `successLevel`
+    /// and failures at `failureLevel`.
     public init(
         logger: Logger = Logger(label: "muxrpc"),
         successLevel: Logger.Level = .debug,
@@ -37,6 +39,7 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
         self.failureLevel = failureLevel
     }
 
+    /// Runs this interceptor around one attempt of a client call.
     public func intercept(
         _ request: ClientRequest,
         context: ClientContext,
@@ -57,6 +60,7 @@ public struct LoggingInterceptor: ClientInterceptor, RPCServerInterceptor {
         }
     }
 
+    /// Runs this interceptor around one call the server serves.
     public func intercept(
         _ request: RPCServerRequest,
         context: RPCServerContext,

@@ -21,8 +21,10 @@ import Synchronization
 ///
 /// Every call (attempt, on the client) is counted in `calls_total` and timed,
 /// failed or not; a failed one is also counted in `errors_total` under its
-/// code (`server_error`, `deadline_exceeded`, `connection_refused`,
-/// `rate_limited`... see Docs/observability.md). The metric objects are made
+/// code: the `RPCError` or ``MuxRPCError`` code in snake_case
+/// (`server_error`, `deadline_exceeded`, `connection_refused`,
+/// `rate_limited`, ...), `cancelled` for a cancelled task, `unknown` for any
+/// other error. The metric objects are made
 /// once per label set and kept, so a call costs a dictionary lookup under a
 /// lock, not a trip through the backend's registry.
 public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, Sendable {
@@ -50,6 +52,7 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
         self.factory = factory ?? MetricsSystem.factory
     }
 
+    /// Runs this interceptor around one attempt of a client call.
     public func intercept(
         _ request: ClientRequest,
         context: ClientContext,
@@ -61,6 +64,7 @@ public final class MetricsInterceptor: ClientInterceptor, RPCServerInterceptor, 
         }
     }
 
+    /// Runs this interceptor around one call the server serves.
     public func intercept(
         _ request: RPCServerRequest,
         context: RPCServerContext,

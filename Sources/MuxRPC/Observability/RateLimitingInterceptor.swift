@@ -5,7 +5,7 @@ import Synchronization
 /// second, at most `burst` saved up. Each call (each attempt, on the client)
 /// takes one token; the bucket is shared by every call through this instance,
 /// whatever its method or endpoint (scope it with
-/// ``RPCScopedInterceptor/apply(_:to:)``, or use one instance per endpoint).
+/// `RPCScopedInterceptor.apply(_:to:)`, or use one instance per endpoint).
 ///
 /// When the bucket is empty the call either fails at once
 /// (``WhenEmpty/failFast``) or waits for its token
@@ -76,6 +76,7 @@ public final class RateLimitingInterceptor: ClientInterceptor, RPCServerIntercep
         }
     }
 
+    /// Runs this interceptor around one attempt of a client call.
     public func intercept(
         _ request: ClientRequest,
         context: ClientContext,
@@ -94,6 +95,7 @@ public final class RateLimitingInterceptor: ClientInterceptor, RPCServerIntercep
         return try await next(request, context)
     }
 
+    /// Runs this interceptor around one call the server serves.
     public func intercept(
         _ request: RPCServerRequest,
         context: RPCServerContext,

@@ -4,20 +4,20 @@ public import Tracing
 
 /// A span per call with swift-distributed-tracing, and the trace carried to
 /// the server in the request header (W3C `traceparent` / `tracestate`, as
-/// ``RPCTraceContext``), so that a server of ours continues the caller's
+/// `RPCTraceContext`), so that a server of ours continues the caller's
 /// trace.
 ///
 /// On the client (per attempt): a span of kind `.client` named after the
 /// method ("Echo.Echo"), a child of the task's current `ServiceContext`; its
 /// context is injected with the tracer's `inject` into a carrier whose
 /// `traceparent` and `tracestate` entries become
-/// ``RPCCallOptions/traceContext``. Other keys a tracer injects have no place
+/// `RPCCallOptions.traceContext`. Other keys a tracer injects have no place
 /// in the header and are dropped, so use a tracer that propagates W3C Trace
 /// Context (swift-otel does by default). When the tracer injects no
 /// `traceparent`, the request's trace context is left as it was.
 ///
 /// On the server: the caller's context is extracted from
-/// ``RPCServerContext/traceContext``, a span of kind `.server` starts as its
+/// `RPCServerContext.traceContext`, a span of kind `.server` starts as its
 /// child, and the rest of the chain and the handler run with that span's
 /// context as `ServiceContext.current`, so their own spans nest under it.
 ///
@@ -37,6 +37,7 @@ public struct TracingInterceptor: ClientInterceptor, RPCServerInterceptor {
         self.tracer = tracer
     }
 
+    /// Runs this interceptor around one attempt of a client call.
     public func intercept(
         _ request: ClientRequest,
         context: ClientContext,
@@ -73,6 +74,7 @@ public struct TracingInterceptor: ClientInterceptor, RPCServerInterceptor {
         }
     }
 
+    /// Runs this interceptor around one call the server serves.
     public func intercept(
         _ request: RPCServerRequest,
         context: RPCServerContext,

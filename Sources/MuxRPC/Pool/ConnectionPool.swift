@@ -28,13 +28,14 @@ import Yamux
 ///   calls at once, lets calls in flight finish within a grace period, then
 ///   closes every session.
 ///
-/// All bookkeeping happens in ``ConnectionPoolStateMachine`` under one short
-/// lock; dials, stream opens and closes run outside it.
+/// All bookkeeping happens in one state machine under one short lock; dials,
+/// stream opens and closes run outside it.
 public final class ConnectionPool: Sendable {
     typealias StateMachine = ConnectionPoolStateMachine<SocketAddress, MuxRPCConnection, RPCClient>
     typealias Grant = StateMachine.Grant
     typealias WaiterID = StateMachine.WaiterID
 
+    /// The settings the pool was made with.
     public let configuration: Configuration
     private let group: any EventLoopGroup
     private let state: Mutex<State>
@@ -122,8 +123,12 @@ public final class ConnectionPool: Sendable {
     /// ``Configuration/keepsStreamsAfterServerErrors`` and the error is the
     /// server's answer).
     ///
-    /// - Parameter deadline: bounds the wait for a stream (calls made in
-    ///   `body` take their own options).
+    /// - Parameters:
+    ///   - address: the server.
+    ///   - deadline: bounds the wait for a stream (calls made in `body` take
+    ///     their own options).
+    ///   - body: makes the calls on the stream it is lent; what it returns,
+    ///     this returns.
     /// - Throws: ``MuxRPCError`` when no stream could be had, or what `body`
     ///   throws.
     public func withStream<Value>(

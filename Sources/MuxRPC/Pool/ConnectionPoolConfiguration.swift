@@ -68,6 +68,7 @@ extension ConnectionPool {
         /// Default 1 second.
         public var sessionReplacementInterval: Duration?
 
+        /// A configuration with every default but those given.
         public init(
             connection: MuxRPCConnection.Configuration = .init(),
             maxSessionsPerAddress: Int = 2,

@@ -40,7 +40,8 @@ public struct ConnectionPoolStatistics: Sendable, Hashable {
     /// Streams closed: after an error, beyond the idle cap, or with their session.
     public var streamsClosed = 0
 
-    public init() {}
+    /// All zero, as a pool starts.
+    package init() {}
 
     /// Streams the pool has open now.
     public var openStreams: Int { busyStreams + idleStreams }
