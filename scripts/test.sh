@@ -25,6 +25,8 @@ echo "==> the README quick start is the program Examples/ compiles"
 ./scripts/check-readme-quick-start.sh
 echo "==> Examples/: built as an application builds MuxRPC (TLS trait off), then run"
 ./scripts/check-examples.sh
+echo "==> documentation: every library module's DocC catalog, with no warnings"
+./scripts/check-docs.sh
 # The suite takes a minute or two; a run past this limit has hung, and the
 # watchdog stops it with every thread's stack in the log.
 limit=${MUXRPC_TEST_TIME_LIMIT:-1500}

@@ -132,7 +132,7 @@ public final class MuxRPCConnection: Sendable {
     /// Opens a new RPC stream.
     ///
     /// - Throws: in plain mode, where each stream is a TCP connection of its
-    ///   own, what ``connect(to:configuration:group:)`` throws for the
+    ///   own, what ``connect(to:configuration:group:)-(SocketAddress,_,_)`` throws for the
     ///   connection; in the multiplexed modes a `YamuxError` (the session is
     ///   closed, has sent or received GoAway, or has too many streams).
     public func openStream() async throws -> RPCClient {
@@ -189,7 +189,7 @@ extension MuxRPCConnection {
     ///
     /// - Throws: ``MuxRPCError`` with code ``MuxRPCError/Code/invalidConfiguration``
     ///   for an endpoint that is not `host:port`, ``MuxRPCError/Code/unreachable``
-    ///   for a name that does not resolve, and what ``connect(to:configuration:group:)``
+    ///   for a name that does not resolve, and what ``connect(to:configuration:group:)-(SocketAddress,_,_)``
     ///   throws for the address.
     public static func connect(
         to endpoint: Endpoint,
