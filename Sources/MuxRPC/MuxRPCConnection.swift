@@ -31,9 +31,10 @@ public final class MuxRPCConnection: Sendable {
         public var rpc: RPCClient.Configuration
         /// How long a TCP connect may take. Default 10 seconds (Consul's dial timeout).
         public var connectTimeout: Duration
-        /// How long the connection's event loop keeps polling after its
-        /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
-        public var busyPolling: BusyPolling
+        /// The busy pollers of the connection's event loop group, if its
+        /// loop should poll after the connection's traffic instead of
+        /// sleeping at once (see ``BusyPolling``). Default nil: it sleeps.
+        public var busyPolling: BusyPollers?
         /// How much the connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
@@ -45,7 +46,7 @@ public final class MuxRPCConnection: Sendable {
             yamux: YamuxConfiguration = .init(),
             rpc: RPCClient.Configuration = .init(),
             connectTimeout: Duration = .seconds(10),
-            busyPolling: BusyPolling = .default,
+            busyPolling: BusyPollers? = nil,
             socketReads: SocketReads = .default
         ) {
             self.mode = mode
@@ -81,7 +82,7 @@ public final class MuxRPCConnection: Sendable {
     ) async throws -> MuxRPCConnection {
         let group = group ?? MultiThreadedEventLoopGroup.singleton
         try configuration.yamux.validate()
-        try configuration.busyPolling.validate()
+        try configuration.busyPolling?.validate()
         try configuration.socketReads.validate()
         guard configuration.mode != .plain else {
             return MuxRPCConnection(address: address, configuration: configuration, group: group, session: nil)

@@ -34,9 +34,10 @@ public final class MuxRPCServer: Sendable {
         /// How long a graceful shutdown lets calls in flight finish before
         /// closing what is left. Default 10 s.
         public var shutdownGracePeriod: Duration
-        /// How long the event loops keep polling after a connection's
-        /// traffic pauses. Default ``BusyPolling/default`` (50 µs).
-        public var busyPolling: BusyPolling
+        /// The busy pollers of the server's event loop group, if its loops
+        /// should poll after a connection's traffic instead of sleeping at
+        /// once (see ``BusyPolling``). Default nil: they sleep.
+        public var busyPolling: BusyPollers?
         /// How much each connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
@@ -49,7 +50,7 @@ public final class MuxRPCServer: Sendable {
             yamux: YamuxConfiguration = .init(),
             maxConnections: Int = 10_000,
             shutdownGracePeriod: Duration = .seconds(10),
-            busyPolling: BusyPolling = .default,
+            busyPolling: BusyPollers? = nil,
             socketReads: SocketReads = .default
         ) {
             self.host = host
@@ -140,7 +141,7 @@ public final class MuxRPCServer: Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress {
         try configuration.yamux.validate()
-        try configuration.busyPolling.validate()
+        try configuration.busyPolling?.validate()
         try configuration.socketReads.validate()
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

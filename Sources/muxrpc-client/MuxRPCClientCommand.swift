@@ -10,12 +10,20 @@ import Synchronization
 /// `muxrpc-client`: calls the demo services on one or more servers through the
 /// client stack (balancing, breakers, retries, the pool), checks every answer,
 /// and ends with one summary line.
+///
+/// Unlike MuxRPC's library, the program turns adaptive busy polling on
+/// (Docs/tuning.md has what that costs and gains).
 @main
 struct MuxRPCClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-client",
         abstract: "Call MuxRPC's demo services, check every answer, print a summary line.",
-        discussion: "Exits non-zero when any answer was wrong or any call failed."
+        discussion: """
+            Exits non-zero when any answer was wrong or any call failed. Settings that differ \
+            from MuxRPC's library defaults: adaptive busy polling is on (--busy-polling; the \
+            library leaves it off), and glibc's malloc keeps freed memory for reuse (the library \
+            never changes the process's allocator). Docs/tuning.md has the measurements.
+            """
     )
 
     @Option(name: .customLong("addr"), help: "Server address HOST:PORT (repeat for several servers).")
@@ -32,6 +40,16 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
 
     @Option(help: "Connection mode: consul, nomad or plain.")
     var mode: Mode = .consul
+
+    enum BusyPollingMode: String, ExpressibleByArgument, CaseIterable {
+        case adaptive, fixed, off
+    }
+
+    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off.")
+    var busyPolling: BusyPollingMode = .adaptive
+
+    @Option(help: "The busy polling window in microseconds (default: 50); 0 turns busy polling off.")
+    var busyPollMicroseconds: Int?
 
     @Option(help: "Serve Prometheus metrics (calls, errors, latency, pool gauges) at GET /metrics on this port; 0 picks a free one.")
     var metricsPort: Int?
@@ -89,8 +107,18 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
             interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
         }
+        let window = Duration.microseconds(busyPollMicroseconds ?? 50)
+        let polling: BusyPolling
+        switch busyPolling {
+        case .adaptive: polling = BusyPolling(window: window, isAdaptive: true)
+        case .fixed: polling = BusyPolling(window: window, isAdaptive: false)
+        case .off: polling = .disabled
+        }
+        try polling.validate()
+        // One object for NIO's shared group, where the client's connections run.
+        let pollers = polling.isEnabled ? BusyPollers(polling) : nil
         let client = try MuxRPCClient(endpoints: servers, configuration: .init(
-            pool: .init(connection: .init(mode: mode.connectionMode), keepsStreamsAfterServerErrors: true),
+            pool: .init(connection: .init(mode: mode.connectionMode, busyPolling: pollers), keepsStreamsAfterServerErrors: true),
             interceptors: interceptors
         ))
         var metrics: (server: MetricsServer, reporter: Task<Void, any Error>)?

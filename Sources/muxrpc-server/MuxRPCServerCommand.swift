@@ -12,11 +12,22 @@ import Yamux
 /// `muxrpc-server`: serves the demo services (Status.Ping, Echo.Echo,
 /// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and shuts
 /// down gracefully on Ctrl-C or SIGTERM.
+///
+/// Unlike MuxRPC's library, the program turns adaptive busy polling on
+/// (`BusyPollers(.adaptive)` on NIO's shared group): it is a benchmark
+/// peer and a demo of a latency-minded service. Docs/tuning.md has what
+/// that costs and gains.
 @main
 struct MuxRPCServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-server",
-        abstract: "Serve MuxRPC's demo services (plain, Consul and Nomad modes on one port)."
+        abstract: "Serve MuxRPC's demo services (plain, Consul and Nomad modes on one port).",
+        discussion: """
+            Settings that differ from MuxRPC's library defaults: adaptive busy polling is on \
+            (--busy-polling; the library leaves it off), and glibc's malloc keeps freed memory \
+            for reuse (--default-malloc; the library never changes the process's allocator). \
+            Docs/tuning.md has the measurements behind both.
+            """
     )
 
     @Option(help: "Address to listen on.")
@@ -37,7 +48,14 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a graceful shutdown lets calls in flight finish.")
     var gracePeriod = 10
 
-    @Option(help: "Microseconds an event loop keeps polling after a connection's traffic pauses; 0 turns busy polling off (default: 50, BusyPolling.default).")
+    enum BusyPollingMode: String, ExpressibleByArgument, CaseIterable {
+        case adaptive, fixed, off
+    }
+
+    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off.")
+    var busyPolling: BusyPollingMode = .adaptive
+
+    @Option(help: "The busy polling window in microseconds (default: 50); 0 turns busy polling off.")
     var busyPollMicroseconds: Int?
 
     @Option(help: "The most yamux frames gathered before an early flush (default: 16, YamuxConfiguration's).")
@@ -45,6 +63,12 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
 
     @Flag(help: "Flush yamux frames once at the end of each event loop turn, never early.")
     var noEarlyFlushes = false
+
+    @Flag(help: "Register Echo.Echo as an async method, run in a task per call, instead of inline on the event loop (to measure where handlers run).")
+    var asyncEcho = false
+
+    @Flag(help: "Run handlers in tasks off the event loop (RPCServer.Configuration.runsHandlersOnEventLoop false); matters for async methods only (--async-echo, Test.Sleep).")
+    var handlersOffLoop = false
 
     @Flag(help: "Keep glibc's malloc defaults instead of MallocTuning's (which keep freed memory for the next large message).")
     var defaultMalloc = false
@@ -71,7 +95,17 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     func run() async throws {
         if !defaultMalloc { MallocTuning.keepFreedMemoryForReuse() }
         var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
-        if let busyPollMicroseconds { configuration.busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds)) }
+        let window = Duration.microseconds(busyPollMicroseconds ?? 50)
+        let polling: BusyPolling
+        switch busyPolling {
+        case .adaptive: polling = BusyPolling(window: window, isAdaptive: true)
+        case .fixed: polling = BusyPolling(window: window, isAdaptive: false)
+        case .off: polling = .disabled
+        }
+        try polling.validate()
+        // One object for NIO's shared group, where the server runs.
+        if polling.isEnabled { configuration.busyPolling = BusyPollers(polling) }
+        if handlersOffLoop { configuration.rpc.runsHandlersOnEventLoop = false }
         if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { configuration.yamux.flushesEarly = false }
         if let tlsCertificate, let tlsKey {
@@ -96,7 +130,13 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         // soon as it reads that line, and it must find the handlers in place.
         let (signals, sources) = catchTerminationSignals()
         defer { withExtendedLifetime(sources) {} }
-        let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
+        var services = DemoServices.registry
+        if asyncEcho {
+            services.register(service: "Echo", method: "Echo") { (arguments: DemoServices.EchoArgs, _) in
+                DemoServices.EchoReply(msg: arguments.msg)
+            }
+        }
+        let server = MuxRPCServer(services: services, configuration: configuration)
         let address = try await server.start()
         // Written straight to the file descriptor so a script reading our
         // output sees it at once, whatever stdout's buffering.
