@@ -195,6 +195,76 @@ struct SpinPolicyTests {
         #expect(loop.policy.gapsToEngage == loop.policy.parameters.gapsToEngage)
     }
 
+    @Test func trafficSeenOnlyAfterTheWindowIsAMiss() {
+        var loop = SimulatedLoop()
+        loop.engage()
+        for round in 0..<2 {
+            // One empty turn, then the loop does not turn for 200 µs (other
+            // threads have the CPU); the next request came meanwhile.
+            loop.now = loop.now + loop.turnLength
+            _ = loop.policy.turn(at: loop.now, sawTraffic: false)
+            loop.now = loop.now + .microseconds(200)
+            let spinsOn = loop.policy.turn(at: loop.now, sawTraffic: true)
+            // The first late one leaves the score above zero; the second ends the engagement.
+            #expect(spinsOn == (round == 0))
+            loop.traffic(after: .zero)
+        }
+        #expect(loop.policy.hits == 0)
+        #expect(loop.policy.misses == 2)
+        #expect(!loop.policy.isEngaged)
+        #expect(!loop.policy.isSpinning)
+    }
+
+    /// One empty turn, a yield from its end lasting `yield`, then a turn at
+    /// the yield's end that sees traffic or not. Returns whether the loop spins on.
+    private func turnAfterYielding(_ loop: inout SimulatedLoop, for yield: TimeAmount, thenTraffic: Bool) -> Bool {
+        loop.now = loop.now + loop.turnLength
+        let spinsOn = loop.policy.turn(at: loop.now, sawTraffic: false)
+        #expect(spinsOn)
+        let start = loop.now
+        loop.now = loop.now + yield
+        loop.policy.yielded(from: start, to: loop.now)
+        return loop.policy.turn(at: loop.now, sawTraffic: thenTraffic)
+    }
+
+    @Test func anEmptyTurnAfterYieldingTheCPUToAnotherThreadIsAMiss() {
+        var loop = SimulatedLoop()
+        loop.engage()
+        // Another thread had the CPU for 20 µs and no bytes came meanwhile: sleep.
+        #expect(!turnAfterYielding(&loop, for: .microseconds(20), thenTraffic: false))
+        #expect(!loop.policy.isSpinning)
+        #expect(loop.policy.misses == 1)
+        #expect(loop.policy.contendedMisses == 1)
+        // A second one ends the engagement.
+        loop.traffic(after: .microseconds(30))
+        #expect(!turnAfterYielding(&loop, for: .microseconds(20), thenTraffic: false))
+        #expect(!loop.policy.isEngaged)
+    }
+
+    @Test func aLongYieldAfterWhichBytesCameIsAHit() {
+        var loop = SimulatedLoop()
+        loop.engage()
+        // The CPU went to another thread (this process's own, say, sending the next request).
+        #expect(turnAfterYielding(&loop, for: .microseconds(20), thenTraffic: true))
+        #expect(loop.policy.hits == 1)
+        #expect(loop.policy.misses == 0)
+    }
+
+    @Test func aShortYieldGaveTheCPUToNoOne() {
+        var loop = SimulatedLoop()
+        loop.engage()
+        #expect(turnAfterYielding(&loop, for: .microseconds(1), thenTraffic: false))
+        #expect(loop.policy.isSpinning)
+        #expect(loop.policy.misses == 0)
+    }
+
+    @Test func aFixedWindowSpinsOnWhateverElseWantsTheCPU() {
+        var loop = SimulatedLoop(adaptive: false)
+        loop.traffic(after: .zero)
+        #expect(turnAfterYielding(&loop, for: .microseconds(20), thenTraffic: false))
+        #expect(loop.policy.misses == 0)
+    }
+
     @Test func mostlyHitsKeepTheLoopEngaged() {
         var loop = SimulatedLoop()
         loop.engage()

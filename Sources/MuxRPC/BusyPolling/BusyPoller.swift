@@ -31,7 +31,8 @@ import Darwin
 ///
 /// While the loop does not spin, each read or flush costs one clock read,
 /// which is what the policy needs to tell dense traffic from sparse; while
-/// it spins, a counter bump.
+/// it spins, a counter bump, and each turn one clock read (two when it
+/// yields, to tell the policy how long the yield took).
 ///
 /// There is one poller per loop and ``BusyPollers`` object, shared by every
 /// connection on that loop that was given the object: the first
@@ -101,10 +102,13 @@ final class BusyPoller: @unchecked Sendable {
         turns += 1
         let sawTraffic = traffic != trafficSeen
         trafficSeen = traffic
-        guard policy.turn(at: .now(), sawTraffic: sawTraffic) else { return false }
+        let now = NIODeadline.now()
+        guard policy.turn(at: now, sawTraffic: sawTraffic) else { return false }
         if !sawTraffic {
-            // Nothing happened this turn: let any other thread that is ready use the CPU first.
+            // Nothing happened this turn: let any other thread that is ready
+            // use the CPU first, and tell the policy how long that took.
             sched_yield()
+            policy.yielded(from: now, to: .now())
         }
         return true
     }

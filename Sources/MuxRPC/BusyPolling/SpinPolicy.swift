@@ -21,8 +21,13 @@ import NIOCore
 ///   A dense gap is longer than the window: gaps seen while both ends sleep
 ///   include their wake-ups, which are what spinning removes.
 /// - **Engaged**, the loop spins after each traffic for up to the window. A
-///   spin that sees traffic after at least one empty turn is a *hit*; one
-///   that runs out is a *miss*, and the loop sleeps. A hit adds one to
+///   spin that sees traffic within the window, after at least one empty
+///   turn, is a *hit*; one that runs out is a *miss*, and the loop sleeps.
+///   So is one that sees traffic only after the window, or that finds an
+///   empty turn after yielding its CPU to another thread for long (each
+///   empty turn yields, see ``yielded(from:to:)``): where other threads
+///   want the CPU, a spinning loop takes turns with them and sees its bytes
+///   late, while a sleeping one is woken ahead of them. A hit adds one to
 ///   ``score`` (up to ``Parameters/maximumScore``), a miss takes two: at zero
 ///   the policy disengages, so it stays engaged only while about two spins
 ///   in three hit. Traffic that comes after a gap longer than
@@ -58,6 +63,10 @@ struct SpinPolicy {
         var initialScore = 4
         /// The highest score: how far back hits are remembered.
         var maximumScore = 8
+        /// A yield at least this long gave the CPU to another thread: longer
+        /// than the system call alone takes, shorter than another thread's
+        /// turn on the CPU.
+        var contendedYield: TimeAmount = .microseconds(5)
 
         init(window: TimeAmount, isAdaptive: Bool) {
             self.window = window
@@ -80,12 +89,15 @@ struct SpinPolicy {
     /// The last traffic the policy knows of: while spinning, the start of the quiet time.
     private var lastTraffic: NIODeadline?
     private var quietTurns = 0
+    private var lastYieldWasContended = false
     private var engagementHits = 0
     private var engagementMisses = 0
 
     /// Counts since the policy began, for tests and statistics.
     private(set) var hits = 0
     private(set) var misses = 0
+    /// The misses that ended a spin because its yield gave the CPU away.
+    private(set) var contendedMisses = 0
     private(set) var spins = 0
     private(set) var engagements = 0
 
@@ -122,23 +134,42 @@ struct SpinPolicy {
     mutating func turn(at now: NIODeadline, sawTraffic: Bool) -> Bool {
         guard isSpinning, let quietSince = lastTraffic else { return false }
         if sawTraffic {
-            // Traffic after an empty turn was caught by the spin; traffic at
-            // every turn means the loop had no chance to sleep anyway.
-            if quietTurns > 0 { hit() }
+            // Traffic after an empty turn was caught by the spin, if in
+            // time; traffic at every turn means the loop had no chance to
+            // sleep anyway.
+            if quietTurns > 0 {
+                if now - quietSince <= parameters.window { hit() } else { miss() }
+            }
             quietTurns = 0
             lastTraffic = now
-            return true
+            // A late one may have disengaged the policy: sleep when next idle.
+            isSpinning = isEngaged
+            return isSpinning
         }
         quietTurns += 1
-        guard now - quietSince >= parameters.window else { return true }
+        // A fixed window spins its window out whatever else wants the CPU.
+        let yieldedToOthers = parameters.isAdaptive && lastYieldWasContended
+        lastYieldWasContended = false
+        guard now - quietSince >= parameters.window || yieldedToOthers else { return true }
         isSpinning = false
+        if yieldedToOthers { contendedMisses += 1 }
         miss()
         return false
+    }
+
+    /// The loop yielded its CPU from `start` to `end` after an empty turn.
+    /// A yield that long gave the CPU to another thread: if the next turn is
+    /// empty too, the spin is a miss, since it has only been taking turns
+    /// with threads that want the CPU, while a sleeping loop is woken
+    /// ahead of them as soon as its bytes come.
+    mutating func yielded(from start: NIODeadline, to end: NIODeadline) {
+        lastYieldWasContended = end - start >= parameters.contendedYield
     }
 
     private mutating func startSpinning() -> Bool {
         isSpinning = true
         quietTurns = 0
+        lastYieldWasContended = false
         spins += 1
         return true
     }
