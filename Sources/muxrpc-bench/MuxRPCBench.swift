@@ -25,7 +25,7 @@ struct OutputOptions: ParsableArguments {
 /// connections poll as MuxRPC's programs do unless told otherwise (`rpc`,
 /// `paced`, `streams`, `pingpong`, and the yamux pairs of the others).
 ///
-/// The program turns busy polling on (adaptive, 50 µs) where MuxRPC's
+/// The program turns busy polling on (`BusyPolling.adaptive`) where MuxRPC's
 /// library leaves it off: the benchmarks measure a latency-minded service,
 /// and Docs/tuning.md has what it costs.
 struct BusyPollingOptions: ParsableArguments {
@@ -36,15 +36,15 @@ struct BusyPollingOptions: ParsableArguments {
     @Option(help: "How both ends' event loops poll after their traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off (Docs/tuning.md).")
     var busyPolling: Mode = .adaptive
 
-    @Option(help: "The busy polling window in microseconds (default: 50); 0 turns busy polling off.")
+    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
     var busyPollMicroseconds: Int?
 
     /// The setting the flags ask for.
     var setting: BusyPolling {
-        let window = Duration.microseconds(busyPollMicroseconds ?? 50)
+        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
         switch busyPolling {
-        case .adaptive: return BusyPolling(window: window, isAdaptive: true)
-        case .fixed: return BusyPolling(window: window, isAdaptive: false)
+        case .adaptive: return BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
+        case .fixed: return BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
         case .off: return .disabled
         }
     }

@@ -48,7 +48,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
     @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off.")
     var busyPolling: BusyPollingMode = .adaptive
 
-    @Option(help: "The busy polling window in microseconds (default: 50); 0 turns busy polling off.")
+    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
     var busyPollMicroseconds: Int?
 
     @Option(help: "Serve Prometheus metrics (calls, errors, latency, pool gauges) at GET /metrics on this port; 0 picks a free one.")
@@ -107,11 +107,11 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
             interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
         }
-        let window = Duration.microseconds(busyPollMicroseconds ?? 50)
+        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
         let polling: BusyPolling
         switch busyPolling {
-        case .adaptive: polling = BusyPolling(window: window, isAdaptive: true)
-        case .fixed: polling = BusyPolling(window: window, isAdaptive: false)
+        case .adaptive: polling = BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
+        case .fixed: polling = BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
         case .off: polling = .disabled
         }
         try polling.validate()

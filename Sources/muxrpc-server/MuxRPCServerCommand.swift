@@ -55,7 +55,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off.")
     var busyPolling: BusyPollingMode = .adaptive
 
-    @Option(help: "The busy polling window in microseconds (default: 50); 0 turns busy polling off.")
+    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
     var busyPollMicroseconds: Int?
 
     @Option(help: "The most yamux frames gathered before an early flush (default: 16, YamuxConfiguration's).")
@@ -95,11 +95,11 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     func run() async throws {
         if !defaultMalloc { MallocTuning.keepFreedMemoryForReuse() }
         var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
-        let window = Duration.microseconds(busyPollMicroseconds ?? 50)
+        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
         let polling: BusyPolling
         switch busyPolling {
-        case .adaptive: polling = BusyPolling(window: window, isAdaptive: true)
-        case .fixed: polling = BusyPolling(window: window, isAdaptive: false)
+        case .adaptive: polling = BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
+        case .fixed: polling = BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
         case .off: polling = .disabled
         }
         try polling.validate()
@@ -129,7 +129,8 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         // Caught from before we say we listen: a script may send SIGTERM as
         // soon as it reads that line, and it must find the handlers in place.
         let (signals, sources) = catchTerminationSignals()
-        defer { withExtendedLifetime(sources) {} }
+        let cpuReport = reportCPUTimeOnSIGUSR1()
+        defer { withExtendedLifetime((sources, cpuReport)) {} }
         var services = DemoServices.registry
         if asyncEcho {
             services.register(service: "Echo", method: "Echo") { (arguments: DemoServices.EchoArgs, _) in
@@ -166,4 +167,22 @@ func catchTerminationSignals() -> (AsyncStream<String>, [any DispatchSourceSigna
         sources.append(source)
     }
     return (names, sources)
+}
+
+/// On each SIGUSR1, writes `cpu_user_us=U cpu_system_us=S` on its own line
+/// to stdout: the process's CPU time so far, all threads, those that have
+/// exited included (`getrusage`). Scripts that measure what the server costs
+/// read it (scripts/measure-defaults.py); /proc's per-thread counters lose
+/// the threads that exit, and its per-process ones count 10 ms ticks.
+func reportCPUTimeOnSIGUSR1() -> any DispatchSourceSignal {
+    signal(SIGUSR1, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+    source.setEventHandler {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func micros(_ time: timeval) -> Int { Int(time.tv_sec) * 1_000_000 + Int(time.tv_usec) }
+        FileHandle.standardOutput.write(Data("cpu_user_us=\(micros(usage.ru_utime)) cpu_system_us=\(micros(usage.ru_stime))\n".utf8))
+    }
+    source.resume()
+    return source
 }

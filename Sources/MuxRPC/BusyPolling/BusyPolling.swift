@@ -39,10 +39,14 @@ public struct BusyPolling: Sendable, Hashable {
     /// No busy polling: loops sleep as soon as they have nothing to do.
     public static let disabled = BusyPolling(window: .zero)
 
-    /// Adaptive, with a 50 µs window: longer than a small call's round trip
-    /// on loopback, so that a loop whose traffic is dense catches the next
-    /// request or reply without sleeping.
-    public static let adaptive = BusyPolling(window: .microseconds(50), isAdaptive: true)
+    /// Adaptive, with a 100 µs window: longer than a small call's round trip
+    /// on loopback even when the peer's loop sleeps and has to be woken, so
+    /// that each end's spins pay back whether or not the other end spins
+    /// too. With a window that only a spinning peer's replies fit in, the two
+    /// ends' policies depend on each other: one that engages alone misses,
+    /// backs off, and may keep missing the other's engagements
+    /// (Docs/tuning.md, "Busy polling").
+    public static let adaptive = BusyPolling(window: .microseconds(100), isAdaptive: true)
 
     /// A fixed window: the loop spins after every traffic, for `window`.
     public static func fixedWindow(_ window: Duration) -> BusyPolling {
