@@ -17,8 +17,9 @@ import Yamux
 /// Swift's cooperative threads, as an application's request handler would
 /// be) starts a call every 1/`--rate` seconds, taking the clients in turn;
 /// with `--rate 0` it makes none and the connections sit idle (the pool's
-/// health pings and yamux keepalives still run). A script reads the
-/// server's CPU time at `phase-start` and when this program ends;
+/// health pings and yamux keepalives still run). Then it prints
+/// `phase-end`, closes its connections and prints its result line. A script
+/// reads the server's CPU time at `phase-start` and at `phase-end`;
 /// `scripts/measure-defaults.py` does.
 struct PacedBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -93,6 +94,7 @@ struct PacedBenchmark: AsyncParsableCommand {
         }
         let elapsed = clock.now - start
         let cpu = ProcessCPUTime.now() - cpuBefore
+        FileHandle.standardOutput.write(Data("phase-end\n".utf8))
         for client in callers { await client.shutdown() }
 
         let sorted = latencies.sorted()
