@@ -31,9 +31,13 @@ public final class MuxRPCConnection: Sendable {
         public var rpc: RPCClient.Configuration
         /// How long a TCP connect may take. Default 10 seconds (Consul's dial timeout).
         public var connectTimeout: Duration
-        /// The busy pollers of the connection's event loop group, if its
-        /// loop should poll after the connection's traffic instead of
-        /// sleeping at once (see ``BusyPolling``). Default nil: it sleeps.
+        /// How the connection's event loop polls after its traffic instead
+        /// of sleeping at once (see ``BusyPolling``). Default: a
+        /// ``BusyPollers`` of this configuration's own, adaptive, which
+        /// spins only while traffic is dense, and which every connection
+        /// made with this configuration (a pool's, say) shares; give the
+        /// servers and connections that share an event loop group one
+        /// object, so that each loop has one poller; nil turns busy polling off.
         public var busyPolling: BusyPollers?
         /// How much the connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
@@ -46,7 +50,7 @@ public final class MuxRPCConnection: Sendable {
             yamux: YamuxConfiguration = .init(),
             rpc: RPCClient.Configuration = .init(),
             connectTimeout: Duration = .seconds(10),
-            busyPolling: BusyPollers? = nil,
+            busyPolling: BusyPollers? = BusyPollers(.adaptive),
             socketReads: SocketReads = .default
         ) {
             self.mode = mode

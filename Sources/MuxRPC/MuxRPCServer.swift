@@ -34,9 +34,12 @@ public final class MuxRPCServer: Sendable {
         /// How long a graceful shutdown lets calls in flight finish before
         /// closing what is left. Default 10 s.
         public var shutdownGracePeriod: Duration
-        /// The busy pollers of the server's event loop group, if its loops
-        /// should poll after a connection's traffic instead of sleeping at
-        /// once (see ``BusyPolling``). Default nil: they sleep.
+        /// How the server's event loops poll after a connection's traffic
+        /// instead of sleeping at once (see ``BusyPolling``). Default: a
+        /// ``BusyPollers`` of this configuration's own, adaptive, which
+        /// spins only while traffic is dense; give the servers and
+        /// connections that share an event loop group one object, so that
+        /// each loop has one poller; nil turns busy polling off.
         public var busyPolling: BusyPollers?
         /// How much each connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
@@ -50,7 +53,7 @@ public final class MuxRPCServer: Sendable {
             yamux: YamuxConfiguration = .init(),
             maxConnections: Int = 10_000,
             shutdownGracePeriod: Duration = .seconds(10),
-            busyPolling: BusyPollers? = nil,
+            busyPolling: BusyPollers? = BusyPollers(.adaptive),
             socketReads: SocketReads = .default
         ) {
             self.host = host

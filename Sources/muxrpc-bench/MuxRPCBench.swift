@@ -22,18 +22,15 @@ struct OutputOptions: ParsableArguments {
 }
 
 /// `--busy-polling` and `--busy-poll-microseconds` of the benchmarks whose
-/// connections poll as MuxRPC's programs do unless told otherwise (`rpc`,
-/// `paced`, `streams`, `pingpong`, and the yamux pairs of the others).
-///
-/// The program turns busy polling on (`BusyPolling.adaptive`) where MuxRPC's
-/// library leaves it off: the benchmarks measure a latency-minded service,
-/// and Docs/tuning.md has what it costs.
+/// connections poll as MuxRPC's do unless told otherwise (`rpc`, `paced`,
+/// `streams`, `pingpong`, and the yamux pairs of the others): adaptively,
+/// with one `BusyPollers` for both ends, which share NIO's group.
 struct BusyPollingOptions: ParsableArguments {
     enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable {
         case adaptive, fixed, off
     }
 
-    @Option(help: "How both ends' event loops poll after their traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off (Docs/tuning.md).")
+    @Option(help: "How both ends' event loops poll after their traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library (Docs/tuning.md).")
     var busyPolling: Mode = .adaptive
 
     @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")

@@ -11,8 +11,8 @@ import Synchronization
 /// client stack (balancing, breakers, retries, the pool), checks every answer,
 /// and ends with one summary line.
 ///
-/// Unlike MuxRPC's library, the program turns adaptive busy polling on
-/// (Docs/tuning.md has what that costs and gains).
+/// Unlike MuxRPC's library, the program keeps glibc's freed memory for
+/// reuse (`MallocTuning`), which changes the whole process.
 @main
 struct MuxRPCClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,9 +20,9 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         abstract: "Call MuxRPC's demo services, check every answer, print a summary line.",
         discussion: """
             Exits non-zero when any answer was wrong or any call failed. Settings that differ \
-            from MuxRPC's library defaults: adaptive busy polling is on (--busy-polling; the \
-            library leaves it off), and glibc's malloc keeps freed memory for reuse (the library \
-            never changes the process's allocator). Docs/tuning.md has the measurements.
+            from MuxRPC's library defaults: glibc's malloc keeps freed memory for reuse (the \
+            library never changes the process's allocator). Busy polling and early flushes are \
+            the library's defaults; Docs/tuning.md has the measurements behind them.
             """
     )
 
@@ -45,7 +45,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
         case adaptive, fixed, off
     }
 
-    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off.")
+    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library.")
     var busyPolling: BusyPollingMode = .adaptive
 
     @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")

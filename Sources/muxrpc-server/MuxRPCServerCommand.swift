@@ -13,20 +13,19 @@ import Yamux
 /// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and shuts
 /// down gracefully on Ctrl-C or SIGTERM.
 ///
-/// Unlike MuxRPC's library, the program turns adaptive busy polling on
-/// (`BusyPollers(.adaptive)` on NIO's shared group): it is a benchmark
-/// peer and a demo of a latency-minded service. Docs/tuning.md has what
-/// that costs and gains.
+/// Unlike MuxRPC's library, the program keeps glibc's freed memory for
+/// reuse (`MallocTuning`), which changes the whole process; Docs/tuning.md
+/// and Docs/server.md have why.
 @main
 struct MuxRPCServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-server",
         abstract: "Serve MuxRPC's demo services (plain, Consul and Nomad modes on one port).",
         discussion: """
-            Settings that differ from MuxRPC's library defaults: adaptive busy polling is on \
-            (--busy-polling; the library leaves it off), and glibc's malloc keeps freed memory \
-            for reuse (--default-malloc; the library never changes the process's allocator). \
-            Docs/tuning.md has the measurements behind both.
+            Settings that differ from MuxRPC's library defaults: glibc's malloc keeps freed \
+            memory for reuse (--default-malloc turns that off; the library never changes the \
+            process's allocator). Busy polling, early flushes and handlers on the event loop \
+            are the library's defaults; Docs/tuning.md has the measurements behind them.
             """
     )
 
@@ -52,7 +51,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         case adaptive, fixed, off
     }
 
-    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, which this program turns on; MuxRPC's library default is off.")
+    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library.")
     var busyPolling: BusyPollingMode = .adaptive
 
     @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
@@ -104,7 +103,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         }
         try polling.validate()
         // One object for NIO's shared group, where the server runs.
-        if polling.isEnabled { configuration.busyPolling = BusyPollers(polling) }
+        configuration.busyPolling = polling.isEnabled ? BusyPollers(polling) : nil
         if handlersOffLoop { configuration.rpc.runsHandlersOnEventLoop = false }
         if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { configuration.yamux.flushesEarly = false }

@@ -236,9 +236,14 @@ struct BusyPollingTests {
         #expect(!BusyPolling.fixedWindow(.microseconds(50)).isAdaptive)
     }
 
-    @Test func theLibraryLeavesBusyPollingOff() {
-        #expect(MuxRPCServer.Configuration().busyPolling == nil)
-        #expect(MuxRPCConnection.Configuration().busyPolling == nil)
-        #expect(ConnectionPool.Configuration().connection.busyPolling == nil)
+    @Test func byDefaultEachConfigurationPollsAdaptivelyWithAnObjectOfItsOwn() throws {
+        let server = try #require(MuxRPCServer.Configuration().busyPolling)
+        let connection = try #require(MuxRPCConnection.Configuration().busyPolling)
+        #expect(server.setting == .adaptive)
+        #expect(connection.setting == .adaptive)
+        // Nothing process-wide: each configuration made has its own object.
+        #expect(server !== connection)
+        #expect(try #require(MuxRPCServer.Configuration().busyPolling) !== server)
+        #expect(try #require(ConnectionPool.Configuration().connection.busyPolling) !== connection)
     }
 }

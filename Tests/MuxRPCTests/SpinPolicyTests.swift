@@ -1,3 +1,4 @@
+import Foundation
 @testable import MuxRPC
 import NIOCore
 import Testing
@@ -179,6 +180,36 @@ struct SpinPolicyTests {
         #expect(loop.policy.misses * 100 < calls)
         // Every turn spun was one of those misses' windows.
         #expect(loop.emptyTurns == loop.policy.misses * 25)
+    }
+
+    /// Gaps drawn from an exponential distribution, as from many independent
+    /// clients, with a fixed seed.
+    private struct RandomGaps {
+        var state: UInt64
+        let callsPerSecond: Double
+
+        mutating func next() -> TimeAmount {
+            // SplitMix64.
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            let unit = Double(z >> 11) / Double(1 << 53)
+            return .nanoseconds(Int64(-log(1 - unit) / callsPerSecond * 1e9))
+        }
+    }
+
+    @Test(arguments: [100.0, 1_000.0])
+    func randomTrafficAtLowRatesCostsAlmostNoSpinning(callsPerSecond: Double) {
+        var gaps = RandomGaps(state: 7, callsPerSecond: callsPerSecond)
+        var loop = SimulatedLoop()
+        let calls = 100_000
+        for _ in 0..<calls { loop.serve(after: gaps.next()) }
+        // The odd run of close calls engages the policy; its spins mostly
+        // miss, and each engagement that does backs off further.
+        #expect(loop.policy.misses * 2_000 < calls)
+        #expect(loop.emptyTurns * 100 < calls)
     }
 
     @Test func anEngagementThatHitsResetsTheBackOff() {

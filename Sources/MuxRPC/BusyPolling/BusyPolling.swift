@@ -21,8 +21,9 @@ import Synchronization
 /// measured.
 ///
 /// A setting does nothing by itself: give it to a ``BusyPollers`` object,
-/// and that object to the servers and connections that should poll.
-/// MuxRPC's library leaves busy polling off; its programs turn it on.
+/// and that object to the servers and connections that should poll. By
+/// default each server's and each connection configuration's loops poll
+/// adaptively, with an object of their own.
 public struct BusyPolling: Sendable, Hashable {
     /// How long a loop spins after its last traffic before it sleeps; zero
     /// turns busy polling off.
@@ -86,11 +87,13 @@ public struct BusyPollingConfigurationError: Error, Sendable, CustomStringConver
 /// connection configured with this object, shared by all such connections
 /// on that loop, closed when the last of them closes.
 ///
-/// Create one for each event loop group whose loops should poll, and give
-/// it to every server and connection on that group
+/// Every server configuration and connection configuration has one of its
+/// own by default, adaptive. Where servers and clients share an event loop
+/// group, create one for the group and give it to all of them
 /// (``MuxRPCServer/Configuration/busyPolling``,
 /// ``MuxRPCConnection/Configuration/busyPolling``, and through the latter
-/// the pool's and ``MuxRPCClient``'s connections):
+/// the pool's and ``MuxRPCClient``'s connections), so that each loop has one
+/// poller deciding from all of its traffic:
 ///
 ///     let polling = BusyPollers(.adaptive)
 ///     var server = MuxRPCServer.Configuration()
@@ -99,9 +102,8 @@ public struct BusyPollingConfigurationError: Error, Sendable, CustomStringConver
 ///     client.pool.connection.busyPolling = polling
 ///
 /// Nothing is shared beyond the object: two objects used on one loop give it
-/// two pollers, each deciding on its own connections' traffic, so share one
-/// object wherever connections share loops. A loop's poller decides from all
-/// of its connections' traffic together.
+/// two pollers, each deciding on its own connections' traffic (and each
+/// reading its own eventfd at every turn while it spins).
 public final class BusyPollers: Sendable {
     /// How the loops poll.
     public let setting: BusyPolling
