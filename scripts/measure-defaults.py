@@ -17,8 +17,8 @@ reversed every other round; medians over the rounds):
   `--handlers-off-loop`), since inline methods run on the loop either way.
 
 The flushes and handlers groups run with busy polling as `--base-polling`
-says (default: off, the library's default), so that each row differs from
-the library's defaults in one setting only.
+says (default: adaptive, the library's default), so that each row differs
+from the library's defaults in one setting only.
 
 For each variant a fresh `muxrpc-server` is started, and:
 
@@ -210,8 +210,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--groups", default="polling,flushes,handlers")
-    parser.add_argument("--base-polling", choices=sorted(POLLING), default="off",
-                        help="busy polling in the flushes and handlers groups (default: off, the library's)")
+    parser.add_argument("--base-polling", choices=sorted(POLLING), default="adaptive",
+                        help="busy polling in the flushes and handlers groups (default: adaptive, the library's)")
     parser.add_argument("--idle-seconds", type=float, default=10)
     parser.add_argument("--paced-seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=100)

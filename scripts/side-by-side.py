@@ -40,7 +40,7 @@ RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", pool only
 # with glibc's malloc defaults, under which a 64 KiB or 1 MiB call faults its buffers in afresh.
 LARGE_RPC_VARIANTS = [("", []), (", glibc malloc defaults", ["--default-malloc"])]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
-TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
+TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "100"])]
 # Raw TCP round trips, one message in flight: the ceiling of an RPC with one call in flight.
 # MuxRPC's side is NIO with the busy polling its connections have, and without.
 ROUND_TRIP_VARIANTS = [("", []), (", no busy polling", ["--busy-poll-microseconds", "0"])]
@@ -154,8 +154,8 @@ def table(results, rounds, command):
         "(`--path bare`: streams of one connection from a free list); \"no yamux\" rows call "
         "through the client stack over net/rpc straight on TCP, a connection per call in flight "
         "(`--mode plain`, mode 0x00), where Go's rows still use yamux. MuxRPC's connections "
-        "busy-poll for 50 µs after their traffic and flush early, after half as many gathered "
-        "yamux frames as they have busy streams, 16 at most (`BusyPolling.default`, "
+        "busy-poll after their traffic while it is dense, for up to 100 µs, and flush early, after "
+        "half as many gathered yamux frames as they have busy streams, 16 at most (`BusyPolling.adaptive`, "
         "`YamuxConfiguration.flushesEarly`, `maxFramesPerFlush`); the \"no busy polling\" "
         "rows turn those off (`--busy-poll-microseconds 0`, `--no-early-flushes`). "
         "The raw TCP row is NIO as it comes; \"tcp 64 KiB, busy polling\" gives raw TCP the "
