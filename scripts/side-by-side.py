@@ -40,7 +40,7 @@ RPC_LOOPS = [("", []), (", 1 event loop", ["--event-loops", "1"]), (", pool only
 # with glibc's malloc defaults, under which a 64 KiB or 1 MiB call faults its buffers in afresh.
 LARGE_RPC_VARIANTS = [("", []), (", glibc malloc defaults", ["--default-malloc"])]
 # Raw TCP on NIO as it comes, and with the busy polling MuxRPC's connections have.
-TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "50"])]
+TCP_VARIANTS = [("", []), (", busy polling", ["--busy-poll-microseconds", "100"])]
 # Raw TCP round trips, one message in flight: the ceiling of an RPC with one call in flight.
 # MuxRPC's side is NIO with the busy polling its connections have, and without.
 ROUND_TRIP_VARIANTS = [("", []), (", no busy polling", ["--busy-poll-microseconds", "0"])]

@@ -36,9 +36,14 @@ public final class MuxRPCConnection: Sendable {
         public var rpc: RPCClient.Configuration
         /// How long a TCP connect may take. Default 10 seconds (Consul's dial timeout).
         public var connectTimeout: Duration
-        /// Whether, and for how long, the connection's event loop keeps
-        /// polling after its traffic pauses (``BusyPolling``). On by default.
-        public var busyPolling: BusyPolling
+        /// How the connection's event loop polls after its traffic instead
+        /// of sleeping at once (see ``BusyPolling``). Default: a
+        /// ``BusyPollers`` of this configuration's own, adaptive, which
+        /// spins only while traffic is dense, and which every connection
+        /// made with this configuration (a pool's, say) shares; give the
+        /// servers and connections that share an event loop group one
+        /// object, so that each loop has one poller; nil turns busy polling off.
+        public var busyPolling: BusyPollers?
         /// How much the connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
@@ -49,7 +54,7 @@ public final class MuxRPCConnection: Sendable {
             yamux: YamuxConfiguration = .init(),
             rpc: RPCClient.Configuration = .init(),
             connectTimeout: Duration = .seconds(10),
-            busyPolling: BusyPolling = .default,
+            busyPolling: BusyPollers? = BusyPollers(.adaptive),
             socketReads: SocketReads = .default
         ) {
             self.mode = mode
@@ -93,7 +98,7 @@ public final class MuxRPCConnection: Sendable {
     ) async throws -> MuxRPCConnection {
         let group = group ?? MultiThreadedEventLoopGroup.singleton
         try configuration.yamux.validate()
-        try configuration.busyPolling.validate()
+        try configuration.busyPolling?.validate()
         try configuration.socketReads.validate()
         guard configuration.mode != .plain else {
             return MuxRPCConnection(address: address, configuration: configuration, group: group, session: nil)

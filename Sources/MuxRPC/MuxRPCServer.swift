@@ -37,9 +37,13 @@ public final class MuxRPCServer: Sendable {
         /// How long a graceful shutdown lets calls in flight finish before
         /// closing what is left. Default 10 s.
         public var shutdownGracePeriod: Duration
-        /// Whether, and for how long, the event loops keep polling after a
-        /// connection's traffic pauses (``BusyPolling``). On by default.
-        public var busyPolling: BusyPolling
+        /// How the server's event loops poll after a connection's traffic
+        /// instead of sleeping at once (see ``BusyPolling``). Default: a
+        /// ``BusyPollers`` of this configuration's own, adaptive, which
+        /// spins only while traffic is dense; give the servers and
+        /// connections that share an event loop group one object, so that
+        /// each loop has one poller; nil turns busy polling off.
+        public var busyPolling: BusyPollers?
         /// How much each connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
@@ -54,7 +58,7 @@ public final class MuxRPCServer: Sendable {
             yamux: YamuxConfiguration = .init(),
             maxConnections: Int = 10_000,
             shutdownGracePeriod: Duration = .seconds(10),
-            busyPolling: BusyPolling = .default,
+            busyPolling: BusyPollers? = BusyPollers(.adaptive),
             socketReads: SocketReads = .default
         ) {
             self.host = host
@@ -150,7 +154,7 @@ public final class MuxRPCServer: Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress {
         try configuration.yamux.validate()
-        try configuration.busyPolling.validate()
+        try configuration.busyPolling?.validate()
         try configuration.socketReads.validate()
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

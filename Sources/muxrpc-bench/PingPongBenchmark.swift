@@ -31,8 +31,7 @@ struct PingPongBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         let (group, ownGroup) = loops.makeGroup()
-        let busyPolling = polling.busyPolling
-        try busyPolling.validate()
+        let busyPolling = try polling.makePollers()
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -79,6 +79,9 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Flag(help: "Run the callers on Swift's cooperative threads instead of the client's event loop.")
     var callersOffLoop = false
 
+    @Flag(help: "Run the in-process server's handlers off the event loop (RPCServer.Configuration.runsHandlersOnEventLoop false); only async methods run in tasks (--server-methods async).")
+    var handlersOffLoop = false
+
     @OptionGroup var loops: EventLoopOptions
 
     @Option(help: "Call the server at HOST:PORT (e.g. a muxrpc-server, Consul mode) instead of one started in this process.")
@@ -121,9 +124,14 @@ struct RPCBenchmark: AsyncParsableCommand {
         if noEarlyFlushes { yamux.flushesEarly = false }
         if let maxStreamWindow { yamux.maxStreamWindowSize = maxStreamWindow }
         if noWindowAutoTuning { yamux.enableWindowAutoTuning = false }
-        let busyPolling = polling.busyPolling
+        let busyPolling = try polling.makePollers()
         let socketReads = maxReadBytes.map { SocketReads(maximumBytes: $0) } ?? .default
-        let serverConfiguration = MuxRPCServer.Configuration(yamux: yamux, busyPolling: busyPolling, socketReads: socketReads)
+        let serverConfiguration = MuxRPCServer.Configuration(
+            rpc: RPCServer.Configuration(runsHandlersOnEventLoop: !handlersOffLoop),
+            yamux: yamux,
+            busyPolling: busyPolling,
+            socketReads: socketReads
+        )
         let group = loops.makeGroup().group
         var services = DemoServices.registry
         if serverMethods == .async {

@@ -35,7 +35,7 @@ struct StreamsBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let pair = try await YamuxLoopbackPair(api: api, busyPolling: polling.busyPolling)
+        let pair = try await YamuxLoopbackPair(api: api, busyPolling: try polling.makePollers())
         let perStream = bytes / streams
         let clock = ContinuousClock()
         let start = clock.now
@@ -69,8 +69,8 @@ final class YamuxLoopbackPair: Sendable {
     let client: YamuxSession
     let api: StreamAPI
 
-    init(api: StreamAPI = .async, maxConcurrentStreams: Int? = nil, busyPolling: BusyPolling = .default) async throws {
-        try busyPolling.validate()
+    /// `busyPolling` defaults to what the program's flags default to: adaptive.
+    init(api: StreamAPI = .async, maxConcurrentStreams: Int? = nil, busyPolling: BusyPollers? = BusyPollers(.adaptive)) async throws {
         self.api = api
         var configuration = YamuxConfiguration()
         configuration.enableKeepAlive = false

@@ -19,6 +19,9 @@ struct TCPBenchmark: AsyncParsableCommand {
     @Option(help: "Busy polling window in microseconds on both connections, as MuxRPC's connections have (default: 0, off: NIO as it comes).")
     var busyPollMicroseconds = 0
 
+    @Flag(help: "With --busy-poll-microseconds: spin after every traffic for the window, instead of only while traffic is dense (adaptive).")
+    var fixedWindow = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -29,8 +32,9 @@ struct TCPBenchmark: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup.singleton
         let received = group.any().makePromise(of: Void.self)
         let total = bytes
-        let busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds))
-        try busyPolling.validate()
+        let setting = BusyPolling(window: .microseconds(busyPollMicroseconds), isAdaptive: !fixedWindow)
+        try setting.validate()
+        let busyPolling = setting.isEnabled ? BusyPollers(setting) : nil
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

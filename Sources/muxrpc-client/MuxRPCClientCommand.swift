@@ -12,12 +12,20 @@ import Synchronization
 /// `muxrpc-client`: calls the demo services on one or more servers through the
 /// client stack (balancing, breakers, retries, the pool), checks every answer,
 /// and ends with one summary line.
+///
+/// Unlike MuxRPC's library, the program keeps glibc's freed memory for
+/// reuse (`MallocTuning`), which changes the whole process.
 @main
 struct MuxRPCClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-client",
         abstract: "Call MuxRPC's demo services, check every answer, print a summary line.",
-        discussion: "Exits non-zero when any answer was wrong or any call failed."
+        discussion: """
+            Exits non-zero when any answer was wrong or any call failed. Settings that differ \
+            from MuxRPC's library defaults: glibc's malloc keeps freed memory for reuse (the \
+            library never changes the process's allocator). Busy polling and early flushes are \
+            the library's defaults; Docs/tuning.md has the measurements behind them.
+            """
     )
 
     @Option(name: .customLong("addr"), help: "Server address HOST:PORT (repeat for several servers).")
@@ -34,6 +42,16 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
 
     @Option(help: "Connection mode: consul, nomad or plain.")
     var mode: Mode = .consul
+
+    enum BusyPollingMode: String, ExpressibleByArgument, CaseIterable {
+        case adaptive, fixed, off
+    }
+
+    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library.")
+    var busyPolling: BusyPollingMode = .adaptive
+
+    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
+    var busyPollMicroseconds: Int?
 
     @Option(help: "Serve Prometheus metrics (calls, errors, latency, pool gauges) at GET /metrics on this port; 0 picks a free one.")
     var metricsPort: Int?
@@ -86,9 +104,19 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
             interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
         }
+        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
+        let polling: BusyPolling
+        switch busyPolling {
+        case .adaptive: polling = BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
+        case .fixed: polling = BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
+        case .off: polling = .disabled
+        }
+        try polling.validate()
+        // One object for NIO's shared group, where the client's connections run.
+        let pollers = polling.isEnabled ? BusyPollers(polling) : nil
         let client = try MuxRPCClient(endpoints: servers, configuration: .init(
             mode: mode.connectionMode,
-            pool: .init(keepsStreamsAfterServerErrors: true),
+            pool: .init(connection: .init(busyPolling: pollers), keepsStreamsAfterServerErrors: true),
             interceptors: interceptors
         ))
         var metrics: (server: MetricsServer, reporter: Task<Void, any Error>)?

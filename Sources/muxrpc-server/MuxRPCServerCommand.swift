@@ -16,11 +16,21 @@ import Yamux
 /// `muxrpc-server`: serves the demo services (Status.Ping, Echo.Echo,
 /// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and shuts
 /// down gracefully on Ctrl-C or SIGTERM.
+///
+/// Unlike MuxRPC's library, the program keeps glibc's freed memory for
+/// reuse (`MallocTuning`), which changes the whole process; Docs/tuning.md
+/// and Docs/server.md have why.
 @main
 struct MuxRPCServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-server",
-        abstract: "Serve MuxRPC's demo services (plain, Consul and Nomad modes on one port)."
+        abstract: "Serve MuxRPC's demo services (plain, Consul and Nomad modes on one port).",
+        discussion: """
+            Settings that differ from MuxRPC's library defaults: glibc's malloc keeps freed \
+            memory for reuse (--default-malloc turns that off; the library never changes the \
+            process's allocator). Busy polling, early flushes and handlers on the event loop \
+            are the library's defaults; Docs/tuning.md has the measurements behind them.
+            """
     )
 
     @Option(help: "Address to listen on.")
@@ -41,7 +51,14 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a graceful shutdown lets calls in flight finish.")
     var gracePeriod = 10
 
-    @Option(help: "Microseconds an event loop keeps polling after a connection's traffic pauses; 0 turns busy polling off (default: 50, BusyPolling.default).")
+    enum BusyPollingMode: String, ExpressibleByArgument, CaseIterable {
+        case adaptive, fixed, off
+    }
+
+    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library.")
+    var busyPolling: BusyPollingMode = .adaptive
+
+    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
     var busyPollMicroseconds: Int?
 
     @Option(help: "The most yamux frames gathered before an early flush (default: 16, YamuxConfiguration's).")
@@ -49,6 +66,12 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
 
     @Flag(help: "Flush yamux frames once at the end of each event loop turn, never early.")
     var noEarlyFlushes = false
+
+    @Flag(help: "Register Echo.Echo as an async method, run in a task per call, instead of inline on the event loop (to measure where handlers run).")
+    var asyncEcho = false
+
+    @Flag(help: "Run handlers in tasks off the event loop (RPCServer.Configuration.runsHandlersOnEventLoop false); matters for async methods only (--async-echo, Test.Sleep).")
+    var handlersOffLoop = false
 
     @Flag(help: "Keep glibc's malloc defaults instead of MallocTuning's (which keep freed memory for the next large message).")
     var defaultMalloc = false
@@ -78,7 +101,17 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     func run() async throws {
         if !defaultMalloc { MallocTuning.keepFreedMemoryForReuse() }
         var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
-        if let busyPollMicroseconds { configuration.busyPolling = BusyPolling(window: .microseconds(busyPollMicroseconds)) }
+        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
+        let polling: BusyPolling
+        switch busyPolling {
+        case .adaptive: polling = BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
+        case .fixed: polling = BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
+        case .off: polling = .disabled
+        }
+        try polling.validate()
+        // One object for NIO's shared group, where the server runs.
+        configuration.busyPolling = polling.isEnabled ? BusyPollers(polling) : nil
+        if handlersOffLoop { configuration.rpc.runsHandlersOnEventLoop = false }
         if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { configuration.yamux.flushesEarly = false }
         #if TLS
@@ -104,8 +137,15 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
         // Caught from before we say we listen: a script may send SIGTERM as
         // soon as it reads that line, and it must find the handlers in place.
         let (signals, sources) = catchTerminationSignals()
-        defer { withExtendedLifetime(sources) {} }
-        let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
+        let cpuReport = reportCPUTimeOnSIGUSR1()
+        defer { withExtendedLifetime((sources, cpuReport)) {} }
+        var services = DemoServices.registry
+        if asyncEcho {
+            services.register(service: "Echo", method: "Echo") { (arguments: DemoServices.EchoArgs, _) in
+                DemoServices.EchoReply(msg: arguments.msg)
+            }
+        }
+        let server = MuxRPCServer(services: services, configuration: configuration)
         let address = try await server.start()
         // Written straight to the file descriptor so a script reading our
         // output sees it at once, whatever stdout's buffering.
@@ -135,4 +175,22 @@ func catchTerminationSignals() -> (AsyncStream<String>, [any DispatchSourceSigna
         sources.append(source)
     }
     return (names, sources)
+}
+
+/// On each SIGUSR1, writes `cpu_user_us=U cpu_system_us=S` on its own line
+/// to stdout: the process's CPU time so far, all threads, those that have
+/// exited included (`getrusage`). Scripts that measure what the server costs
+/// read it (scripts/measure-defaults.py); /proc's per-thread counters lose
+/// the threads that exit, and its per-process ones count 10 ms ticks.
+func reportCPUTimeOnSIGUSR1() -> any DispatchSourceSignal {
+    signal(SIGUSR1, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+    source.setEventHandler {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func micros(_ time: timeval) -> Int { Int(time.tv_sec) * 1_000_000 + Int(time.tv_usec) }
+        FileHandle.standardOutput.write(Data("cpu_user_us=\(micros(usage.ru_utime)) cpu_system_us=\(micros(usage.ru_stime))\n".utf8))
+    }
+    source.resume()
+    return source
 }

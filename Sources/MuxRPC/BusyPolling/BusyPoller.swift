@@ -13,115 +13,102 @@ import Musl
 import Darwin
 #endif
 
-/// Keeps one event loop polling for I/O, instead of sleeping, for a window
-/// after the last traffic of the connections that share it (see
-/// ``BusyPolling`` for why).
+/// Keeps one event loop polling for I/O, instead of sleeping, after the
+/// traffic of the connections that share it, as its ``SpinPolicy`` decides
+/// (see ``BusyPolling`` for why).
 ///
 /// NIO's loop blocks in `epoll_wait` only when it has nothing ready, so the
 /// poller keeps something ready: an eventfd in semaphore mode whose counter
 /// never runs out, registered on the loop as a channel that reads only when
 /// asked to. While the poller asks, every turn of the loop reads it (one
 /// 8-byte `read`, which takes 1 from the counter) alongside whatever I/O is
-/// ready, and the poller decides whether to ask again: while traffic goes
-/// on, or the window since it stopped has not run out, it does (yielding the
-/// CPU first when there was no traffic); otherwise it stops asking, NIO
-/// drops its interest in the eventfd, and the loop sleeps at its next turn
-/// as before. An eventfd costs one system call per turn where a socket pair
-/// cost two (a read, and a send to refill it), and its reads never wake
-/// anyone.
+/// ready, and the poller asks its policy whether to ask again (yielding the
+/// CPU first when there was no traffic); once the policy says no, it stops
+/// asking, NIO drops its interest in the eventfd, and the loop sleeps at its
+/// next turn as before. An eventfd costs one system call per turn where a
+/// socket pair cost two (a read, and a send to refill it), and its reads
+/// never wake anyone.
 ///
-/// There is one poller per loop, shared by every connection on it: the first
-/// ``acquire(on:window:)`` creates it, the last ``release(window:)`` closes
-/// it. All but the registry is confined to the loop. Linux only: elsewhere
-/// no poller opens, and loops sleep as NIO made them.
+/// While the loop does not spin, each read or flush costs one clock read,
+/// which is what the policy needs to tell dense traffic from sparse; while
+/// it spins, a counter bump, and each turn one clock read (two when it
+/// yields, to tell the policy how long the yield took).
+///
+/// There is one poller per loop and ``BusyPollers`` object, shared by every
+/// connection on that loop that was given the object: the first
+/// ``BusyPollers/acquire(on:)`` creates it, the last ``release()`` closes it.
+/// All but the closed flag is confined to the loop. Linux only: elsewhere no
+/// poller opens, and loops sleep as NIO made them.
 final class BusyPoller: @unchecked Sendable {
-    private static let pollers = NIOLockedValueBox<[ObjectIdentifier: BusyPoller]>([:])
-
-    /// Held strongly so that its identifier, the registry's key, cannot be reused while this lives.
-    private let eventLoop: any EventLoop
-    /// Each user's window; the loop polls for the longest.
-    private var windows: [TimeAmount: Int] = [:]
-    private var window: TimeAmount = .zero
+    /// Held strongly so that its identifier, the key in its ``BusyPollers``, cannot be reused while this lives.
+    let eventLoop: any EventLoop
+    /// Connections using this poller.
+    private var users = 0
 
     /// The eventfd's channel, once registered; reads only when the poller asks.
     private var wakeChannel: (any Channel)?
     private var isClosing = false
 
-    /// Bumped by every read and flush; compared at each turn to see whether there was traffic since.
+    /// Bumped by every read and flush while spinning; compared at each turn to see whether there was traffic since.
     private var traffic: UInt64 = 0
     private var trafficSeen: UInt64 = 0
-    private var quietSince = NIODeadline.distantPast
-    private(set) var isPolling = false
+    private(set) var policy: SpinPolicy
+    var isPolling: Bool { policy.isSpinning }
     /// Loop turns spent polling, for tests and curiosity.
     private(set) var turns = 0
     /// True once the eventfd is closed (or when it could not be opened); any thread may read it.
     var isClosed: Bool { closedFlag.withLockedValue { $0 } }
     private let closedFlag = NIOLockedValueBox(false)
 
-    private init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, parameters: SpinPolicy.Parameters) {
         self.eventLoop = eventLoop
+        self.policy = SpinPolicy(parameters)
     }
 
-    /// The loop's poller, created if it has none, with `window` counted as one more user's.
-    static func acquire(on eventLoop: any EventLoop, window: TimeAmount) -> BusyPoller {
+    /// One more connection uses the poller; the first opens its eventfd.
+    func retain() {
         eventLoop.preconditionInEventLoop()
-        let key = ObjectIdentifier(eventLoop)
-        let (poller, created) = pollers.withLockedValue { pollers in
-            if let poller = pollers[key] { return (poller, false) }
-            let poller = BusyPoller(eventLoop: eventLoop)
-            pollers[key] = poller
-            return (poller, true)
-        }
-        if created { poller.openWakeChannel() }
-        poller.windows[window, default: 0] += 1
-        poller.window = max(poller.window, window)
-        return poller
+        users += 1
+        if users == 1 { openWakeChannel() }
     }
 
-    /// The loop's poller, if one is open; for tests.
-    static func existing(on eventLoop: any EventLoop) -> BusyPoller? {
-        pollers.withLockedValue { $0[ObjectIdentifier(eventLoop)] }
-    }
-
-    /// Gives back one user's share; the last one closes the poller.
-    func release(window: TimeAmount) {
+    /// One connection fewer; the last one closes the poller. Returns whether it did.
+    func release() -> Bool {
         eventLoop.preconditionInEventLoop()
-        guard let users = windows[window] else { return }
-        windows[window] = users > 1 ? users - 1 : nil
-        self.window = windows.keys.max() ?? .zero
-        guard windows.isEmpty else { return }
-        let key = ObjectIdentifier(eventLoop)
-        Self.pollers.withLockedValue { pollers in
-            if pollers[key] === self { pollers[key] = nil }
-        }
+        users -= 1
+        guard users == 0 else { return false }
         close()
+        return true
     }
 
-    /// A connection on the loop read or flushed: poll, if not already.
+    /// A connection on the loop read or flushed: tell the policy, which may start a spin.
     func noteTraffic() {
-        traffic &+= 1
-        guard !isPolling, let wakeChannel else { return }
-        isPolling = true
-        trafficSeen = traffic
-        quietSince = .now()
-        wakeChannel.read()
+        guard !policy.isSpinning else {
+            traffic &+= 1
+            return
+        }
+        // Before the eventfd is registered nothing could drive the spin's turns.
+        guard let wakeChannel else { return }
+        if policy.traffic(at: .now()) {
+            trafficSeen = traffic
+            wakeChannel.read()
+        }
     }
 
     /// Called once per loop turn while polling, when the wake channel was
     /// read. Whether to read it at the next turn too.
     fileprivate func loopTurned() -> Bool {
-        guard isPolling else { return false }
+        guard policy.isSpinning else { return false }
         turns += 1
+        let sawTraffic = traffic != trafficSeen
+        trafficSeen = traffic
         let now = NIODeadline.now()
-        if traffic != trafficSeen {
-            trafficSeen = traffic
-            quietSince = now
-        } else if now - quietSince >= window {
-            isPolling = false
-            return false
-        } else {
-            // Nothing happened this turn: let any other thread that is ready use the CPU first.
+        guard policy.turn(at: now, sawTraffic: sawTraffic) else { return false }
+        if !sawTraffic {
+            // Nothing happened this turn: let any other thread that is ready
+            // use the CPU first, and tell the policy how long that took.
             sched_yield()
+            policy.yielded(from: now, to: .now())
         }
         return true
     }
@@ -167,7 +154,6 @@ final class BusyPoller: @unchecked Sendable {
 
     private func close() {
         isClosing = true
-        isPolling = false
         wakeChannel?.close(promise: nil)
         wakeChannel = nil
     }

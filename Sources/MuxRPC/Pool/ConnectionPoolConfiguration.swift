@@ -123,7 +123,7 @@ extension ConnectionPool {
             try check.require(healthCheckTimeout > .zero, "healthCheckTimeout must be positive")
             try check.require(sessionReplacementInterval.map { $0 >= .zero } ?? true, "sessionReplacementInterval must not be negative")
             try connection.yamux.validate()
-            try connection.busyPolling.validate()
+            try connection.busyPolling?.validate()
             try connection.socketReads.validate()
         }
     }
