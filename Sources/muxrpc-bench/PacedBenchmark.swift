@@ -1,9 +1,11 @@
 import ArgumentParser
+import DemoServices
 import Foundation
 import MsgpackRPC
 import MuxRPC
 import NIOCore
 import NIOPosix
+import ProcessTuning
 import Yamux
 
 /// Echo.Echo calls at a steady rate, or none at all, against a server in
@@ -61,7 +63,7 @@ struct PacedBenchmark: AsyncParsableCommand {
         var configuration = MuxRPCClient.Configuration()
         configuration.pool.connection.busyPolling = try polling.makePollers()
         if noEarlyFlushes { configuration.pool.connection.yamux.flushesEarly = false }
-        let callers = try (0..<clients).map { _ in try MuxRPCClient(endpoints: [address], configuration: configuration) }
+        let callers = try (0..<clients).map { _ in try MuxRPCClient(endpoints: [Endpoint(address)], configuration: configuration) }
         let arguments = DemoServices.EchoArgs(msg: (0..<payload).map { UInt8(truncatingIfNeeded: $0) })
         func call(_ client: MuxRPCClient) async throws {
             let reply = try await client.call("Echo.Echo", arguments, returning: DemoServices.EchoReply.self)

@@ -219,9 +219,11 @@ struct BusyPollingTests {
     @Test(arguments: [Duration.microseconds(-1), BusyPolling.maximumWindow + .nanoseconds(1)])
     func windowsOutOfRangeAreRefused(window: Duration) async throws {
         for polling in [BusyPolling(window: window), .fixedWindow(window)] {
-            #expect(throws: BusyPollingConfigurationError.self) { try polling.validate() }
+            let error = #expect(throws: MuxRPCError.self) { try polling.validate() }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(error?.description.contains("busy polling window") == true)
             try await expectRefusedEverywhere(
-                BusyPollers(polling), with: BusyPollingConfigurationError.self, server: \.busyPolling, connection: \.busyPolling
+                BusyPollers(polling), with: MuxRPCError.self, server: \.busyPolling, connection: \.busyPolling
             )
         }
     }

@@ -32,6 +32,8 @@ public struct BusyPolling: Sendable, Hashable {
     /// or after every traffic (false).
     public var isAdaptive: Bool
 
+    /// Polling for up to `window` after traffic: adaptively (only while
+    /// spins catch the traffic) unless `isAdaptive` is false.
     public init(window: Duration, isAdaptive: Bool = true) {
         self.window = window
         self.isAdaptive = isAdaptive
@@ -61,10 +63,10 @@ public struct BusyPolling: Sendable, Hashable {
     /// Whether loops poll at all.
     public var isEnabled: Bool { window > .zero }
 
-    /// Throws ``BusyPollingConfigurationError`` for a window below zero or
-    /// above ``maximumWindow``.
-    public func validate() throws(BusyPollingConfigurationError) {
-        let check = ConfigurationCheck { BusyPollingConfigurationError(message: $0) }
+    /// Throws ``MuxRPCError`` with code ``MuxRPCError/Code/invalidConfiguration``
+    /// for a window below zero or above ``maximumWindow``.
+    public func validate() throws(MuxRPCError) {
+        let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("busy polling", $0) }
         try check.require(window >= .zero, "busy polling window must not be negative")
         try check.require(
             window <= Self.maximumWindow,
@@ -75,12 +77,6 @@ public struct BusyPolling: Sendable, Hashable {
     var spinParameters: SpinPolicy.Parameters {
         SpinPolicy.Parameters(window: TimeAmount(window), isAdaptive: isAdaptive)
     }
-}
-
-/// A ``BusyPolling`` that cannot work.
-public struct BusyPollingConfigurationError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public var description: String { "invalid busy polling configuration: \(message)" }
 }
 
 /// The busy pollers of one event loop group: one per loop that has a
@@ -112,6 +108,8 @@ public final class BusyPollers: Sendable {
     /// Each loop's poller while a connection on it uses one, by the loop's identity.
     private let pollers = Mutex<[ObjectIdentifier: BusyPoller]>([:])
 
+    /// Pollers that poll as `setting` says, one per loop that a server or
+    /// connection given this object runs on.
     public init(_ setting: BusyPolling) {
         self.setting = setting
         self.spinParameters = setting.spinParameters
@@ -124,8 +122,9 @@ public final class BusyPollers: Sendable {
         self.spinParameters = spinParameters
     }
 
-    /// Throws ``BusyPollingConfigurationError`` when ``setting`` cannot work.
-    public func validate() throws(BusyPollingConfigurationError) {
+    /// Throws ``MuxRPCError`` with code ``MuxRPCError/Code/invalidConfiguration``
+    /// when ``setting`` cannot work.
+    public func validate() throws(MuxRPCError) {
         try setting.validate()
     }
 
