@@ -348,28 +348,31 @@ import Testing
     }
 
     @Test func streamCloseTimeoutResetsLingeringStream() async throws {
-        let serverSaw = NIOLockedValueBox<String?>(nil)
         // The client closes only once the server reads the stream: a stream
         // reset while it still waits in the accept backlog is never seen by
         // the server, and a busy machine can take longer than the 50 ms close
         // timeout to get the server's loop to it.
         let reading = AsyncStream<Void>.makeStream()
+        // What the server's stream ended with, and the server session's stream
+        // count once it had ended.
+        let serverSaw = AsyncStream<(error: YamuxError?, streamsLeft: Int)>.makeStream()
         let server = try await TestServer { session in
             do {
                 for try await stream in session.inboundStreams {
                     // Read to EOF but never close our side: the client's close timeout fires.
-                    do {
-                        try await stream.executeThenClose { inbound, _ in
-                            for try await _ in inbound { reading.continuation.yield() }
-                            try await stream.channel.closeFuture.get()
-                        }
-                        serverSaw.withLockedValue { $0 = "closed" }
-                    } catch {
-                        serverSaw.withLockedValue { $0 = "\(error)" }
+                    try? await stream.executeThenClose { inbound, _ in
+                        for try await _ in inbound { reading.continuation.yield() }
+                        try await stream.channel.closeFuture.get()
                     }
+                    let channel = stream.channel
+                    let why = try? await channel.eventLoop.submit {
+                        (channel as? YamuxStreamChannel)?.terminationError
+                    }.get()
+                    serverSaw.continuation.yield((why ?? nil, await session.streamCount))
                     break
                 }
             } catch {}
+            serverSaw.continuation.finish()
         }
         let client = try await connectClient(port: server.port, configuration: testConfiguration {
             $0.streamCloseTimeout = .milliseconds(50)
@@ -379,10 +382,14 @@ import Testing
             try await outbound.write(ByteBuffer(string: "x"))
             for await _ in reading.stream { break }
         }
-        while serverSaw.withLockedValue({ $0 }) == nil { try await Task.sleep(for: .milliseconds(2)) }
-        while await client.streamCount > 0 { try await Task.sleep(for: .milliseconds(2)) }
-        let session = try await server.firstSession()
-        while await session.streamCount > 0 { try await Task.sleep(for: .milliseconds(2)) }
+        // The server's stream was closed by the client's RST, not by a FIN or
+        // the session ending, and is gone from both sessions' maps.
+        var outcomes = serverSaw.stream.makeAsyncIterator()
+        let outcome = await outcomes.next()
+        #expect(outcome != nil, "the server never saw its stream end")
+        #expect(outcome?.error?.code == .streamReset)
+        #expect(outcome?.streamsLeft == 0)
+        #expect(await client.streamCount == 0)
         await client.close()
         await server.close()
     }
