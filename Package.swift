@@ -234,11 +234,24 @@ let package = Package(
             path: "Tests/InteropSupport",
             swiftSettings: strictSettings
         ),
+        // What the test targets share below any protocol: loopback TCP
+        // listeners and clients. SwiftNIO only, so it imports no layer of the
+        // library and no test target gains one through it.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "YamuxTests",
             dependencies: [
                 "Yamux",
                 "InteropSupport",
+                "TestSupport",
             ] + nioTestDependencies,
             swiftSettings: strictSettings
         ),
@@ -247,6 +260,7 @@ let package = Package(
             dependencies: [
                 "MsgpackRPC",
                 "InteropSupport",
+                "TestSupport",
                 "MessagePack",
                 "DemoServices",
                 "ProcessTuning",

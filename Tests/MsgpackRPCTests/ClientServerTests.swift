@@ -97,11 +97,11 @@ typealias AddReply = DemoServices.AddReply
     }
 
     @Test func sixtyFourConcurrentStreams() async throws {
-        let server = try await TestServer.start()
+        let server = try await RPCTestServer.start()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for stream in 0..<64 {
                 group.addTask {
-                    let client = try await connectClient(port: server.port)
+                    let client = try await connectRPCClient(port: server.port)
                     for call in 0..<20 {
                         let a = Int64(stream * 1000 + call)
                         #expect(try await client.call("Arith.Add", AddArgs(a: a, b: 1), returning: AddReply.self).sum == a + 1)
@@ -319,8 +319,8 @@ typealias AddReply = DemoServices.AddReply
     @Test func inlineMethodsRunInsideServerInterceptors() async throws {
         let seen = NIOLockedValueBox<[String]>([])
         let configuration = RPCServer.Configuration(interceptors: [.apply(CountingInterceptor(seen: seen))])
-        let server = try await TestServer.start(registry: Self.inlineRegistry, configuration: configuration)
-        let client = try await connectClient(port: server.port)
+        let server = try await RPCTestServer.start(registry: Self.inlineRegistry, configuration: configuration)
+        let client = try await connectRPCClient(port: server.port)
         #expect(try await client.call("Inline.Add", AddArgs(a: 2, b: 3), returning: AddReply.self).sum == 5)
         let failure = await expectRPCError { _ = try await client.call("Inline.Fail", RPCEmpty(), returning: RPCEmpty.self) }
         #expect(failure?.message == "inline failure")
@@ -330,8 +330,8 @@ typealias AddReply = DemoServices.AddReply
     }
 
     @Test func handlersOffTheEventLoopWorkToo() async throws {
-        let server = try await TestServer.start(configuration: .init(runsHandlersOnEventLoop: false))
-        let client = try await connectClient(port: server.port)
+        let server = try await RPCTestServer.start(configuration: .init(runsHandlersOnEventLoop: false))
+        let client = try await connectRPCClient(port: server.port)
         #expect(try await client.call("Arith.Add", AddArgs(a: 3, b: 4), returning: AddReply.self).sum == 7)
         let error = await expectRPCError { _ = try await client.call("Test.Fail", DemoServices.FailArgs(message: "x"), returning: RPCEmpty.self) }
         #expect(error?.message == "x")
@@ -356,7 +356,7 @@ typealias AddReply = DemoServices.AddReply
                 return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addMsgpackRPCServer(server) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let client = try await connectClient(port: listener.localAddress!.port!)
+        let client = try await connectRPCClient(port: listener.localAddress!.port!)
         let call = Task { try await client.call("Block.Forever", RPCEmpty(), returning: RPCEmpty.self) }
         await gate.waitUntilEntered()
         try await accepted.withLockedValue { $0 }!.close()
@@ -382,8 +382,8 @@ typealias AddReply = DemoServices.AddReply
                 return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addMsgpackRPCServer(server) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let busy = try await connectClient(port: listener.localAddress!.port!)
-        let idle = try await connectClient(port: listener.localAddress!.port!)
+        let busy = try await connectRPCClient(port: listener.localAddress!.port!)
+        let idle = try await connectRPCClient(port: listener.localAddress!.port!)
         _ = try await idle.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
         let call = Task { try await busy.call("Block.Wait", RPCEmpty(), returning: String.self) }
         await gate.waitUntilEntered()

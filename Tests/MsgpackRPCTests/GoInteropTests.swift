@@ -14,7 +14,7 @@ import Testing
         let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
         let port = try await peer.listeningPort()
-        let client = try await connectClient(port: port)
+        let client = try await connectRPCClient(port: port)
 
         _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self)
         for size in payloadSizes {
@@ -48,7 +48,7 @@ import Testing
         guard try GoPeer.available() else { return }
         let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["server"])
         defer { peer.terminate() }
-        let client = try await connectClient(port: try await peer.listeningPort())
+        let client = try await connectRPCClient(port: try await peer.listeningPort())
         let options = RPCCallOptions(
             timeout: .seconds(30),
             traceContext: RPCTraceContext(traceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", traceState: "congo=t61rcWkgMzE")
@@ -72,7 +72,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             for stream in 0..<64 {
                 group.addTask {
-                    let client = try await connectClient(port: port)
+                    let client = try await connectRPCClient(port: port)
                     for call in 0..<10 {
                         let a = Int64(stream) * 1_000_000 + Int64(call)
                         let reply = try await client.call("Arith.Add", AddArgs(a: a, b: -7), returning: AddReply.self)
@@ -90,7 +90,7 @@ import Testing
 
     @Test func goClientCallsSwiftServer() async throws {
         guard try GoPeer.available() else { return }
-        let server = try await TestServer.start()
+        let server = try await RPCTestServer.start()
         let peer = try await GoPeerProcess.start("rpc-peer", arguments: ["client", "-addr", "127.0.0.1:\(server.port)", "-streams", "64", "-bench", "2000"])
         defer { peer.terminate() }
         // Not a timing assertion: the rate of Go's CallWithCodec against our server.

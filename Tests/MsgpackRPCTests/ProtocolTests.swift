@@ -85,7 +85,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let client = try await connectClient(port: listener.localAddress!.port!)
+        let client = try await connectRPCClient(port: listener.localAddress!.port!)
         let error = await expectRPCError { _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self) }
         #expect(error?.code == .protocolViolation)
         #expect(error?.message.contains("Seq 2 does not match request Seq 1") == true)
@@ -121,7 +121,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
     @Test("pipelined requests are answered in order", arguments: [false, true])
     func pipelinedRequestsAreAnsweredInOrder(inline: Bool) async throws {
         let count: UInt64 = 5_000
-        let server = try await TestServer.start(registry: Self.addAndFail(inline: inline))
+        let server = try await RPCTestServer.start(registry: Self.addAndFail(inline: inline))
         let (channel, collector) = try await connectRaw(port: server.port)
         var requests = ByteBuffer()
         for seq in 1...count {
@@ -151,7 +151,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
     }
 
     @Test func unknownMethodReplyHasGosEmptyBody() async throws {
-        let server = try await TestServer.start()
+        let server = try await RPCTestServer.start()
         let (channel, collector) = try await connectRaw(port: server.port)
         var request = ByteBuffer()
         RPCRequestHeader(serviceMethod: "Nope.X", seq: 9).write(to: &request)
@@ -169,7 +169,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
     }
 
     @Test func headerThatIsNotAHeaderClosesTheStream() async throws {
-        let server = try await TestServer.start()
+        let server = try await RPCTestServer.start()
         let (channel, collector) = try await connectRaw(port: server.port)
         try await channel.writeAndFlush(ByteBuffer(hex: "a3 41 2e 42"))  // a string where a map must be
         var iterator = collector.stream.makeAsyncIterator()
@@ -179,7 +179,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
     }
 
     @Test func lyingLengthFromAClientClosesTheStream() async throws {
-        let server = try await TestServer.start()
+        let server = try await RPCTestServer.start()
         let (channel, collector) = try await connectRaw(port: server.port)
         try await channel.writeAndFlush(ByteBuffer(hex: "db 7f ff ff ff"))
         var iterator = collector.stream.makeAsyncIterator()
@@ -189,7 +189,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
     }
 
     @Test func extremeDeadlinesFromAPeer() async throws {
-        let server = try await TestServer.start()
+        let server = try await RPCTestServer.start()
         let (channel, collector) = try await connectRaw(port: server.port)
         var requests = ByteBuffer()
         RPCRequestHeader(serviceMethod: "Status.Ping", seq: 1, deadline: RPCDeadline(unixNanoseconds: .min)).write(to: &requests)
@@ -217,7 +217,7 @@ private func connectRaw(port: Int) async throws -> (any Channel, Collector) {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let client = try await connectClient(port: listener.localAddress!.port!)
+        let client = try await connectRPCClient(port: listener.localAddress!.port!)
         let error = await expectRPCError { _ = try await client.call("Status.Ping", RPCEmpty(), returning: RPCEmpty.self) }
         #expect(error?.code == .limitExceeded)
         #expect(error?.isStreamUsable == false)

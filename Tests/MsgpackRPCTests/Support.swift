@@ -2,30 +2,31 @@ import DemoServices
 import MessagePack
 import MsgpackRPC
 import NIOCore
-import NIOPosix
 import Testing
+import TestSupport
 
-/// A Swift RPC server on 127.0.0.1:0, one RPC stream per TCP connection.
-struct TestServer {
+/// An RPC-layer test server: a Swift `RPCServer` on 127.0.0.1:0, one RPC
+/// stream per TCP connection (net/rpc straight on TCP, no yamux).
+///
+/// Not shared with YamuxTests' `YamuxTestServer`, which serves yamux
+/// sessions: the two serve different layers, and one type for both would
+/// make YamuxTests import MsgpackRPC. What they do share, the loopback
+/// listener, is TestSupport's `bindLoopback`.
+struct RPCTestServer {
     let channel: any Channel
     var port: Int { channel.localAddress!.port! }
 
     static func start(
         registry: RPCServiceRegistry = DemoServices.registry,
         configuration: RPCServer.Configuration = .init()
-    ) async throws -> TestServer {
+    ) async throws -> RPCTestServer {
         let server = RPCServer(registry: registry, configuration: configuration)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addMsgpackRPCServer(server)
-                }
+        let channel = try await bindLoopback { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addMsgpackRPCServer(server)
             }
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
-        return TestServer(channel: channel)
+        }
+        return RPCTestServer(channel: channel)
     }
 
     func stop() async throws {
@@ -33,17 +34,9 @@ struct TestServer {
     }
 }
 
-/// Connects a raw TCP channel to 127.0.0.1:`port`.
-func connect(port: Int) async throws -> any Channel {
-    try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        .connect(host: "127.0.0.1", port: port)
-        .get()
-}
-
-/// Connects an RPC client stream to 127.0.0.1:`port`.
-func connectClient(port: Int, configuration: RPCClient.Configuration = .init()) async throws -> RPCClient {
-    let channel = try await connect(port: port)
+/// Connects an RPC client stream (net/rpc on TCP) to 127.0.0.1:`port`.
+func connectRPCClient(port: Int, configuration: RPCClient.Configuration = .init()) async throws -> RPCClient {
+    let channel = try await connectLoopback(port: port)
     return try await channel.eventLoop.submit {
         try channel.pipeline.syncOperations.addMsgpackRPCClient(configuration: configuration)
     }.get()
@@ -52,10 +45,10 @@ func connectClient(port: Int, configuration: RPCClient.Configuration = .init()) 
 /// Runs `body` with a server and one client, closing both afterwards.
 func withServerAndClient(
     registry: RPCServiceRegistry = DemoServices.registry,
-    _ body: (TestServer, RPCClient) async throws -> Void
+    _ body: (RPCTestServer, RPCClient) async throws -> Void
 ) async throws {
-    let server = try await TestServer.start(registry: registry)
-    let client = try await connectClient(port: server.port)
+    let server = try await RPCTestServer.start(registry: registry)
+    let client = try await connectRPCClient(port: server.port)
     do {
         try await body(server, client)
     } catch {

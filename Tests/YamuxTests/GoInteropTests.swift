@@ -17,7 +17,7 @@ struct GoInteropTests {
         let peer = try await GoPeerProcess.start("yamux-peer", arguments: ["-mode", "server"] + arguments)
         defer { peer.terminate() }
         let port = try await peer.listeningPort()
-        let client = try await connectClient(port: port, configuration: configuration)
+        let client = try await connectYamuxClient(port: port, configuration: configuration)
         try await body(client)
         await client.close()
     }
@@ -141,7 +141,7 @@ struct GoInteropTests {
         configuration: YamuxConfiguration = testConfiguration(),
         beforeClose: () async throws -> Void = {}
     ) async throws {
-        let server = try await TestServer(configuration: configuration)
+        let server = try await YamuxTestServer(configuration: configuration)
         let peer = try await GoPeerProcess.start(
             "yamux-peer",
             arguments: ["-mode", "client", "-addr", "127.0.0.1:\(server.port)", "-scenario", scenario] + arguments

@@ -12,7 +12,7 @@ struct HashicorpFailureModeTests {
     /// hang forever: keepalive notices and fails them.
     @Test func readsFromADeadPeerEndWithKeepalive() async throws {
         let silent = try await SilentServer()
-        let session = try await connectClient(port: silent.port, configuration: testConfiguration {
+        let session = try await connectYamuxClient(port: silent.port, configuration: testConfiguration {
             $0.enableKeepAlive = true
             $0.keepAliveInterval = .milliseconds(100)
             $0.connectionWriteTimeout = .milliseconds(300)
@@ -32,8 +32,8 @@ struct HashicorpFailureModeTests {
     /// Once the peer has half-closed, our writes still flow, however much they
     /// need window updates; and writes after our own FIN fail at once rather than stall.
     @Test func writesOnAHalfClosedStreamFlowAndWritesAfterOurFINFail() async throws {
-        let server = try await TestServer()
-        let session = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let session = try await connectYamuxClient(port: server.port)
         let count = 3 * 1024 * 1024
         let stream = try await session.openStream()
         let received = try await stream.executeThenClose { inbound, outbound in
@@ -55,10 +55,10 @@ struct HashicorpFailureModeTests {
     /// A receiver that does not read holds at most the window it offered, and a
     /// sender that ignores the window is a protocol error, not a bigger buffer.
     @Test func unreadDataIsBoundedByTheWindow() async throws {
-        let server = try await TestServer(configuration: testConfiguration { $0.enableWindowAutoTuning = false }) { session in
+        let server = try await YamuxTestServer(configuration: testConfiguration { $0.enableWindowAutoTuning = false }) { session in
             await holdWithoutReading(session)
         }
-        let session = try await connectClient(port: server.port)
+        let session = try await connectYamuxClient(port: server.port)
         let writer = Task {
             let stream = try await session.openStream()
             try await stream.executeThenClose { _, outbound in
@@ -76,16 +76,16 @@ struct HashicorpFailureModeTests {
 
     /// An accept waiting when the session sends GoAway, or when it closes, returns.
     @Test func acceptReturnsOnGoAwayAndOnClose() async throws {
-        let server = try await TestServer { _ in }
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer { _ in }
+        let client = try await connectYamuxClient(port: server.port)
         _ = try await client.ping()
         let session = try await server.firstSession()
         let waiting = Task { try await session.accept() }
         await session.goAway()
         #expect(try await waiting.value == nil)
 
-        let server2 = try await TestServer { _ in }
-        let client2 = try await connectClient(port: server2.port)
+        let server2 = try await YamuxTestServer { _ in }
+        let client2 = try await connectYamuxClient(port: server2.port)
         _ = try await client2.ping()
         let session2 = try await server2.firstSession()
         let waiting2 = Task { try await session2.accept() }
@@ -99,7 +99,7 @@ struct HashicorpFailureModeTests {
     /// acknowledges, instead of waiting forever.
     @Test func anOpenWaitingForAPeerThatNeverAcknowledgesFails() async throws {
         let silent = try await SilentServer()
-        let session = try await connectClient(port: silent.port, configuration: testConfiguration {
+        let session = try await connectYamuxClient(port: silent.port, configuration: testConfiguration {
             $0.acceptBacklog = 2
             $0.streamOpenTimeout = .milliseconds(300)
         })
@@ -119,8 +119,8 @@ struct HashicorpFailureModeTests {
 
     /// A read waiting on a stream ends when the session is closed locally.
     @Test func readsEndWhenTheSessionCloses() async throws {
-        let server = try await TestServer { session in await holdWithoutReading(session) }
-        let session = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer { session in await holdWithoutReading(session) }
+        let session = try await connectYamuxClient(port: server.port)
         let stream = try await session.openStream()
         let reading = AsyncStream<Void>.makeStream()
         let reader = Task {
@@ -142,7 +142,7 @@ struct HashicorpFailureModeTests {
     /// window and no more; another stream's small echoes go on. (Their latency is
     /// measured by `muxrpc-bench head-of-line`, not here.)
     @Test func aStalledStreamDoesNotBlockAnother() async throws {
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             // The first stream stalls; the others echo.
             var first = true
             do {
@@ -156,7 +156,7 @@ struct HashicorpFailureModeTests {
                 }
             } catch {}
         }
-        let session = try await connectClient(port: server.port)
+        let session = try await connectYamuxClient(port: server.port)
         // Opened first, so it is the server's first stream (SYNs are accepted in order).
         let stream = try await session.openStream()
         let bulk = Task {

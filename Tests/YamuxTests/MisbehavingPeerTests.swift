@@ -56,7 +56,7 @@ import Testing
         // records how reading it ended.
         let outcomes = NIOLockedValueBox<[UInt32: Result<Int, YamuxError>]>([:])
         let reading = AsyncStream<Void>.makeStream()
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             do {
                 for try await stream in session.inboundStreams {
                     Task {
@@ -104,7 +104,7 @@ import Testing
         #expect(await session.waitForClose().code == violation.expectedCode)
 
         // The server keeps serving other connections.
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         #expect(try await client.ping() > .zero)
         await client.close()
         await server.close()
@@ -115,7 +115,7 @@ import Testing
     }
 
     @Test func framesForUnknownStreamsAreDiscarded() async throws {
-        let server = try await TestServer()
+        let server = try await YamuxTestServer()
         let peer = try await RawPeer(port: server.port)
         try await peer.send(YamuxFrameHeader(type: .data, streamID: 99, length: 3), payload: ByteBuffer(string: "abc"))
         try await peer.send(YamuxFrameHeader(type: .windowUpdate, streamID: 77, length: 1000))
@@ -133,7 +133,7 @@ import Testing
     }
 
     @Test func rstLengthIsIgnored() async throws {
-        let server = try await TestServer { _ in }  // never accepts
+        let server = try await YamuxTestServer { _ in }  // never accepts
         let peer = try await RawPeer(port: server.port)
         try await peer.send(YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: 1, length: 0))
         // libp2p's go-yamux puts an error code in the length of an RST.
@@ -149,7 +149,7 @@ import Testing
 
     @Test func pingFloodWithoutReadingStaysBounded() async throws {
         let limit = 200
-        let server = try await TestServer(configuration: testConfiguration { $0.maxBufferedControlFrames = limit }) { _ in }
+        let server = try await YamuxTestServer(configuration: testConfiguration { $0.maxBufferedControlFrames = limit }) { _ in }
         let peer = try await RawPeer(port: server.port, reading: false)
         var batch = ByteBuffer()
         for i in 0..<1000 {
@@ -169,7 +169,7 @@ import Testing
         #expect(await session.statistics.maxBufferedControlFrames <= limit + 1)
 
         // The server keeps serving other connections.
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         #expect(try await client.ping() > .zero)
         await client.close()
         await peer.close()

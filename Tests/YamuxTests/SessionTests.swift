@@ -7,8 +7,8 @@ import Testing
 /// Swift client ↔ Swift server over real TCP, following hashicorp's session_test.go.
 @Suite(.timeLimit(.minutes(5))) struct SessionTests {
     @Test func pingMeasuresRTT() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port)
         let rtt = try await client.ping()
         #expect(rtt > .zero)
         #expect(await client.lastRTT != nil)
@@ -18,7 +18,7 @@ import Testing
 
     @Test func pingTimesOut() async throws {
         let silent = try await SilentServer()
-        let client = try await connectClient(port: silent.port, configuration: testConfiguration {
+        let client = try await connectYamuxClient(port: silent.port, configuration: testConfiguration {
             $0.connectionWriteTimeout = .milliseconds(100)
         })
         let error = await #expect(throws: YamuxError.self) { _ = try await client.ping() }
@@ -29,8 +29,8 @@ import Testing
     }
 
     @Test func echoOneStream() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port)
         try await echoCheck(client, count: 100_000, seed: 3)
         await client.close()
         await server.close()
@@ -38,7 +38,7 @@ import Testing
 
     @Test func serverOpensStreamsToo() async throws {
         let opened = NIOLockedValueBox<String?>(nil)
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             do {
                 let stream = try await session.openStream()
                 #expect(stream.id % 2 == 0)
@@ -54,7 +54,7 @@ import Testing
                 opened.withLockedValue { $0 = "error \(error)" }
             }
         }
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         for try await stream in client.inboundStreams {
             #expect(stream.id == 2)
             try await stream.executeThenClose { inbound, outbound in
@@ -71,8 +71,8 @@ import Testing
     }
 
     @Test func halfCloseThenRead() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port)
         let answer = try await runCommand(client, "halfclose", payload: ByteBuffer(repeating: 1, count: 12345))
         #expect(String(buffer: answer) == "after-eof 12345\n")
         await client.close()
@@ -83,7 +83,7 @@ import Testing
     /// still see it, read EOF, and be able to answer (the FIN can arrive
     /// before the application has taken the stream from the accept queue).
     @Test func streamClosedBeforeAnyDataIsStillServed() async throws {
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             do {
                 for try await stream in session.inboundStreams {
                     try? await stream.executeThenClose { inbound, outbound in
@@ -94,7 +94,7 @@ import Testing
                 }
             } catch {}
         }
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         for _ in 0..<20 {
             let stream = try await client.openStream()
             let answer = try await stream.executeThenClose { inbound, outbound in
@@ -110,8 +110,8 @@ import Testing
     }
 
     @Test func manyStreams() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<300 {
                 group.addTask { try await echoCheck(client, count: 16 * 1024, seed: i) }
@@ -124,8 +124,8 @@ import Testing
     }
 
     @Test func largeTransfersBothWays() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port)
         let count = 8 * 1024 * 1024
         let stream = try await client.openStream()
         let received = try await stream.executeThenClose { inbound, outbound in
@@ -142,8 +142,8 @@ import Testing
     }
 
     @Test func goAwayStopsNewStreamsButNotOpenOnes() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port)
         // A stream that stays open across the GoAway.
         let open = try await client.openStream()
         let answer = try await runCommand(client, "goaway")
@@ -163,8 +163,8 @@ import Testing
     }
 
     @Test func localGoAwayRefusesNewStreamsAndEndsAccepting() async throws {
-        let server = try await TestServer { _ in }
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer { _ in }
+        let client = try await connectYamuxClient(port: server.port)
         let serverSession = try await server.firstSession()
         await serverSession.goAway()
         // No more inbound streams will come: the sequence ends.
@@ -181,8 +181,8 @@ import Testing
 
     @Test func acceptBacklogExceededResetsStream() async throws {
         // The server never accepts; its backlog holds 2 streams.
-        let server = try await TestServer(configuration: testConfiguration { $0.acceptBacklog = 2 }) { _ in }
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer(configuration: testConfiguration { $0.acceptBacklog = 2 }) { _ in }
+        let client = try await connectYamuxClient(port: server.port)
         var streams: [YamuxStream] = []
         for _ in 0..<3 { streams.append(try await client.openStream()) }
         let third = streams[2]
@@ -199,9 +199,9 @@ import Testing
     }
 
     @Test func concurrentStreamLimit() async throws {
-        let server = try await TestServer(configuration: testConfiguration { $0.maxConcurrentStreams = 2 })
+        let server = try await YamuxTestServer(configuration: testConfiguration { $0.maxConcurrentStreams = 2 })
         // Inbound side: the third stream is refused with RST.
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         let a = try await client.openStream()
         let b = try await client.openStream()
         let c = try await client.openStream()
@@ -212,7 +212,7 @@ import Testing
         a.reset()
         b.reset()
         // Outbound side: opening beyond the local limit fails at once.
-        let limited = try await connectClient(port: server.port, configuration: testConfiguration { $0.maxConcurrentStreams = 1 })
+        let limited = try await connectYamuxClient(port: server.port, configuration: testConfiguration { $0.maxConcurrentStreams = 1 })
         let held = try await limited.openStream()
         let localError = await #expect(throws: YamuxError.self) { _ = try await limited.openStream() }
         #expect(localError?.code == .tooManyStreams)
@@ -223,8 +223,8 @@ import Testing
     }
 
     @Test func keepAlive() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port, configuration: testConfiguration {
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port, configuration: testConfiguration {
             $0.enableKeepAlive = true
             $0.keepAliveInterval = .milliseconds(5)
         })
@@ -238,7 +238,7 @@ import Testing
 
     @Test func keepAliveTimeoutClosesSession() async throws {
         let silent = try await SilentServer()
-        let client = try await connectClient(port: silent.port, configuration: testConfiguration {
+        let client = try await connectYamuxClient(port: silent.port, configuration: testConfiguration {
             $0.enableKeepAlive = true
             $0.keepAliveInterval = .milliseconds(10)
             $0.connectionWriteTimeout = .milliseconds(50)
@@ -257,8 +257,8 @@ import Testing
     }
 
     @Test func slowReaderSlowsOnlyItsOwnStream() async throws {
-        let server = try await TestServer()
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer()
+        let client = try await connectYamuxClient(port: server.port)
         let count = 4 * 1024 * 1024
         let slow = try await client.openStream()
         try await slow.executeThenClose { inbound, outbound in
@@ -285,7 +285,7 @@ import Testing
     @Test func connectionWriteTimeout() async throws {
         // A peer that never reads: our writes pile up until the connection write timeout.
         let silent = try await SilentServer(reading: false)
-        let client = try await connectClient(port: silent.port, configuration: testConfiguration {
+        let client = try await connectYamuxClient(port: silent.port, configuration: testConfiguration {
             $0.connectionWriteTimeout = .milliseconds(100)
         })
         var streams: [YamuxStream] = []
@@ -306,7 +306,7 @@ import Testing
 
     @Test func streamOpenTimeout() async throws {
         let silent = try await SilentServer()
-        let client = try await connectClient(port: silent.port, configuration: testConfiguration {
+        let client = try await connectYamuxClient(port: silent.port, configuration: testConfiguration {
             $0.streamOpenTimeout = .milliseconds(50)
         })
         let stream = try await client.openStream()
@@ -319,7 +319,7 @@ import Testing
         // The server accepts only when told to; the client writes and closes before that.
         let gate = AsyncStream<Void>.makeStream()
         let received = NIOLockedValueBox<String?>(nil)
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             for await _ in gate.stream { break }
             do {
                 for try await stream in session.inboundStreams {
@@ -333,7 +333,7 @@ import Testing
                 }
             } catch {}
         }
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         let stream = try await client.openStream()
         try await stream.executeThenClose { _, outbound in
             try await outbound.write(ByteBuffer(string: "before ack"))
@@ -356,7 +356,7 @@ import Testing
         // What the server's stream ended with, and the server session's stream
         // count once it had ended.
         let serverSaw = AsyncStream<(error: YamuxError?, streamsLeft: Int)>.makeStream()
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             do {
                 for try await stream in session.inboundStreams {
                     // Read to EOF but never close our side: the client's close timeout fires.
@@ -374,7 +374,7 @@ import Testing
             } catch {}
             serverSaw.continuation.finish()
         }
-        let client = try await connectClient(port: server.port, configuration: testConfiguration {
+        let client = try await connectYamuxClient(port: server.port, configuration: testConfiguration {
             $0.streamCloseTimeout = .milliseconds(50)
         })
         let stream = try await client.openStream()
@@ -400,7 +400,7 @@ import Testing
         // still waits in the accept backlog leaves the session unseen.
         let reading = AsyncStream<Void>.makeStream()
         let ended = AsyncStream<(any Error)?>.makeStream()
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             do {
                 for try await stream in session.inboundStreams {
                     do {
@@ -415,7 +415,7 @@ import Testing
                 }
             } catch {}
         }
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         let stream = try await client.openStream()
         let task = Task {
             try await stream.executeThenClose { inbound, outbound in
@@ -439,7 +439,7 @@ import Testing
     @Test func explicitResetAndThrowingBodyReset() async throws {
         let errors = NIOLockedValueBox<[YamuxError]>([])
         let accepted = NIOLockedValueBox(0)
-        let server = try await TestServer { session in
+        let server = try await YamuxTestServer { session in
             await withTaskGroup(of: Void.self) { group in
                 do {
                     for try await stream in session.inboundStreams {
@@ -456,7 +456,7 @@ import Testing
                 } catch {}
             }
         }
-        let client = try await connectClient(port: server.port)
+        let client = try await connectYamuxClient(port: server.port)
         // Reset a stream the server is reading (a reset before it is accepted just removes it).
         let first = try await client.openStream()
         first.channel.writeAndFlush(ByteBuffer(string: "x"), promise: nil)
@@ -479,8 +479,8 @@ import Testing
     }
 
     @Test func closingTheSessionFailsStreamsAndEndsAccepting() async throws {
-        let server = try await TestServer { _ in }
-        let client = try await connectClient(port: server.port)
+        let server = try await YamuxTestServer { _ in }
+        let client = try await connectYamuxClient(port: server.port)
         let stream = try await client.openStream()
         let serverSession = try await server.firstSession()
         let accepted = try #require(try await serverSession.accept())

@@ -6,6 +6,7 @@ import NIOCore
 import NIOEmbedded
 import NIOPosix
 import Testing
+import TestSupport
 @testable import Yamux
 
 /// Byte i of a test pattern: (i + seed) % 251, the same rule the Go peer uses.
@@ -27,7 +28,8 @@ func firstPatternMismatch(_ buffer: ByteBuffer, seed: Int, offset: Int) -> Int? 
     }
 }
 
-let testGroup = MultiThreadedEventLoopGroup.singleton
+/// The group RawPeer and SilentServer run on: the one TestSupport's servers and clients use.
+let testGroup = loopbackGroup
 
 /// Every session the tests create, so a watchdog can dump the ones that hang.
 let allTestSessions = NIOLockedValueBox<[YamuxSession]>([])
@@ -88,8 +90,14 @@ func makeStreamsBusy(_ ids: [UInt32], on channel: EmbeddedChannel) throws {
     while try channel.readOutbound(as: ByteBuffer.self) != nil {}
 }
 
-/// A Swift yamux server on 127.0.0.1 serving every session with `serve`.
-final class TestServer: Sendable {
+/// A yamux-layer test server: Swift yamux sessions on 127.0.0.1:0, each
+/// served by `serve` (the Go peer's command protocol by default).
+///
+/// Not shared with MsgpackRPCTests' `RPCTestServer`, which serves net/rpc on
+/// TCP: the two serve different layers, and one type for both would make
+/// YamuxTests import MsgpackRPC. What they do share, the loopback listener, is
+/// TestSupport's `bindLoopback`.
+final class YamuxTestServer: Sendable {
     let channel: any Channel
     let port: Int
     private let sessions = NIOLockedValueBox<[YamuxSession]>([])
@@ -110,11 +118,7 @@ final class TestServer: Sendable {
                 return channel.eventLoop.makeFailedFuture(error)
             }
         }
-        let bootstrap = ServerBootstrap(group: testGroup)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer(initializer)
-        let channel: any Channel = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        let channel: any Channel = try await bindLoopback(childChannelInitializer: initializer)
         self.channel = channel
         self.port = self.channel.localAddress!.port!
     }
@@ -135,16 +139,13 @@ final class TestServer: Sendable {
     }
 }
 
-/// Connects a Swift yamux client to 127.0.0.1:port.
-func connectClient(port: Int, configuration: YamuxConfiguration = testConfiguration()) async throws -> YamuxSession {
-    let bootstrap = ClientBootstrap(group: testGroup)
-        .channelOption(.socketOption(.tcp_nodelay), value: 1)
-    let initializer: @Sendable (any Channel) -> EventLoopFuture<YamuxSession> = { channel in
+/// Connects a Swift yamux client session to 127.0.0.1:port.
+func connectYamuxClient(port: Int, configuration: YamuxConfiguration = testConfiguration()) async throws -> YamuxSession {
+    let session = try await connectLoopback(port: port) { channel in
         channel.eventLoop.makeCompletedFuture(
             Result { try YamuxSession.configure(on: channel, role: .client, configuration: configuration) }
         )
     }
-    let session = try await bootstrap.connect(host: "127.0.0.1", port: port, channelInitializer: initializer)
     register(session)
     return session
 }
