@@ -1,10 +1,10 @@
 import DemoServices
 import MsgpackRPC
 import MuxRPC
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycleTestKit
-import Synchronization
 import Testing
 
 /// The client stack against several real servers on loopback.
@@ -16,19 +16,19 @@ struct MuxRPCClientTests {
     /// A server of the demo services that counts the Echo.Echo calls it answers.
     final class CountingServer: Sendable {
         let server: MuxRPCServer
-        private let echoes = Locked(0)
+        private let echoes = NIOLockedValueBox(0)
 
         init(services: RPCServiceRegistry = DemoServices.registry, configuration: MuxRPCServer.Configuration = .patient()) {
             var services = services
             let echoes = self.echoes
             services.register(service: "Echo", method: "Echo") { (args: EchoArgs, _) -> EchoReply in
-                echoes.withLock { $0 += 1 }
+                echoes.withLockedValue { $0 += 1 }
                 return EchoReply(msg: args.msg)
             }
             server = MuxRPCServer(services: services, configuration: configuration)
         }
 
-        var echoCount: Int { echoes.withLock { $0 } }
+        var echoCount: Int { echoes.withLockedValue { $0 } }
     }
 
     static func startServers(_ count: Int) async throws -> ([CountingServer], [SocketAddress]) {
@@ -94,8 +94,8 @@ struct MuxRPCClientTests {
         let victim = MuxRPCServer(services: DemoServices.registry, configuration: .patient(shutdownGracePeriod: .zero))
         addresses.append(try await victim.start())
         let client = try MuxRPCClient(endpoints: addresses.map { Endpoint($0) }, configuration: .init(loadBalancer: RoundRobinBalancer()))
-        let done = Locked(0)
-        let failures = Locked(0)
+        let done = NIOLockedValueBox(0)
+        let failures = NIOLockedValueBox(0)
         let killed = Signal()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<8 {
@@ -104,9 +104,9 @@ struct MuxRPCClientTests {
                         do {
                             try await Self.echo(client, "\(lane)/\(call)")
                         } catch {
-                            failures.withLock { $0 += 1 }
+                            failures.withLockedValue { $0 += 1 }
                         }
-                        if done.withLock({ $0 += 1; return $0 }) == 1_000 {
+                        if done.withLockedValue({ $0 += 1; return $0 }) == 1_000 {
                             await victim.shutdown()
                             killed.fire()
                         }
@@ -116,7 +116,7 @@ struct MuxRPCClientTests {
             try await group.waitForAll()
         }
         await killed.wait()
-        let failed = failures.withLock { $0 }
+        let failed = failures.withLockedValue { $0 }
         #expect(failed <= 8, "at most the 8 calls in flight fail, not \(failed)")
         let stats = client.endpointStatistics
         #expect(stats[2].calls < 3_000 / 3, "the killed server stopped getting calls")
@@ -285,7 +285,7 @@ struct MuxRPCClientTests {
 
     @Test("interceptors run in order, in their scope, and reach the server")
     func interceptors() async throws {
-        let serverLog = Locked<[String]>([])
+        let serverLog = NIOLockedValueBox<[String]>([])
         var rpc = RPCServer.Configuration()
         rpc.interceptors = [
             .apply(ServerRecorder(log: serverLog), to: .methods(["Echo.Echo"])),
@@ -295,7 +295,7 @@ struct MuxRPCClientTests {
         configuration.rpc = rpc
         let server = MuxRPCServer(services: DemoServices.registry, configuration: configuration)
         let address = try await server.start()
-        let clientLog = Locked<[String]>([])
+        let clientLog = NIOLockedValueBox<[String]>([])
         let client = try MuxRPCClient(endpoints: [Endpoint(address)], configuration: .init(interceptors: [
             .apply(ClientRecorder(name: "outer", log: clientLog)),
             .apply(ClientRecorder(name: "echo only", log: clientLog), to: .services(["Echo"])),
@@ -306,12 +306,12 @@ struct MuxRPCClientTests {
         await #expect {
             _ = try await client.call("Arith.Add", DemoServices.AddArgs(a: 1, b: 2), returning: DemoServices.AddReply.self)
         } throws: { ($0 as? RPCError)?.message == "refused by interceptor" }
-        #expect(clientLog.withLock { $0 } == [
+        #expect(clientLog.withLockedValue { $0 } == [
             "outer > Echo.Echo", "echo only > Echo.Echo", "echo only < Echo.Echo", "outer < Echo.Echo",
             "outer > Status.Ping", "outer < Status.Ping",
             "outer > Arith.Add", "outer < Arith.Add",
         ])
-        #expect(serverLog.withLock { $0 } == ["Echo.Echo traceparent=\(TraceSetter.traceparent)"])
+        #expect(serverLog.withLockedValue { $0 } == ["Echo.Echo traceparent=\(TraceSetter.traceparent)"])
         await client.shutdown()
         await server.shutdown()
     }
@@ -401,15 +401,15 @@ struct MuxRPCClientTests {
 
 /// Counts attempts.
 final class AttemptCounter: ClientInterceptor {
-    private let attempts = Locked(0)
-    var count: Int { attempts.withLock { $0 } }
+    private let attempts = NIOLockedValueBox(0)
+    var count: Int { attempts.withLockedValue { $0 } }
 
     func intercept(
         _ request: ClientRequest,
         context: ClientContext,
         next: (ClientRequest, ClientContext) async throws -> ClientResponse
     ) async throws -> ClientResponse {
-        attempts.withLock { $0 += 1 }
+        attempts.withLockedValue { $0 += 1 }
         return try await next(request, context)
     }
 }
@@ -432,15 +432,15 @@ struct SecondPerRetry: ClientInterceptor {
 /// Logs "name > method" on the way in and "name < method" on the way out.
 struct ClientRecorder: ClientInterceptor {
     let name: String
-    let log: Locked<[String]>
+    let log: NIOLockedValueBox<[String]>
 
     func intercept(
         _ request: ClientRequest,
         context: ClientContext,
         next: (ClientRequest, ClientContext) async throws -> ClientResponse
     ) async throws -> ClientResponse {
-        log.withLock { $0.append("\(name) > \(request.serviceMethod)") }
-        defer { log.withLock { $0.append("\(name) < \(request.serviceMethod)") } }
+        log.withLockedValue { $0.append("\(name) > \(request.serviceMethod)") }
+        defer { log.withLockedValue { $0.append("\(name) < \(request.serviceMethod)") } }
         return try await next(request, context)
     }
 }
@@ -462,14 +462,14 @@ struct TraceSetter: ClientInterceptor {
 
 /// Records the method and trace context of what it serves.
 struct ServerRecorder: RPCServerInterceptor {
-    let log: Locked<[String]>
+    let log: NIOLockedValueBox<[String]>
 
     func intercept(
         _ request: RPCServerRequest,
         context: RPCServerContext,
         next: (RPCServerRequest, RPCServerContext) async throws -> RPCServerResponse
     ) async throws -> RPCServerResponse {
-        log.withLock { $0.append("\(context.serviceMethod) traceparent=\(context.traceContext?.traceParent ?? "none")") }
+        log.withLockedValue { $0.append("\(context.serviceMethod) traceparent=\(context.traceContext?.traceParent ?? "none")") }
         return try await next(request, context)
     }
 }
@@ -506,21 +506,21 @@ final class PushResolver: EndpointResolver {
 /// Accepts connections and never reads from them: a server that hangs.
 final class StalledServer: Sendable {
     let listener: any Channel
-    let accepted: Locked<[any Channel]>
+    let accepted: NIOLockedValueBox<[any Channel]>
     var address: SocketAddress { listener.localAddress! }
 
-    private init(listener: any Channel, accepted: Locked<[any Channel]>) {
+    private init(listener: any Channel, accepted: NIOLockedValueBox<[any Channel]>) {
         self.listener = listener
         self.accepted = accepted
     }
 
     static func start() async throws -> StalledServer {
-        let accepted = Locked<[any Channel]>([])
+        let accepted = NIOLockedValueBox<[any Channel]>([])
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
-                accepted.withLock { $0.append(channel) }
+                accepted.withLockedValue { $0.append(channel) }
                 return channel.eventLoop.makeSucceededVoidFuture()
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -529,19 +529,6 @@ final class StalledServer: Sendable {
 
     func close() async throws {
         try await listener.close()
-        for channel in accepted.withLock({ $0 }) { try? await channel.close() }
-    }
-}
-
-/// A value behind a lock, shareable between tasks and closures.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-
-    init(_ value: Value) {
-        mutex = Mutex(value)
-    }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        try mutex.withLock { try body(&$0) }
+        for channel in accepted.withLockedValue({ $0 }) { try? await channel.close() }
     }
 }

@@ -6,9 +6,9 @@ import MetricsEndpoint
 import MetricsTestKit
 import MsgpackRPC
 import MuxRPC
+import NIOConcurrencyHelpers
 import NIOCore
 import Prometheus
-import Synchronization
 import Testing
 import Tracing
 
@@ -240,9 +240,9 @@ struct ObservabilityTests {
             }
         }
         let pool = try ConnectionPool()
-        let sentContext = CapturedValue<RPCTraceContext?>(nil)
+        let sentContext = NIOLockedValueBox<RPCTraceContext?>(nil)
         let seen = try await Self.call(TracingInterceptor(tracer: tracer), "Trace.Where", RPCEmpty(), returning: Where.self,
-                                       on: address, through: pool, attempt: 3) { sentContext.set($0.options.traceContext) }
+                                       on: address, through: pool, attempt: 3) { request in sentContext.withLockedValue { $0 = request.options.traceContext } }
 
         let spans = tracer.finishedSpans
         let client = try #require(spans.first { $0.kind == .client })
@@ -252,7 +252,7 @@ struct ObservabilityTests {
         #expect(serverSpan.traceID == client.traceID)
         #expect(serverSpan.parentSpanID == client.spanID)
         #expect(seen.traceID == client.traceID && seen.spanID == serverSpan.spanID)
-        #expect(sentContext.value == RPCTraceContext(traceParent: "00-\(client.traceID)-\(client.spanID)-01"))
+        #expect(sentContext.withLockedValue { $0 } == RPCTraceContext(traceParent: "00-\(client.traceID)-\(client.spanID)-01"))
         #expect(client.attributes["rpc.system"]?.toSpanAttribute() == "muxrpc")
         #expect(client.attributes["rpc.service"]?.toSpanAttribute() == "Trace")
         #expect(client.attributes["rpc.method"]?.toSpanAttribute() == "Where")
@@ -299,20 +299,20 @@ struct ObservabilityTests {
         let limiter = RateLimitingInterceptor(ratePerSecond: 1, burst: 2, whenEmpty: .failFast, clock: clock)
         let (server, address) = try await Self.server()
         let pool = try ConnectionPool()
-        let sent = Counted()
+        let sent = NIOLockedValueBox(0)
         for text in ["a", "b"] {
             _ = try await Self.call(limiter, "Echo.Echo", EchoArgs(msg: Array(text.utf8)), returning: EchoReply.self,
-                                    on: address, through: pool) { _ in sent.increment() }
+                                    on: address, through: pool) { _ in sent.withLockedValue { $0 += 1 } }
         }
         let error = await #expect(throws: MuxRPCError.self) {
             _ = try await Self.call(limiter, "Echo.Echo", EchoArgs(msg: [1]), returning: EchoReply.self,
-                                    on: address, through: pool) { _ in sent.increment() }
+                                    on: address, through: pool) { _ in sent.withLockedValue { $0 += 1 } }
         }
         #expect(error?.code == .rateLimited)
         #expect(error?.message.contains("no token left (fail fast)") == true)
         #expect(error?.requestWasSent == false)
         #expect(error?.description.contains("the request was not sent") == true)
-        #expect(sent.value == 2)
+        #expect(sent.withLockedValue { $0 } == 2)
         #expect(server.statistics.streamsAccepted == 1)
 
         // A second later there is a token again.
@@ -328,23 +328,23 @@ struct ObservabilityTests {
         let limiter = RateLimitingInterceptor(ratePerSecond: 1, burst: 1, whenEmpty: .wait(upTo: .seconds(10)), clock: clock)
         let (server, address) = try await Self.server()
         let pool = try ConnectionPool()
-        let sent = Counted()
+        let sent = NIOLockedValueBox(0)
         try await Self.echo(limiter, "first", on: address, through: pool)
         let second = Task {
             try await Self.call(limiter, "Echo.Echo", EchoArgs(msg: [2]), returning: EchoReply.self,
                                 on: address, through: pool, options: RPCCallOptions(timeout: .seconds(60))) { request in
                 // The wait is taken out of the timeout: the deadline is pinned.
                 #expect(request.options.timeout == nil && request.options.deadline != nil)
-                sent.increment()
+                sent.withLockedValue { $0 += 1 }
             }
         }
         // The second call is asleep on the clock, its request not sent.
         #expect(await waitUntil { clock.sleepers == 1 })
-        #expect(sent.value == 0)
+        #expect(sent.withLockedValue { $0 } == 0)
         #expect(limiter.availableTokens == -1)
         clock.advance(by: .seconds(1))
         #expect(try await second.value.msg == [2])
-        #expect(sent.value == 1)
+        #expect(sent.withLockedValue { $0 } == 1)
         await pool.shutdown()
         await server.shutdown()
     }
@@ -355,18 +355,18 @@ struct ObservabilityTests {
         let limiter = RateLimitingInterceptor(ratePerSecond: 1, burst: 1, whenEmpty: .wait(upTo: .seconds(10)), clock: clock)
         let (server, address) = try await Self.server()
         let pool = try ConnectionPool()
-        let sent = Counted()
+        let sent = NIOLockedValueBox(0)
         try await Self.echo(limiter, "first", on: address, through: pool)
         let waiter = Task {
             try await Self.call(limiter, "Echo.Echo", EchoArgs(msg: [2]), returning: EchoReply.self,
-                                on: address, through: pool) { _ in sent.increment() }
+                                on: address, through: pool) { _ in sent.withLockedValue { $0 += 1 } }
         }
         #expect(await waitUntil { clock.sleepers == 1 })
         #expect(limiter.availableTokens == -1)
         waiter.cancel()
         let error = await #expect(throws: MuxRPCError.self) { try await waiter.value }
         #expect(error?.code == .cancelled && error?.requestWasSent == false)
-        #expect(sent.value == 0)
+        #expect(sent.withLockedValue { $0 } == 0)
         #expect(limiter.availableTokens == 0)
         await pool.shutdown()
         await server.shutdown()
@@ -488,19 +488,4 @@ struct ObservabilityTests {
         await pool.shutdown()
         await server.shutdown()
     }
-}
-
-/// A value set from another task.
-final class CapturedValue<Value: Sendable>: Sendable {
-    private let storage: Mutex<Value>
-    init(_ value: Value) { storage = Mutex(value) }
-    var value: Value { storage.withLock { $0 } }
-    func set(_ value: Value) { storage.withLock { $0 = value } }
-}
-
-/// A count incremented from other tasks.
-final class Counted: Sendable {
-    private let storage = Mutex(0)
-    var value: Int { storage.withLock { $0 } }
-    func increment() { storage.withLock { $0 += 1 } }
 }

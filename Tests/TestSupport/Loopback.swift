@@ -3,8 +3,10 @@
 // SwiftNIO only, so any test target may use it without importing a layer it
 // does not test (YamuxTests must not see MsgpackRPC, and so on).
 //
-// Shared state between a test and its handlers uses `NIOLockedValueBox`
-// (NIOConcurrencyHelpers) everywhere; there is deliberately no home-made box.
+// A bare value shared between a test and its handlers lives in a
+// `NIOLockedValueBox` (NIOConcurrencyHelpers) in every test target; there is
+// deliberately no home-made lock box here or anywhere else. (Types with a
+// job of their own, such as a log or a test clock, keep their own lock.)
 
 public import NIOCore
 public import NIOPosix
