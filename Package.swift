@@ -123,6 +123,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The command-line options the programs share (busy polling). Not a
+        // product.
+        .target(
+            name: "ProgramOptions",
+            dependencies: [
+                "MuxRPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // MallocTuning changes the whole process, so only programs may call
         // it: the executables do. Not a product.
         .target(
@@ -167,6 +177,7 @@ let package = Package(
                 "Yamux",
                 "DemoServices",
                 "ProcessTuning",
+                "ProgramOptions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -183,6 +194,7 @@ let package = Package(
                 "MsgpackRPC",
                 "DemoServices",
                 "ProcessTuning",
+                "ProgramOptions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -201,6 +213,7 @@ let package = Package(
                 "MuxRPC",
                 "DemoServices",
                 "ProcessTuning",
+                "ProgramOptions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

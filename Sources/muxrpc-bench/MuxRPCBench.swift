@@ -21,39 +21,6 @@ struct OutputOptions: ParsableArguments {
     var json = false
 }
 
-/// `--busy-polling` and `--busy-poll-microseconds` of the benchmarks whose
-/// connections poll as MuxRPC's do unless told otherwise (`rpc`, `paced`,
-/// `streams`, `pingpong`, and the yamux pairs of the others): adaptively,
-/// with one `BusyPollers` for both ends, which share NIO's group.
-struct BusyPollingOptions: ParsableArguments {
-    enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable {
-        case adaptive, fixed, off
-    }
-
-    @Option(help: "How both ends' event loops poll after their traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library (Docs/tuning.md).")
-    var busyPolling: Mode = .adaptive
-
-    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
-    var busyPollMicroseconds: Int?
-
-    /// The setting the flags ask for.
-    var setting: BusyPolling {
-        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
-        switch busyPolling {
-        case .adaptive: return BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
-        case .fixed: return BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
-        case .off: return .disabled
-        }
-    }
-
-    /// The pollers both ends share (one group), or nil when polling is off.
-    func makePollers() throws -> BusyPollers? {
-        let setting = self.setting
-        try setting.validate()
-        return setting.isEnabled ? BusyPollers(setting) : nil
-    }
-}
-
 /// `--event-loops` of the benchmarks that run both ends in one process
 /// (`rpc`, `pingpong`).
 struct EventLoopOptions: ParsableArguments {

@@ -6,6 +6,7 @@ import MuxRPC
 import NIOCore
 import NIOPosix
 import ProcessTuning
+import ProgramOptions
 import Yamux
 
 /// Echo.Echo calls at a steady rate, or none at all, against a server in

@@ -2,6 +2,7 @@ import ArgumentParser
 import MuxRPC
 import NIOCore
 import NIOPosix
+import ProgramOptions
 
 /// Raw loopback TCP round trips on NIO: one message of `--payload` bytes
 /// goes out, the peer sends it back, and only then the next goes out. It is

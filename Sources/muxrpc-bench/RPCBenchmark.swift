@@ -6,6 +6,7 @@ import MuxRPC
 import NIOCore
 import NIOPosix
 import ProcessTuning
+import ProgramOptions
 import Synchronization
 import Yamux
 

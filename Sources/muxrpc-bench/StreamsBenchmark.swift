@@ -3,6 +3,7 @@ import Foundation
 import MuxRPC
 import NIOCore
 import NIOPosix
+import ProgramOptions
 import Yamux
 
 /// Bulk transfer over yamux streams on one loopback session.

@@ -6,6 +6,7 @@ import MetricsEndpoint
 import MsgpackRPC
 import MuxRPC
 import NIOCore
+import ProgramOptions
 import ProcessTuning
 import Synchronization
 
@@ -43,15 +44,7 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
     @Option(help: "Connection mode: consul, nomad or plain.")
     var mode: Mode = .consul
 
-    enum BusyPollingMode: String, ExpressibleByArgument, CaseIterable {
-        case adaptive, fixed, off
-    }
-
-    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library.")
-    var busyPolling: BusyPollingMode = .adaptive
-
-    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
-    var busyPollMicroseconds: Int?
+    @OptionGroup var polling: BusyPollingOptions
 
     @Option(help: "Serve Prometheus metrics (calls, errors, latency, pool gauges) at GET /metrics on this port; 0 picks a free one.")
     var metricsPort: Int?
@@ -104,16 +97,8 @@ struct MuxRPCClientCommand: AsyncParsableCommand {
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
             interceptors = [.apply(MetricsInterceptor()), .apply(LoggingInterceptor(logger: logger))]
         }
-        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
-        let polling: BusyPolling
-        switch busyPolling {
-        case .adaptive: polling = BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
-        case .fixed: polling = BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
-        case .off: polling = .disabled
-        }
-        try polling.validate()
         // One object for NIO's shared group, where the client's connections run.
-        let pollers = polling.isEnabled ? BusyPollers(polling) : nil
+        let pollers = try polling.makePollers()
         let client = try MuxRPCClient(endpoints: servers, configuration: .init(
             mode: mode.connectionMode,
             pool: .init(connection: .init(busyPolling: pollers), keepsStreamsAfterServerErrors: true),

@@ -7,6 +7,7 @@ import MetricsEndpoint
 import MsgpackRPC
 import MuxRPC
 import NIOCore
+import ProgramOptions
 import ProcessTuning
 #if TLS
 import NIOSSL
@@ -51,15 +52,7 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a graceful shutdown lets calls in flight finish.")
     var gracePeriod = 10
 
-    enum BusyPollingMode: String, ExpressibleByArgument, CaseIterable {
-        case adaptive, fixed, off
-    }
-
-    @Option(help: "How the event loops poll after a connection's traffic: adaptive (spin only while traffic is dense enough to pay back), fixed (spin after every traffic for the window) or off (sleep at once). Default: adaptive, as in MuxRPC's library.")
-    var busyPolling: BusyPollingMode = .adaptive
-
-    @Option(help: "The busy polling window in microseconds (default: 100 adaptive, 50 fixed); 0 turns busy polling off.")
-    var busyPollMicroseconds: Int?
+    @OptionGroup var polling: BusyPollingOptions
 
     @Option(help: "The most yamux frames gathered before an early flush (default: 16, YamuxConfiguration's).")
     var maxFramesPerFlush: Int?
@@ -101,16 +94,8 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
     func run() async throws {
         if !defaultMalloc { MallocTuning.keepFreedMemoryForReuse() }
         var configuration = MuxRPCServer.Configuration(host: host, port: port, shutdownGracePeriod: .seconds(gracePeriod))
-        let window = busyPollMicroseconds.map { Duration.microseconds($0) }
-        let polling: BusyPolling
-        switch busyPolling {
-        case .adaptive: polling = BusyPolling(window: window ?? BusyPolling.adaptive.window, isAdaptive: true)
-        case .fixed: polling = BusyPolling(window: window ?? .microseconds(50), isAdaptive: false)
-        case .off: polling = .disabled
-        }
-        try polling.validate()
         // One object for NIO's shared group, where the server runs.
-        configuration.busyPolling = polling.isEnabled ? BusyPollers(polling) : nil
+        configuration.busyPolling = try polling.makePollers()
         if handlersOffLoop { configuration.rpc.runsHandlersOnEventLoop = false }
         if let maxFramesPerFlush { configuration.yamux.maxFramesPerFlush = maxFramesPerFlush }
         if noEarlyFlushes { configuration.yamux.flushesEarly = false }
