@@ -76,3 +76,14 @@ def parse_variants(argv):
 def result_fields(output):
     """The key=value fields of the result line a benchmark prints last on stdout."""
     return dict(pair.split("=", 1) for pair in output.strip().splitlines()[-1].split())
+
+
+def start_server(command, stderr=None):
+    """Starts a server that prints `listening on HOST:PORT`; returns the
+    process and the address. Its stdout stays open for the caller to read
+    further lines from; `stderr` is passed to Popen (None: inherited)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    for line in process.stdout:
+        if line.startswith("listening on "):
+            return process, line[len("listening on "):].strip()
+    raise RuntimeError(f"{command[0]} did not print its address")

@@ -19,16 +19,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, result_fields, run_stamp, say, write_doc_block
-
-
-def start_server(command):
-    """Starts a server that prints `listening on HOST:PORT`; returns the process and the address."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if line.startswith("listening on "):
-            return process, line[len("listening on "):].strip()
-    raise RuntimeError(f"{command[0]} did not print its address")
+from bench_common import GO_BENCH, SWIFT_BENCH, SWIFT_SERVER, WITHOUT_POLLING_OR_EARLY_FLUSHES, build, result_fields, run_stamp, say, start_server, write_doc_block
 
 
 def run_client(command):

@@ -31,15 +31,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, SWIFT_SERVER, build, result_fields, run_stamp, say
-
-
-def start_server(command):
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in process.stdout:
-        if line.startswith("listening on "):
-            return process, line[len("listening on "):].strip()
-    raise RuntimeError(f"{command[0]} did not print its address")
+from bench_common import GO_BENCH, ROOT, SWIFT_BENCH, SWIFT_SERVER, build, result_fields, run_stamp, say, start_server
 
 
 def main():
@@ -70,7 +62,7 @@ def main():
         ("MuxRPC after, busy polling off", [SWIFT_BENCH] + off, "off"),
     ]
     shapes = [(1, 20000), (32, 80000)]
-    started = {name: start_server(command) for name, command in servers.items()}
+    started = {name: start_server(command, stderr=subprocess.DEVNULL) for name, command in servers.items()}
     results = {}
     try:
         for round_index in range(options.rounds):

@@ -50,7 +50,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_common import SWIFT_BENCH, SWIFT_SERVER, build, result_fields, run_stamp, say
+from bench_common import SWIFT_BENCH, SWIFT_SERVER, build, result_fields, run_stamp, say, start_server
 
 # The variant each group's rows are compared with: its setting off.
 REFERENCE = {"polling": "off", "flushes": "early flushes off", "handlers": "handlers off the event loop"}
@@ -83,16 +83,9 @@ class Server:
     """A muxrpc-server with the given arguments, on a free loopback port."""
 
     def __init__(self, binary, arguments):
-        self.process = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", "0"] + arguments,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.process, self.address = start_server([binary, "--host", "127.0.0.1", "--port", "0"] + arguments,
+                                                  stderr=subprocess.DEVNULL)
         self.pid = self.process.pid
-        while True:
-            line = self.process.stdout.readline()
-            if not line:
-                raise RuntimeError("muxrpc-server did not print its address")
-            if line.startswith("listening on "):
-                self.address = line[len("listening on "):].strip()
-                return
 
     def cpu_ns(self):
         """The server's CPU time so far, all threads, in nanoseconds: it writes it on SIGUSR1."""
