@@ -86,23 +86,86 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Layer 4: what users touch: connection preambles and TLS, the server,
-        // the connection pool and the client stack.
+        // Layer 4, in four modules, each importing only those above it here.
+        //
+        // Transport: one connection. Preambles and TLS, MuxRPCConnection,
+        // MuxRPCServer, busy polling, and the error model all layers share.
         .target(
-            name: "MuxRPC",
+            name: "MuxRPCTransport",
             dependencies: [
                 "MsgpackRPC",
                 "Yamux",
                 "CEventFD",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Pool: one session per server, a free-list of idle streams, shrink
+        // and reaper, as Consul's client keeps them.
+        .target(
+            name: "MuxRPCPool",
+            dependencies: [
+                "MuxRPCTransport",
+                "MsgpackRPC",
+                "Yamux",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Client stack: MuxRPCClient over a pool, with resolvers, balancing,
+        // circuit breaking, retries and client interceptors.
+        .target(
+            name: "MuxRPCClientStack",
+            dependencies: [
+                "MuxRPCPool",
+                "MuxRPCTransport",
+                "MsgpackRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Observability: logging, metrics, tracing and rate-limiting
+        // interceptors for either side, and the pool's metrics reporter.
+        .target(
+            name: "MuxRPCObservability",
+            dependencies: [
+                "MuxRPCClientStack",
+                "MuxRPCPool",
+                "MuxRPCTransport",
+                "MsgpackRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The one import users need: re-exports every module above, and
+        // holds the DocC articles that span them.
+        .target(
+            name: "MuxRPC",
+            dependencies: [
+                "MuxRPCObservability",
+                "MuxRPCClientStack",
+                "MuxRPCPool",
+                "MuxRPCTransport",
+                "MsgpackRPC",
+                "Yamux",
+                "MessagePack",
             ],
             swiftSettings: strictSettings
         ),
@@ -284,6 +347,10 @@ let package = Package(
             name: "MuxRPCTests",
             dependencies: [
                 "MuxRPC",
+                "MuxRPCTransport",
+                "MuxRPCPool",
+                "MuxRPCClientStack",
+                "MuxRPCObservability",
                 "MsgpackRPC",
                 "Yamux",
                 "InteropSupport",

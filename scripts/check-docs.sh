@@ -2,7 +2,7 @@
 # Builds the DocC documentation of every library module and fails on any
 # warning in it.
 #
-#   ./scripts/check-docs.sh [MODULE...]      (default: MessagePack Yamux MsgpackRPC MuxRPC)
+#   ./scripts/check-docs.sh [MODULE...]      (default: every library module)
 #
 # Each module goes through `swift package generate-documentation` (the
 # swift-docc-plugin dependency) with docc's --warnings-as-errors, so a link
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
-    modules=(MessagePack Yamux MsgpackRPC MuxRPC)
+    modules=(MessagePack Yamux MsgpackRPC MuxRPCTransport MuxRPCPool MuxRPCClientStack MuxRPCObservability MuxRPC)
 fi
 logs=.build/check-docs
 mkdir -p "$logs"

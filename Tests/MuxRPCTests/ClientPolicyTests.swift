@@ -1,5 +1,7 @@
 import MsgpackRPC
-@testable import MuxRPC
+import MuxRPC
+@testable import MuxRPCTransport
+@testable import MuxRPCClientStack
 import NIOCore
 import Testing
 

@@ -1,6 +1,7 @@
 import Glibc
 import MsgpackRPC
-@testable import MuxRPC
+import MuxRPC
+@testable import MuxRPCTransport
 import NIOCore
 import NIOPosix
 import Testing

@@ -1,4 +1,6 @@
-@testable import MuxRPC
+import MuxRPC
+@testable import MuxRPCTransport
+@testable import MuxRPCPool
 import NIOCore
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
-@testable import MuxRPC
+import MuxRPC
+@testable import MuxRPCTransport
 import NIOCore
 import Testing
 

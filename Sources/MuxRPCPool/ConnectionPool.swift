@@ -1,0 +1,456 @@
+public import MsgpackRPC
+public import NIOCore
+import NIOPosix
+import Synchronization
+import Yamux
+import MuxRPCTransport
+
+/// Calls RPC servers over a few long-lived connections, the way Consul's
+/// `ConnPool` does, with its known faults fixed.
+///
+/// Per server address the pool keeps one yamux session (a second one, up to
+/// ``Configuration/maxSessionsPerAddress``, only when the first has no room
+/// for another stream) and per session a free-list of idle RPC streams. A
+/// call takes an idle stream or opens one, and after a successful call the
+/// stream goes back on the list; a stream that saw any error is closed.
+///
+///     let pool = ConnectionPool()
+///     let reply = try await pool.call("Echo.Echo", EchoArgs(msg: bytes), returning: EchoReply.self, on: address)
+///     await pool.shutdown()
+///
+/// - Concurrent first calls to an address share one dial.
+/// - A session that fails (EOF, keepalive timeout, protocol error) or whose
+///   server sends GoAway leaves the pool at once; the next call redials.
+///   Opening a stream that fails is retried once, on a fresh session.
+/// - The call's deadline covers waiting for a stream, opening it, sending
+///   and receiving.
+/// - Sessions no call used for ``Configuration/maxIdleTime`` are closed.
+/// - ``shutdown()`` (or the `Service` conformance) fails waiters and new
+///   calls at once, lets calls in flight finish within a grace period, then
+///   closes every session.
+///
+/// All bookkeeping happens in one state machine under one short lock; dials,
+/// stream opens and closes run outside it.
+public final class ConnectionPool: Sendable {
+    typealias StateMachine = ConnectionPoolStateMachine<SocketAddress, MuxRPCConnection, RPCClient>
+    typealias Grant = StateMachine.Grant
+    typealias WaiterID = StateMachine.WaiterID
+
+    /// The settings the pool was made with.
+    public let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let state: Mutex<State>
+
+    /// Creates a pool; nothing is dialled until the first call. `group`
+    /// defaults to NIO's shared `MultiThreadedEventLoopGroup.singleton`.
+    ///
+    /// - Important: Shut the pool down (``shutdown()``, or run it as a
+    ///   `Service`) to close its sessions.
+    public init(configuration: Configuration = .init(), group: (any EventLoopGroup)? = nil) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.group = group ?? MultiThreadedEventLoopGroup.singleton
+        let limits = StateMachine.Limits(
+            maxSessionsPerAddress: configuration.maxSessionsPerAddress,
+            maxStreamsPerSession: configuration.maxStreamsPerSession,
+            maxIdleStreamsPerSession: configuration.maxIdleStreamsPerSession,
+            maxConcurrentCallsPerAddress: configuration.maxConcurrentCallsPerAddress,
+            maxWaitersPerAddress: configuration.maxWaitersPerAddress,
+            failFastWhenBusy: configuration.whenBusy == .failFast,
+            maxIdleTime: TimeAmount(configuration.maxIdleTime),
+            replacementInterval: configuration.sessionReplacementInterval.map { TimeAmount($0) }
+        )
+        self.state = Mutex(State(machine: StateMachine(limits: limits)))
+        let interval = TimeAmount(configuration.reapInterval)
+        let reaper = self.group.any().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
+            guard let self else { return task.cancel() }
+            self.update { $0.reap(now: .now()) }
+        }
+        let healthCheck = configuration.healthCheckInterval.map { interval in
+            self.group.any().scheduleRepeatedTask(initialDelay: TimeAmount(interval), delay: TimeAmount(interval)) { [weak self] task in
+                guard let self else { return task.cancel() }
+                self.checkHealth()
+            }
+        }
+        state.withLock { state in
+            state.reaper = reaper
+            state.healthCheck = healthCheck
+        }
+    }
+
+    deinit {
+        // NIO reports a promise that is dropped without a result.
+        state.withLock { $0.drainWaiter.take() }?.succeed()
+    }
+
+    /// What the pool holds now and has done so far.
+    public var statistics: ConnectionPoolStatistics {
+        state.withLock { state in
+            var statistics = state.machine.statistics
+            statistics.connections = state.liveConnections.count
+            return statistics
+        }
+    }
+
+    // MARK: Calls
+
+    /// Calls `serviceMethod` on the server at `address` with `arguments` and
+    /// decodes the reply as `Reply`.
+    ///
+    /// - Throws: `MuxRPCError` when no stream could be had (nothing was
+    ///   sent: a refused or failed connection, a full pool, the deadline),
+    ///   or `RPCError` for the call itself.
+    public func call<Arguments: Encodable, Reply: Decodable>(
+        _ serviceMethod: String,
+        _ arguments: Arguments,
+        returning: Reply.Type = Reply.self,
+        on address: SocketAddress,
+        options: RPCCallOptions = .defaults
+    ) async throws -> Reply {
+        // One deadline for every step, fixed now: a timeout re-read later
+        // would restart the clock.
+        var options = options
+        let deadline = options.effectiveDeadline
+        options.deadline = deadline
+        options.timeout = nil
+        return try await withStream(to: address, deadline: deadline) { stream in
+            try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
+        }
+    }
+
+    /// Lends `body` a stream to `address` for one or more calls made one
+    /// after another. The stream goes back to the pool if `body` returns and
+    /// the stream is still usable, and is closed if `body` throws (unless
+    /// ``Configuration/keepsStreamsAfterServerErrors`` and the error is the
+    /// server's answer).
+    ///
+    /// - Parameters:
+    ///   - address: the server.
+    ///   - deadline: bounds the wait for a stream (calls made in `body` take
+    ///     their own options).
+    ///   - body: makes the calls on the stream it is lent; what it returns,
+    ///     this returns.
+    /// - Throws: `MuxRPCError` when no stream could be had, or what `body`
+    ///   throws.
+    public func withStream<Value>(
+        to address: SocketAddress,
+        deadline: RPCDeadline? = nil,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws -> Value {
+        var hasRetried = false
+        while true {
+            let grant = try await acquire(address, deadline: deadline)
+            let stream: RPCClient
+            switch grant {
+            case .idleStream(let idle, _):
+                stream = idle
+            case .newStream(let connection, let lease):
+                do {
+                    stream = try await openStream(on: connection, deadline: deadline, address: address)
+                    if connection.session == nil { track(plainStream: stream) }
+                } catch let error as MuxRPCError where error.code == .deadlineExceeded {
+                    update { $0.release(lease, stream: nil, reusable: false, now: .now()) }
+                    throw error
+                } catch {
+                    // The session can open no more streams: drop it, and try
+                    // once more on a fresh one, as Consul does.
+                    update { $0.streamOpenFailed(lease, now: .now()) }
+                    if !hasRetried {
+                        hasRetried = true
+                        continue
+                    }
+                    // A plain-mode stream is a connection of its own: its
+                    // failure already says why (refused, unreachable).
+                    if let error = error as? MuxRPCError { throw error }
+                    throw MuxRPCError(
+                        code: .streamOpenFailed, message: "opening a stream failed twice (\(error))", address: address, cause: error
+                    )
+                }
+            }
+            let result: Value
+            do {
+                result = try await body(stream)
+            } catch {
+                let reusable = configuration.keepsStreamsAfterServerErrors
+                    && (error as? RPCError)?.code == .serverError && stream.isUsable
+                update { $0.release(grant.lease, stream: stream, reusable: reusable, now: .now()) }
+                throw error
+            }
+            update { $0.release(grant.lease, stream: stream, reusable: stream.isUsable, now: .now()) }
+            return result
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Shuts the pool down: new calls and waiting callers fail at once with
+    /// `MuxRPCError/Code/shutDown`, idle streams close, calls in
+    /// flight get ``Configuration/shutdownGracePeriod`` to finish, then every
+    /// session closes. Returns when all are closed.
+    public func shutdown() async {
+        await shutdown(gracePeriod: configuration.shutdownGracePeriod)
+    }
+
+    package func shutdown(gracePeriod: Duration) async {
+        let timers = state.withLock { [$0.reaper.take(), $0.healthCheck.take()] }
+        for timer in timers { timer?.cancel() }
+        update { $0.beginShutdown() }
+        // The promise to wait on is made only when there is something to
+        // wait for. Already drained (nothing in flight, every session gone,
+        // as after the event loop group shut down) there is not, and a
+        // promise of a loop that is gone could never be completed: waiting
+        // on it would never end, and NIO reports it dropped.
+        let drained: EventLoopFuture<Void>? = state.withLock { state in
+            if state.hasDrained { return nil }
+            if state.drainWaiter == nil { state.drainWaiter = group.any().makePromise(of: Void.self) }
+            return state.drainWaiter!.futureResult
+        }
+        guard let drained else { return }
+        if await drained.result(before: .now() + TimeAmount(gracePeriod)) != nil { return }
+        update { $0.closeEverything() }
+        // Plain-mode streams are connections of their own, outside any session.
+        let plainStreams = state.withLock { Array($0.plainStreams.values) }
+        for stream in plainStreams { stream.channel.close(promise: nil) }
+        try? await drained.get()
+    }
+
+    /// Keeps a plain-mode stream (its own TCP connection) until it closes,
+    /// so that a shutdown whose grace period runs out can close it.
+    private func track(plainStream stream: RPCClient) {
+        let key = ObjectIdentifier(stream)
+        state.withLock { $0.plainStreams[key] = stream }
+        stream.channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLock { $0.plainStreams.removeValue(forKey: key) }
+        }
+    }
+
+    // MARK: Endpoints
+
+    /// Takes `address` out of use: its sessions take no new calls, their
+    /// idle streams close, and each session closes once its last call in
+    /// flight ends. A later call to the address dials afresh.
+    public func drain(_ address: SocketAddress) {
+        update { $0.drain(address, now: .now()) }
+    }
+
+    /// The round-trip time the latest health check measured to `address`.
+    public func roundTripTime(to address: SocketAddress) -> Duration? {
+        state.withLock { $0.machine.roundTripTime(to: address) }.map { Duration($0) }
+    }
+
+    /// Pings every ready session; one that does not answer within
+    /// ``Configuration/healthCheckTimeout`` is closed, which takes it out
+    /// of the pool and starts its replacement.
+    private func checkHealth() {
+        let sessions = state.withLock { $0.machine.readySessions }
+        let timeout = configuration.healthCheckTimeout
+        for (lease, connection) in sessions {
+            guard let session = connection.session else { continue }
+            Task { [weak self] in
+                let start = ContinuousClock.now
+                let ping = session.channel.eventLoop.makeFutureWithTask { try await session.ping() }
+                let outcome = await ping.result(before: .now() + TimeAmount(timeout))
+                guard let self else { return }
+                if case .success = outcome {
+                    let rtt = TimeAmount(ContinuousClock.now - start)
+                    state.withLock { $0.machine.recordRoundTripTime(rtt, for: lease.address) }
+                } else {
+                    await connection.close()
+                }
+            }
+        }
+    }
+
+    // MARK: Waiting for a stream
+
+    private func acquire(_ address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
+        if let deadline, deadline.hasPassed {
+            throw MuxRPCError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
+        }
+        let decision = state.withLock { $0.machine.acquire(address, now: .now()) }
+        switch decision {
+        case .granted(let grant):
+            return grant
+        case .failed(var error):
+            error.address = address
+            throw error
+        case .wait(let waiter, let dial):
+            if let dial { start(dial) }
+            return try await wait(for: waiter, address: address, deadline: deadline)
+        }
+    }
+
+    private func wait(for waiter: WaiterID, address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
+        let timer = deadline.map { deadline in
+            group.any().scheduleTask(deadline: deadline.nioDeadline) { [weak self] in
+                self?.abandon(waiter, MuxRPCError(
+                    code: .deadlineExceeded, message: "the deadline passed while the call waited for a stream", address: address
+                ))
+            }
+        }
+        defer { timer?.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
+                let outcome = state.withLock { state -> Result<Grant, MuxRPCError>? in
+                    if let outcome = state.outcomes.removeValue(forKey: waiter) { return outcome }
+                    state.waiting[waiter] = continuation
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+            }
+        } onCancel: { [weak self] in
+            self?.abandon(waiter, MuxRPCError(
+                code: .cancelled, message: "the task was cancelled while the call waited for a stream", address: address
+            ))
+        }
+    }
+
+    /// A waiter's deadline passed or its task was cancelled: fail it, unless
+    /// it was granted a stream (or failed) first.
+    private func abandon(_ waiter: WaiterID, _ error: MuxRPCError) {
+        let continuation = state.withLock { state -> CheckedContinuation<Grant, any Error>? in
+            guard state.machine.removeWaiter(waiter) else { return nil }
+            if let continuation = state.waiting.removeValue(forKey: waiter) { return continuation }
+            state.outcomes[waiter] = .failure(error)
+            return nil
+        }
+        continuation?.resume(throwing: error)
+    }
+
+    // MARK: Sessions and streams
+
+    private func start(_ dial: StateMachine.Dial) {
+        let configuration = configuration.connection
+        let group = group
+        Task {
+            do {
+                let connection = try await MuxRPCConnection.connect(to: dial.address, configuration: configuration, group: group)
+                updateState { state in
+                    if connection.session != nil {
+                        state.liveConnections[ObjectIdentifier(connection)] = connection
+                    }
+                    return state.machine.connected(dial, connection: connection, now: .now())
+                }
+                watch(connection, as: StateMachine.Lease(address: dial.address, session: dial.session))
+            } catch {
+                // `connect` names refused, unreachable and timed-out
+                // connections itself; anything else (a configuration, a TLS
+                // set-up) is a failed connect all the same.
+                var failure = error as? MuxRPCError ?? MuxRPCError(
+                    code: .connectFailed, message: "connect failed (\(error))", cause: error
+                )
+                failure.address = dial.address
+                update { $0.connectFailed(dial, error: failure, now: .now()) }
+            }
+        }
+    }
+
+    /// Takes the session out of the pool the moment it ends or its server
+    /// sends GoAway.
+    private func watch(_ connection: MuxRPCConnection, as lease: StateMachine.Lease) {
+        guard let session = connection.session else { return }
+        let key = ObjectIdentifier(connection)
+        session.onRemoteGoAway { [weak self] in
+            self?.update { $0.sessionDraining(lease, now: .now()) }
+        }
+        session.onClose { [weak self] _ in
+            self?.updateState { state in
+                state.liveConnections[key] = nil
+                return state.machine.sessionClosed(lease, now: .now())
+            }
+        }
+    }
+
+    /// Opens a stream on `connection`, giving up at `deadline`. A stream
+    /// that opens after that is closed.
+    private func openStream(on connection: MuxRPCConnection, deadline: RPCDeadline?, address: SocketAddress) async throws -> RPCClient {
+        guard let deadline else { return try await connection.openStream() }
+        let opening = group.any().makeFutureWithTask { try await connection.openStream() }
+        guard let outcome = await opening.result(before: deadline.nioDeadline) else {
+            opening.whenSuccess { late in late.channel.close(promise: nil) }
+            throw MuxRPCError(
+                code: .deadlineExceeded, message: "the deadline passed while a stream was being opened", address: address
+            )
+        }
+        return try outcome.get()
+    }
+
+    // MARK: Carrying out the state machine's actions
+
+    /// Applies one event to the state machine under the lock, then carries
+    /// out what it asks for outside it.
+    private func update(_ event: (inout StateMachine) -> StateMachine.Actions) {
+        updateState { state in event(&state.machine) }
+    }
+
+    /// ``update(_:)`` for events that also touch the pool's own state.
+    private func updateState(_ event: (inout State) -> StateMachine.Actions) {
+        let work = state.withLock { state in
+            let actions = event(&state)
+            return state.claim(actions)
+        }
+        for (continuation, outcome) in work.resumptions {
+            continuation.resume(with: outcome.mapError { $0 as any Error })
+        }
+        for stream in work.streamsToClose {
+            stream.channel.close(promise: nil)
+        }
+        for connection in work.connectionsToClose {
+            Task { await connection.close() }
+        }
+        for dial in work.dials {
+            start(dial)
+        }
+        work.drainWaiter?.succeed()
+    }
+
+    /// The state under the pool's lock: the machine, and the continuations of
+    /// the callers it told to wait.
+    private struct State {
+        var machine: StateMachine
+        var waiting: [WaiterID: CheckedContinuation<Grant, any Error>] = [:]
+        /// Outcomes decided before the waiter's continuation was stored.
+        var outcomes: [WaiterID: Result<Grant, MuxRPCError>] = [:]
+        /// Sessions not yet closed, whether or not the machine still has them.
+        var liveConnections: [ObjectIdentifier: MuxRPCConnection] = [:]
+        /// Plain-mode streams not yet closed.
+        var plainStreams: [ObjectIdentifier: RPCClient] = [:]
+        var reaper: RepeatedTask?
+        var healthCheck: RepeatedTask?
+        var hasDrained = false
+        /// What a shutdown waits on, made when it has to wait.
+        var drainWaiter: EventLoopPromise<Void>?
+
+        /// Takes the continuations the actions resume (or records the
+        /// outcome for a waiter that has not stored its continuation yet).
+        mutating func claim(_ actions: StateMachine.Actions) -> Work {
+            var work = Work(
+                streamsToClose: actions.streamsToClose,
+                connectionsToClose: actions.connectionsToClose,
+                dials: actions.dials
+            )
+            func settle(_ waiter: WaiterID, _ outcome: Result<Grant, MuxRPCError>) {
+                if let continuation = waiting.removeValue(forKey: waiter) {
+                    work.resumptions.append((continuation, outcome))
+                } else {
+                    outcomes[waiter] = outcome
+                }
+            }
+            for (waiter, grant) in actions.grants { settle(waiter, .success(grant)) }
+            for (waiter, error) in actions.failedWaiters { settle(waiter, .failure(error)) }
+            if !hasDrained, machine.isDrained, liveConnections.isEmpty {
+                hasDrained = true
+            }
+            if hasDrained { work.drainWaiter = drainWaiter.take() }
+            return work
+        }
+    }
+
+    private struct Work {
+        var streamsToClose: [RPCClient]
+        var connectionsToClose: [MuxRPCConnection]
+        var dials: [StateMachine.Dial]
+        var resumptions: [(CheckedContinuation<Grant, any Error>, Result<Grant, MuxRPCError>)] = []
+        var drainWaiter: EventLoopPromise<Void>?
+    }
+}
