@@ -303,16 +303,6 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Builds and runs the real Go peers (Tests/GoPeers/<name>) the interop
-        // tests talk to.
-        .target(
-            name: "InteropSupport",
-            path: "Tests/InteropSupport",
-            swiftSettings: strictSettings
-        ),
-        // What the test targets share below any protocol: loopback TCP
-        // listeners and clients. SwiftNIO only, so it imports no layer of the
-        // library and no test target gains one through it.
         .target(
             name: "TestSupport",
             dependencies: [
@@ -326,7 +316,6 @@ let package = Package(
             name: "YamuxTests",
             dependencies: [
                 "Yamux",
-                "InteropSupport",
                 "TestSupport",
             ] + nioTestDependencies,
             swiftSettings: strictSettings
@@ -335,7 +324,6 @@ let package = Package(
             name: "MsgpackRPCTests",
             dependencies: [
                 "MsgpackRPC",
-                "InteropSupport",
                 "TestSupport",
                 "MessagePack",
                 "DemoServices",
@@ -353,7 +341,7 @@ let package = Package(
                 "MuxRPCObservability",
                 "MsgpackRPC",
                 "Yamux",
-                "InteropSupport",
+                "TestSupport",
                 "DemoServices",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

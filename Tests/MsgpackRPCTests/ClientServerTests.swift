@@ -1,6 +1,6 @@
 import DemoServices
 import Foundation
-import InteropSupport
+import TestSupport
 import MessagePack
 import MsgpackRPC
 import NIOConcurrencyHelpers

@@ -1,5 +1,5 @@
 import DemoServices
-import InteropSupport
+import TestSupport
 import MessagePack
 @testable import MsgpackRPC
 import NIOCore

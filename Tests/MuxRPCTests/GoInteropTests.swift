@@ -1,6 +1,6 @@
 import DemoServices
 import Foundation
-import InteropSupport
+import TestSupport
 import MsgpackRPC
 import MuxRPC
 import NIOCore

@@ -1,4 +1,4 @@
-import InteropSupport
+import TestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import Testing

@@ -1,5 +1,5 @@
 import Foundation
-import InteropSupport
+import TestSupport
 import NIOSSL
 
 /// A certificate authority and a server certificate for localhost and

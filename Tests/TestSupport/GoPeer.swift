@@ -7,7 +7,7 @@ public import Foundation
 /// their source is newer than the binary. With `CI=true` a missing toolchain is an error;
 /// elsewhere tests may skip with ``GoPeer/unavailableReason``.
 public enum GoPeer {
-    /// The package root, found from this file's path (Tests/InteropSupport/GoPeer.swift).
+    /// The package root, found from this file's path (Tests/TestSupport/GoPeer.swift).
     public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
