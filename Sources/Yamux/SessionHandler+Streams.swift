@@ -69,7 +69,7 @@ extension YamuxSessionHandler {
             self.streamsWaitingForConnection.removeAll(keepingCapacity: true)
             self.idsWaitingForConnection.removeAll(keepingCapacity: true)
             for stream in waiting {
-                guard self.machine.isRunning, stream.hasFlushedWrites, self.machine.index(of: stream) != nil else { continue }
+                guard self.machine.isRunning, stream.hasFlushedWrites, self.machine.contains(stream) else { continue }
                 if stream.drainWrites() { self.writer.noteNeedsFlush() }
             }
             self.writer.flushIfNeeded()
@@ -106,7 +106,7 @@ extension YamuxSessionHandler {
 
     /// Aborts the stream: RST to the peer, the channel fails.
     func resetStream(_ stream: YamuxStreamChannel) {
-        guard self.machine.index(of: stream) != nil else {
+        guard self.machine.contains(stream) else {
             stream.reset()
             return
         }

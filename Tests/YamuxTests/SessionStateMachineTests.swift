@@ -23,8 +23,8 @@ import Testing
         configuration.enableWindowAutoTuning = false
         configure(&configuration)
         var machine = Machine(role: role, configuration: configuration)
-        let result1 = machine.start()
-        #expect(result1)
+        let started = machine.start()
+        #expect(started)
         return machine
     }
 
@@ -93,14 +93,14 @@ import Testing
             Issue.record("an open before start must wait")
             return
         }
-        let result2 = machine.start()
-        #expect(result2)
-        let result3 = machine.start()
-        #expect(!result3, "starts once")
+        let started = machine.start()
+        #expect(started)
+        let startedAgain = machine.start()
+        #expect(!startedAgain, "starts once")
         let closure = machine.close(error: .connectionClosed)
         #expect(closure?.streams.isEmpty == true)
-        let result4 = machine.close(error: .sessionClosed)
-        #expect(result4 == nil, "closes once")
+        let closedAgain = machine.close(error: .sessionClosed)
+        #expect(closedAgain == nil, "closes once")
         guard case .failed(let error) = machine.openStream(now: Self.start, makeStream: TestStream.init) else {
             Issue.record("an open after close must fail")
             return
@@ -220,17 +220,17 @@ import Testing
     @Test func anIDIsFreeAgainOnceItsStreamEnded() throws {
         var machine = self.makeMachine(role: .server)
         let first = try self.acceptedInbound(&machine, id: 1)
-        let result5 = machine.resetStream(first)
-        #expect(result5 != nil)
+        let firstReset = machine.resetStream(first)
+        #expect(firstReset != nil)
         let second = try self.acceptedInbound(&machine, id: 1)
         #expect(second !== first)
         // The old stream's calls no longer reach the stream that reuses its id.
-        let result6 = machine.resetStream(first)
-        #expect(result6 == nil)
-        let result7 = machine.reserveSendWindow(for: first, wanted: 10)
-        #expect(result7 == nil)
-        let result8 = machine.reserveSendWindow(for: second, wanted: 10)
-        #expect(result8 == 10)
+        let staleReset = machine.resetStream(first)
+        #expect(staleReset == nil)
+        let staleWindow = machine.reserveSendWindow(for: first, wanted: 10)
+        #expect(staleWindow == nil)
+        let newWindow = machine.reserveSendWindow(for: second, wanted: 10)
+        #expect(newWindow == 10)
     }
 
     // MARK: data and windows
@@ -244,10 +244,10 @@ import Testing
         let firstPiece = machine.receivedPayload(last: false)
         let piece = try #require(firstPiece)
         #expect(piece.stream === stream)
-        let result9 = machine.receivedPayload(last: true)
-        #expect(result9?.streamID == 1)
-        let result10 = machine.receivedPayload(last: true)
-        #expect(result10 == nil, "the frame is over")
+        let lastPiece = machine.receivedPayload(last: true)
+        #expect(lastPiece?.streamID == 1)
+        let pieceAfterTheEnd = machine.receivedPayload(last: true)
+        #expect(pieceAfterTheEnd == nil, "the frame is over")
         #expect(self.protocolError(self.frame(&machine, .data, id: 1, length: 1)) == .windowExceeded)
     }
 
@@ -255,8 +255,8 @@ import Testing
         var machine = self.makeMachine(role: .server)
         let stream = try self.acceptedInbound(&machine)
         _ = try self.effects(self.frame(&machine, .data, id: 1, length: Self.window))
-        let result11 = machine.consumed(Self.window / 2 - 1, by: stream, now: Self.start, rtt: nil)
-        #expect(result11 == nil)
+        let earlyUpdate = machine.consumed(Self.window / 2 - 1, by: stream, now: Self.start, rtt: nil)
+        #expect(earlyUpdate == nil)
         let update = machine.consumed(1, by: stream, now: Self.start, rtt: nil)
         #expect(update == YamuxFrameHeader(type: .windowUpdate, streamID: 1, length: Self.window / 2))
         #expect(machine.streams[1]?.flow.recvWindow == Self.window / 2)
@@ -266,21 +266,21 @@ import Testing
         var machine = self.makeMachine(role: .server)
         let (stream, _) = try self.effects(self.frame(&machine, .windowUpdate, .syn, id: 1))
         _ = try self.effects(self.frame(&machine, .data, id: 1, length: Self.window))
-        let result12 = machine.consumed(Self.window, by: stream, now: Self.start, rtt: nil)
-        #expect(result12 == nil)
+        let updateBeforeACK = machine.consumed(Self.window, by: stream, now: Self.start, rtt: nil)
+        #expect(updateBeforeACK == nil)
     }
 
     @Test func sendingIsBoundByThePeersWindowAndItsUpdates() throws {
         var machine = self.makeMachine()
         let (stream, _) = try self.open(&machine)
-        let result13 = machine.reserveSendWindow(for: stream, wanted: 300_000)
-        #expect(result13 == Int(Self.window))
-        let result14 = machine.reserveSendWindow(for: stream, wanted: 1)
-        #expect(result14 == 0, "the window is spent")
+        let firstSend = machine.reserveSendWindow(for: stream, wanted: 300_000)
+        #expect(firstSend == Int(Self.window))
+        let sendWithNoWindow = machine.reserveSendWindow(for: stream, wanted: 1)
+        #expect(sendWithNoWindow == 0, "the window is spent")
         let (_, effects) = try self.effects(self.frame(&machine, .windowUpdate, .ack, id: 1, length: 1000))
         #expect(effects.sendWindowGrew)
-        let result15 = machine.reserveSendWindow(for: stream, wanted: 5000)
-        #expect(result15 == 1000)
+        let sendAfterUpdate = machine.reserveSendWindow(for: stream, wanted: 5000)
+        #expect(sendAfterUpdate == 1000)
     }
 
     @Test func autoTunedWindowIsGivenBackWhenTheStreamEnds() throws {
@@ -291,8 +291,8 @@ import Testing
         let update = machine.consumed(Self.window / 2, by: stream, now: Self.start + .milliseconds(1), rtt: .milliseconds(10))
         #expect(update?.length == Self.window / 2 + Self.window)
         #expect(machine.autoTuneBudget.granted == Int(Self.window))
-        let result16 = machine.resetStream(stream)
-        #expect(result16 != nil)
+        let rst = machine.resetStream(stream)
+        #expect(rst != nil)
         #expect(machine.autoTuneBudget.granted == 0)
     }
 
@@ -314,14 +314,14 @@ import Testing
         let stream = try self.acceptedInbound(&machine)
         #expect(try self.effects(self.frame(&machine, .data, id: 1, length: 10, epoch: 4)).1.firstDataInFlushEpoch)
         #expect(try !self.effects(self.frame(&machine, .data, id: 1, length: 10, epoch: 4)).1.firstDataInFlushEpoch)
-        let result17 = machine.streamCarriesData(stream, flushEpoch: 4)
-        #expect(result17 == false)
-        let result18 = machine.streamCarriesData(stream, flushEpoch: 5)
-        #expect(result18 == true)
-        let result19 = machine.resetStream(stream)
-        #expect(result19 != nil)
-        let result20 = machine.streamCarriesData(stream, flushEpoch: 6)
-        #expect(result20 == nil, "a stream that is gone sends nothing")
+        let sameEpoch = machine.streamCarriesData(stream, flushEpoch: 4)
+        #expect(sameEpoch == false)
+        let nextEpoch = machine.streamCarriesData(stream, flushEpoch: 5)
+        #expect(nextEpoch == true)
+        let rst = machine.resetStream(stream)
+        #expect(rst != nil)
+        let afterReset = machine.streamCarriesData(stream, flushEpoch: 6)
+        #expect(afterReset == nil, "a stream that is gone sends nothing")
     }
 
     // MARK: FIN and RST
@@ -334,8 +334,8 @@ import Testing
         _ = try self.effects(self.frame(&machine, .data, id: 1, length: 0))
         #expect(self.protocolError(self.frame(&machine, .data, id: 1, length: 1)) == .unexpectedData)
         #expect(self.protocolError(self.frame(&machine, .windowUpdate, .fin, id: 1)) == .unexpectedFIN)
-        let result21 = machine.reserveSendWindow(for: stream, wanted: 5)
-        #expect(result21 == 5, "our side is still open")
+        let sendAfterTheirFIN = machine.reserveSendWindow(for: stream, wanted: 5)
+        #expect(sendAfterTheirFIN == 5, "our side is still open")
         guard case .fullyClosed(let fin) = machine.sendFIN(stream) else {
             Issue.record("our FIN must close the stream")
             return
@@ -359,11 +359,11 @@ import Testing
             Issue.record("one FIN only")
             return
         }
-        let result22 = machine.reserveSendWindow(for: stream, wanted: 1)
-        #expect(result22 == nil, "no data after our FIN")
+        let sendAfterOurFIN = machine.reserveSendWindow(for: stream, wanted: 1)
+        #expect(sendAfterOurFIN == nil, "no data after our FIN")
         _ = try self.effects(self.frame(&machine, .data, id: 1, length: 10))
-        let result23 = machine.receivedPayload(last: true)
-        #expect(result23?.stream === stream)
+        let piece = machine.receivedPayload(last: true)
+        #expect(piece?.stream === stream)
         let (_, effects) = try self.effects(self.frame(&machine, .windowUpdate, [.ack, .fin], id: 1))
         #expect(effects.acknowledged)
         #expect(effects.fin == .fullyClosed)
@@ -399,20 +399,20 @@ import Testing
             Issue.record("frames after the RST are discarded")
             return
         }
-        let result24 = machine.receivedPayload(last: true)
-        #expect(result24 == nil)
+        let pieceAfterRST = machine.receivedPayload(last: true)
+        #expect(pieceAfterRST == nil)
     }
 
     @Test func ourResetSendsRSTOnceAndDropsTheRestOfAPayload() throws {
         var machine = self.makeMachine(role: .server)
         let stream = try self.acceptedInbound(&machine)
         _ = try self.effects(self.frame(&machine, .data, id: 1, length: 100))
-        let result25 = machine.resetStream(stream)
-        #expect(result25 == YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: 1, length: 0))
-        let result26 = machine.resetStream(stream)
-        #expect(result26 == nil)
-        let result27 = machine.receivedPayload(last: true)
-        #expect(result27 == nil, "the payload of a reset stream is dropped")
+        let rst = machine.resetStream(stream)
+        #expect(rst == YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: 1, length: 0))
+        let secondRST = machine.resetStream(stream)
+        #expect(secondRST == nil)
+        let pieceAfterReset = machine.receivedPayload(last: true)
+        #expect(pieceAfterReset == nil, "the payload of a reset stream is dropped")
     }
 
     @Test func anUnacceptedStreamThatEndsLeavesTheBacklog() throws {
@@ -435,10 +435,10 @@ import Testing
     @Test func afterOurGoAwayNewStreamsAreRefusedAndAcceptsEnd() throws {
         var machine = self.makeMachine(role: .server)
         _ = try self.effects(self.frame(&machine, .windowUpdate, .syn, id: 1))
-        let result28 = machine.goAway()
-        #expect(result28 == YamuxFrameHeader(type: .goAway, streamID: 0, length: 0))
-        let result29 = machine.goAway()
-        #expect(result29 == nil, "one GoAway")
+        let goAway = machine.goAway()
+        #expect(goAway == YamuxFrameHeader(type: .goAway, streamID: 0, length: 0))
+        let secondGoAway = machine.goAway()
+        #expect(secondGoAway == nil, "one GoAway")
         #expect(machine.lifecycle == .localGoAwaySent(.refusingStreams))
         guard case .refuse = self.frame(&machine, .windowUpdate, .syn, id: 3) else {
             Issue.record("no new inbound streams after our GoAway")
@@ -465,18 +465,18 @@ import Testing
         var machine = self.makeMachine { $0.acceptBacklog = 1 }
         let (stream, _) = try self.open(&machine)
         _ = machine.openStream(now: Self.start, makeStream: TestStream.init)
-        let result30 = machine.receivedGoAway(code: 0)
-        #expect(result30 == .refuseOpens(waitingOpens: 1))
-        let result31 = machine.receivedGoAway(code: 0)
-        #expect(result31 == .none)
+        let goAway = machine.receivedGoAway(code: 0)
+        #expect(goAway == .refuseOpens(waitingOpens: 1))
+        let secondGoAway = machine.receivedGoAway(code: 0)
+        #expect(secondGoAway == .none)
         #expect(!machine.waitingOpenMayStart)
         guard case .failed(let error) = machine.openStream(now: Self.start, makeStream: TestStream.init) else {
             Issue.record("no opens after their GoAway")
             return
         }
         #expect(error.code == .remoteGoAway)
-        let result32 = machine.reserveSendWindow(for: stream, wanted: 1)
-        #expect(result32 == 1, "open streams go on")
+        let send = machine.reserveSendWindow(for: stream, wanted: 1)
+        #expect(send == 1, "open streams go on")
         _ = machine.goAway()
         #expect(machine.lifecycle == .bothGoneAway(.refusingStreams))
         #expect(machine.isRunning)
@@ -484,10 +484,10 @@ import Testing
 
     @Test func goAwayWithAnErrorCodeClosesTheSession() {
         var machine = self.makeMachine()
-        let result33 = machine.receivedGoAway(code: 1)
-        #expect(result33 == .close(.remoteProtocolError))
-        let result34 = machine.receivedGoAway(code: 2)
-        #expect(result34 == .close(.remoteInternalError))
+        let protocolErrorGoAway = machine.receivedGoAway(code: 1)
+        #expect(protocolErrorGoAway == .close(.remoteProtocolError))
+        let internalErrorGoAway = machine.receivedGoAway(code: 2)
+        #expect(internalErrorGoAway == .close(.remoteInternalError))
         guard case .close(let error) = machine.receivedGoAway(code: 9) else {
             Issue.record("an unknown code ends the session")
             return
@@ -526,12 +526,12 @@ import Testing
         var machine = self.makeMachine(role: .server)
         let stream = try self.acceptedInbound(&machine)
         #expect(!machine.quiescedAndIdle(isInUse: { _ in false }), "not quiescing")
-        let result35 = machine.goAway(quiescing: true)
-        #expect(result35 != nil)
+        let goAway = machine.goAway(quiescing: true)
+        #expect(goAway != nil)
         #expect(machine.isQuiescing)
         #expect(!machine.quiescedAndIdle(isInUse: { $0 === stream }))
         #expect(machine.quiescedAndIdle(isInUse: { _ in false }))
-        let result36 = machine.goAway(quiescing: true)
-        #expect(result36 == nil, "one GoAway")
+        let secondGoAway = machine.goAway(quiescing: true)
+        #expect(secondGoAway == nil, "one GoAway")
     }
 }

@@ -288,14 +288,14 @@ struct YamuxSessionStateMachine<Stream: YamuxStreamIdentity> {
     /// An application asks for the next inbound stream.
     mutating func acceptStream(now: NIODeadline) -> AcceptDecision {
         if let id = self.acceptBacklog.popFirst() {
-            let index = self.streams.index(forKey: id)!
-            self.streams.values[index].awaitingAccept = false
-            self.streams.values[index].lifecycle.sentACK()
-            let delta = Self.openingWindowDelta(&self.streams.values[index].flow, now: now, budget: &self.autoTuneBudget)
-            return .accepted(
-                self.streams.values[index].stream,
-                ack: YamuxFrameHeader(type: .windowUpdate, flags: .ack, streamID: id, length: delta)
-            )
+            var budget = self.autoTuneBudget
+            let (stream, delta) = self.updateStream(at: self.streams.index(forKey: id)!) { state in
+                state.awaitingAccept = false
+                state.lifecycle.sentACK()
+                return (state.stream, Self.openingWindowDelta(&state.flow, now: now, budget: &budget))
+            }
+            self.autoTuneBudget = budget
+            return .accepted(stream, ack: YamuxFrameHeader(type: .windowUpdate, flags: .ack, streamID: id, length: delta))
         }
         if let error = self.closedError {
             switch error.code {
@@ -336,7 +336,7 @@ struct YamuxSessionStateMachine<Stream: YamuxStreamIdentity> {
     /// data came that nobody will read). Returns the RST to send; nil if the stream is gone
     /// already.
     mutating func resetStream(_ stream: Stream) -> YamuxFrameHeader? {
-        guard self.index(of: stream) != nil else { return nil }
+        guard self.updateStream(stream, { _ in true }) != nil else { return nil }
         let id = stream.streamID
         self.removeStream(id)
         return YamuxFrameHeader(type: .windowUpdate, flags: .rst, streamID: id, length: 0)
@@ -345,17 +345,35 @@ struct YamuxSessionStateMachine<Stream: YamuxStreamIdentity> {
     /// The application closed the stream's channel: what it had not read yet never will be,
     /// so it no longer holds the window back. False if the stream is gone.
     mutating func streamClosedByApplication(_ stream: Stream) -> Bool {
-        guard let index = self.index(of: stream) else { return false }
-        self.streams.values[index].flow.dropBuffered()
-        return true
+        self.updateStream(stream) { state in
+            state.flow.dropBuffered()
+            return true
+        } ?? false
     }
 
-    /// Where `stream` is in the stream map; nil if it is not (any more) in the session.
-    func index(of stream: Stream) -> Dictionary<UInt32, StreamState>.Index? {
-        guard let index = self.streams.index(forKey: stream.streamID), self.streams.values[index].stream === stream else {
-            return nil
+    /// Whether `stream` is (still) in the session; a stream that ended is not, even if a new
+    /// one has its id.
+    func contains(_ stream: Stream) -> Bool {
+        self.streams[stream.streamID]?.stream === stream
+    }
+
+    /// `body` on the state of the stream at `index`, in place. (Reading
+    /// `streams.values[index].field` copies the whole entry, its stream's reference
+    /// included, on every read: in the per-frame paths that cost more than the lookup.)
+    mutating func updateStream<Result>(
+        at index: Dictionary<UInt32, StreamState>.Index,
+        _ body: (inout StreamState) -> Result
+    ) -> Result {
+        body(&self.streams.values[index])
+    }
+
+    /// `body` on the state of `stream`, in place; nil without calling it when the stream is
+    /// not in the session (any more). One lookup.
+    mutating func updateStream<Result>(_ stream: Stream, _ body: (inout StreamState) -> Result?) -> Result? {
+        guard let index = self.streams.index(forKey: stream.streamID) else { return nil }
+        return self.updateStream(at: index) { state in
+            state.stream === stream ? body(&state) : nil
         }
-        return index
     }
 
     /// Whether a quiescing session may close now: no stream waits to be accepted, and
@@ -418,6 +436,13 @@ extension YamuxSessionStateMachine {
         case update(Stream, StreamFrameEffects)
     }
 
+    /// What a stream header did to its entry, for the session to follow up on.
+    private enum HeaderOutcome {
+        case payloadFollows(Stream)
+        case done(Stream)
+        case protocolError(YamuxError)
+    }
+
     /// A window update, or the header of a data frame. `makeStream` makes the owner's stream
     /// for a SYN the session accepts.
     mutating func receivedStreamHeader(
@@ -457,45 +482,50 @@ extension YamuxSessionStateMachine {
             return .peerReset(self.removeStream(id)!.stream)
         }
 
-        if flags.contains(.ack) {
-            let wasPending = self.streams.values[index].lifecycle.state == .synSent
-            self.streams.values[index].lifecycle.receivedACK()
-            effects.acknowledged = wasPending
-            if self.streams.values[index].holdsSYNSlot {
-                self.streams.values[index].holdsSYNSlot = false
-                self.inflightSYNs -= 1
-                effects.acknowledged = true
+        // Everything below touches the entry once, in place; what it decides for the
+        // session (a SYN slot freed, a payload to expect, the stream gone) follows after.
+        var releasedSYNSlot = false
+        let outcome = self.updateStream(at: index) { state -> HeaderOutcome in
+            if flags.contains(.ack) {
+                effects.acknowledged = state.lifecycle.state == .synSent
+                state.lifecycle.receivedACK()
+                if state.holdsSYNSlot {
+                    state.holdsSYNSlot = false
+                    releasedSYNSlot = true
+                    effects.acknowledged = true
+                }
             }
+            if header.type == .data && header.length > 0 {
+                guard state.lifecycle.canReceiveData else { return .protocolError(.unexpectedData(id)) }
+                guard state.flow.receive(header.length) else { return .protocolError(.windowExceeded(streamID: id)) }
+                effects.payloadFollows = true
+                effects.firstDataInFlushEpoch = state.countCarriedData(inEpoch: flushEpoch)
+                return .payloadFollows(state.stream)
+            }
+            if header.type == .windowUpdate && header.length > 0 {
+                state.flow.grantSend(header.length)
+                effects.sendWindowGrew = true
+            }
+            if flags.contains(.fin) {
+                switch state.lifecycle.receivedFIN() {
+                case .protocolError: return .protocolError(.unexpectedFIN(id))
+                case .halfClosed: effects.fin = .halfClosed
+                case .fullyClosed: effects.fin = .fullyClosed
+                }
+            }
+            return .done(state.stream)
         }
-
-        if header.type == .data && header.length > 0 {
-            guard self.streams.values[index].lifecycle.canReceiveData else {
-                return .protocolError(.unexpectedData(id))
-            }
-            guard self.streams.values[index].flow.receive(header.length) else {
-                return .protocolError(.windowExceeded(streamID: id))
-            }
-            effects.payloadFollows = true
-            effects.firstDataInFlushEpoch = self.streams.values[index].countCarriedData(inEpoch: flushEpoch)
-            let stream = self.streams.values[index].stream
+        if releasedSYNSlot { self.inflightSYNs -= 1 }
+        switch outcome {
+        case .protocolError(let error):
+            return .protocolError(error)
+        case .payloadFollows(let stream):
             self.payloadTarget = (id, stream, flags)
             return .update(stream, effects)
+        case .done(let stream):
+            if effects.fin == .fullyClosed { self.removeStream(id) }
+            return .update(stream, effects)
         }
-
-        if header.type == .windowUpdate && header.length > 0 {
-            self.streams.values[index].flow.grantSend(header.length)
-            effects.sendWindowGrew = true
-        }
-        let stream = self.streams.values[index].stream
-        if flags.contains(.fin) {
-            switch self.receivedFIN(at: index) {
-            case .protocolError(let error): return .protocolError(error)
-            case .halfClosed: effects.fin = .halfClosed
-            case .fullyClosed: effects.fin = .fullyClosed
-            case .ignored: break
-            }
-        }
-        return .update(stream, effects)
     }
 
     /// A piece of the current data frame's payload: the stream it goes to, nil when it is
@@ -519,24 +549,15 @@ extension YamuxSessionStateMachine {
 
     /// The FIN of a data frame whose payload is all in.
     mutating func receivedFIN(on stream: Stream) -> FINAction {
-        guard let index = self.index(of: stream) else { return .ignored }
-        switch self.receivedFIN(at: index) {
-        case .ignored: return .ignored
-        case .protocolError(let error): return .protocolError(error)
-        case .halfClosed: return .halfClosed(stream)
-        case .fullyClosed: return .fullyClosed(stream)
-        }
-    }
-
-    private mutating func receivedFIN(at index: Dictionary<UInt32, StreamState>.Index) -> FINAction {
-        let id = self.streams.keys[index]
-        switch self.streams.values[index].lifecycle.receivedFIN() {
+        guard let result = self.updateStream(stream, { $0.lifecycle.receivedFIN() }) else { return .ignored }
+        switch result {
         case .protocolError:
-            return .protocolError(.unexpectedFIN(id))
+            return .protocolError(.unexpectedFIN(stream.streamID))
         case .halfClosed:
-            return .halfClosed(self.streams.values[index].stream)
+            return .halfClosed(stream)
         case .fullyClosed:
-            return .fullyClosed(self.removeStream(id)!.stream)
+            self.removeStream(stream.streamID)
+            return .fullyClosed(stream)
         }
     }
 }
@@ -560,42 +581,36 @@ extension YamuxSessionStateMachine {
     /// window is free again (nil otherwise, or when the peer will send no more anyway).
     /// `now` and `rtt` drive auto-tuning.
     mutating func consumed(_ bytes: UInt32, by stream: Stream, now: NIODeadline, rtt: TimeAmount?) -> YamuxFrameHeader? {
-        guard let index = self.index(of: stream) else { return nil }
-        let id = stream.streamID
-        self.streams.values[index].flow.consumed(bytes)
-        let lifecycle = self.streams.values[index].lifecycle
-        // No credit before the ACK: the SYN's window is still the peer's to use.
-        guard self.isRunning, !lifecycle.remoteHasClosed, lifecycle.state != .synReceived else { return nil }
+        let running = self.isRunning
         let autoTune = self.configuration.enableWindowAutoTuning ? self.configuration.maxAutoTunedStreamWindow : nil
-        guard
-            let delta = self.streams.values[index].flow.windowUpdate(
-                force: false,
-                now: now,
-                rtt: rtt,
-                budget: &self.autoTuneBudget,
-                maxAutoTuned: autoTune
-            )
-        else { return nil }
-        return YamuxFrameHeader(type: .windowUpdate, streamID: id, length: delta)
+        var budget = self.autoTuneBudget
+        defer { self.autoTuneBudget = budget }
+        let delta = self.updateStream(stream) { state -> UInt32? in
+            state.flow.consumed(bytes)
+            // No credit before the ACK: the SYN's window is still the peer's to use.
+            guard running, !state.lifecycle.remoteHasClosed, state.lifecycle.state != .synReceived else { return nil }
+            return state.flow.windowUpdate(force: false, now: now, rtt: rtt, budget: &budget, maxAutoTuned: autoTune)
+        }
+        guard let delta else { return nil }
+        return YamuxFrameHeader(type: .windowUpdate, streamID: stream.streamID, length: delta)
     }
 
     /// `stream` wants to send `wanted` bytes: how many the peer's window allows now (they
     /// are taken from it), 0 to wait for a window update, nil when the stream may send no
     /// data any more (it sent FIN, was reset, or is gone).
     mutating func reserveSendWindow(for stream: Stream, wanted: Int) -> Int? {
-        guard let index = self.index(of: stream), self.streams.values[index].lifecycle.canSendData else {
-            return nil
+        self.updateStream(stream) { state in
+            guard state.lifecycle.canSendData else { return nil }
+            let granted = min(wanted, Int(state.flow.sendWindow))
+            if granted > 0 { state.flow.sent(UInt32(granted)) }
+            return granted
         }
-        let granted = min(wanted, Int(self.streams.values[index].flow.sendWindow))
-        if granted > 0 { self.streams.values[index].flow.sent(UInt32(granted)) }
-        return granted
     }
 
     /// `stream` has data to send in the writer's early-flush epoch `epoch`: nil when the
     /// stream is gone, else whether this is its first data in that epoch.
     mutating func streamCarriesData(_ stream: Stream, flushEpoch epoch: UInt64) -> Bool? {
-        guard let index = self.index(of: stream) else { return nil }
-        return self.streams.values[index].countCarriedData(inEpoch: epoch)
+        self.updateStream(stream) { $0.countCarriedData(inEpoch: epoch) }
     }
 
     enum FINSendAction {
@@ -610,9 +625,7 @@ extension YamuxSessionStateMachine {
     /// `stream` half-closes (its FIN goes as a window update, as hashicorp sends it).
     mutating func sendFIN(_ stream: Stream) -> FINSendAction {
         let id = stream.streamID
-        guard let index = self.index(of: stream),
-            let fullyClosed = self.streams.values[index].lifecycle.sentFIN()
-        else { return .alreadySent }
+        guard let fullyClosed = self.updateStream(stream, { $0.lifecycle.sentFIN() }) else { return .alreadySent }
         let fin = YamuxFrameHeader(type: .windowUpdate, flags: .fin, streamID: id, length: 0)
         guard fullyClosed else { return .halfClosed(fin: fin) }
         self.removeStream(id)
