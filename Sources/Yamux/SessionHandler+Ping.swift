@@ -41,14 +41,11 @@ struct YamuxPingTracker {
         self.pending.removeValue(forKey: id)
     }
 
-    /// The session ended: every waiting ping fails with `error`.
-    mutating func failAll(_ error: YamuxError) {
-        let pings = self.pending
-        self.pending.removeAll()
-        for ping in pings.values {
-            ping.timeout?.cancel()
-            ping.callback?(.failure(error))
-        }
+    /// The session ended: every waiting ping, for the caller to fail. (Failed here, their
+    /// callbacks would run inside this mutation, and the keepalive's changes the tracker.)
+    mutating func removeAll() -> [PendingPing] {
+        defer { self.pending.removeAll() }
+        return Array(self.pending.values)
     }
 }
 

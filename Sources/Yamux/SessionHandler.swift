@@ -369,7 +369,10 @@ final class YamuxSessionHandler: ChannelInboundHandler {
 
         for stream in closure.streams { stream.sessionEnded(error: error) }
         while let open = self.pendingOpens.popFirst() { open(.failure(error)) }
-        self.pings.failAll(error)
+        for ping in self.pings.removeAll() {
+            ping.timeout?.cancel()
+            ping.callback?(.failure(error))
+        }
         self.serviceAcceptWaiters()
         self.runDeferred()
         self.remoteGoAwayCallbacks.removeAll()
