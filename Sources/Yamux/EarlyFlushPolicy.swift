@@ -38,6 +38,12 @@ struct EarlyFlushPolicy {
     mutating func streamCarriedData(stamp: inout UInt64) {
         guard stamp != self.epoch else { return }
         stamp = self.epoch
+        self.countActiveStream()
+    }
+
+    /// A stream carried its first data frame in this epoch (its owner keeps the stamp, as
+    /// the session's state machine does beside each stream's protocol state).
+    mutating func countActiveStream() {
         self.activeThisEpoch += 1
     }
 

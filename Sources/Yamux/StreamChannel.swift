@@ -23,7 +23,11 @@ public struct YamuxStreamResetEvent: Sendable, Hashable {
 /// for the application at once but closes the stream gracefully: queued data and a FIN still go
 /// out, and the stream is reset if the peer does not close its side within
 /// `streamCloseTimeout`. Reset with `YamuxStreamResetEvent`.
-final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
+///
+/// The channel holds no protocol state: stream state, windows and SYN slots are the session's
+/// (``YamuxSessionStateMachine``), and the channel asks its session whenever the protocol has
+/// a say (how much it may send, whether its FIN goes out, what its reads credit the peer).
+final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamIdentity, @unchecked Sendable {
     // @unchecked Sendable: every mutable property below is touched only on `eventLoop` (the
     // parent's loop); the few properties other threads may read (`isActive`, `isWritable`) are
     // atomics, and the rest of the `Channel` API hops to the loop like NIO's own channels do.
@@ -40,21 +44,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private let _isActive = Atomic<Bool>(false)
     private let _isWritable = Atomic<Bool>(true)
 
-    // MARK: protocol state (session-facing)
-    var stateMachine: StreamStateMachine
-    var flow: StreamFlowController
-    /// Still in the session's stream map.
-    var inSessionMap = true
-    /// Counted against the session's in-flight SYN limit until ACKed or gone.
-    var holdsSYNSlot: Bool
-    /// Has data for the peer and waits for the connection to become writable.
-    var waitsForConnection = false
-    /// The session's early-flush epoch this stream last carried data in (``EarlyFlushPolicy``).
-    var earlyFlushStamp: UInt64 = 0
-    var openTimeout: Scheduled<Void>?
-    var closeTimeout: Scheduled<Void>?
-
-    // MARK: channel state (application-facing)
+    // MARK: channel state
     private var activated = false
     /// The channel has become inactive (app close, reset, or session end).
     private(set) var channelClosed = false
@@ -68,6 +58,8 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private var pendingReads = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     private var pendingReadBytes = 0
     private var eofDelivered = false
+    /// The peer closed its side (FIN): end of input follows the buffered data.
+    private var inputEnded = false
     private var readCompletePending = false
 
     private enum PendingWrite {
@@ -92,14 +84,11 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     ) {
         self.streamID = streamID
         self.isOutbound = outbound
-        self.holdsSYNSlot = outbound
         self.session = session
         self.parentChannel = parent
         self.eventLoop = parent.eventLoop
         self.allocator = parent.allocator
         self.closePromise = parent.eventLoop.makePromise()
-        self.stateMachine = StreamStateMachine(outbound: outbound)
-        self.flow = StreamFlowController(maxStreamWindow: configuration.maxStreamWindowSize)
         self.waterMark = configuration.streamWriteBufferWaterMark
         self.parentWritable = parent.isWritable
         self._pipeline = ChannelPipeline(channel: self)
@@ -210,7 +199,9 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             promise?.fail(error)
             return
         }
-        guard !self.channelClosed, !self.finQueued, self.stateMachine.canSendData else {
+        // Once FIN is queued nothing more may follow; a reset or ended stream is closed or
+        // detached (above): the session's stream state need not be asked.
+        guard !self.channelClosed, !self.finQueued else {
             promise?.fail(self.channelClosed ? ChannelError.ioOnClosedChannel : ChannelError.outputClosed)
             return
         }
@@ -241,7 +232,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                 promise?.fail(ChannelError.alreadyClosed)
                 return
             }
-            guard !self.finQueued, self.stateMachine.canSendData, !self.detached else {
+            guard !self.finQueued, !self.detached else {
                 promise?.fail(self.terminationError ?? ChannelError.outputClosed)
                 return
             }
@@ -258,14 +249,13 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                 return
             }
             // Graceful: whatever the application already wrote still goes out, then FIN.
-            if !self.finQueued && self.stateMachine.canSendData {
+            if !self.finQueued {
                 self.queueFIN(promise: nil)
             } else if !self.unflushed.isEmpty {
                 self.moveUnflushed()
                 self.session.streamHasWritesToSend(self)
             }
             self.dropPendingReads()
-            self.flow.dropBuffered()
             self.session.streamClosedByApplication(self)
             self.finishChannel(error: nil, closePromise: promise)
         }
@@ -304,17 +294,25 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         self.tryToRead(inSessionReadLoop: self.session.isInReadLoop)
     }
 
-    /// The peer reset the stream, or the session ended: fail and close the channel.
+    /// The stream was reset (by either side): fail and close the channel; what was received
+    /// and not read is dropped.
+    func reset() {
+        self.terminate(error: .streamReset, keepingInput: false)
+    }
+
+    /// The session ended: fail and close the channel.
     ///
     /// Exception: if the peer had already closed its side cleanly (FIN), what it sent is still
     /// delivered, then EOF, so a response is not lost when the peer closes the whole session
     /// right after it. The channel then stays open (writes fail) until the application closes.
-    func terminate(error: YamuxError) {
-        self.cancelTimers()
+    func sessionEnded(error: YamuxError) {
+        self.terminate(error: error, keepingInput: self.inputEnded)
+    }
+
+    private func terminate(error: YamuxError, keepingInput cleanEOF: Bool) {
         self.failPendingWrites(error: error)
         if self.terminationError == nil { self.terminationError = error }
         guard !self.channelClosed else { return }
-        let cleanEOF = self.stateMachine.remoteHasClosed && self.stateMachine.state != .reset
         // Only a stream some application holds can still be read; one that waited in the
         // accept backlog never will be, and detached it would never be freed.
         if cleanEOF && !self.eofDelivered && self.activated {
@@ -330,13 +328,6 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     /// The session is gone but the application still reads what arrived before.
     private var detached = false
 
-    func cancelTimers() {
-        self.openTimeout?.cancel()
-        self.openTimeout = nil
-        self.closeTimeout?.cancel()
-        self.closeTimeout = nil
-    }
-
     // MARK: session-facing: inbound
 
     /// A data payload passed the window check.
@@ -347,6 +338,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
 
     /// The peer sent FIN: EOF after the buffered data.
     func receivedFIN() {
+        self.inputEnded = true
         if self.activated { self.deliverEOFIfNeeded() }
     }
 
@@ -383,12 +375,10 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         self.readRequested = false
         var delivered: UInt32 = 0
         while !self.channelClosed, let buffer = self.popPendingRead() {
-            let count = UInt32(buffer.readableBytes)
-            self.flow.consumed(count)
-            delivered += count
+            delivered += UInt32(buffer.readableBytes)
             self.pipeline.syncOperations.fireChannelRead(NIOAny(buffer))
         }
-        if delivered > 0 { self.session.streamConsumedData(self) }
+        if delivered > 0 { self.session.streamConsumedData(self, bytes: delivered) }
     }
 
     /// EOF is what a read finds, as on any NIO channel: it waits for read
@@ -397,7 +387,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     /// empty pipeline and closed the stream under the application.)
     private func deliverEOFIfNeeded() {
         guard self.activated, self.readRequested, !self.eofDelivered, !self.channelClosed, self.pendingReads.isEmpty,
-            self.stateMachine.remoteHasClosed, self.stateMachine.state != .reset
+            self.inputEnded
         else { return }
         self.readRequested = false
         self.eofDelivered = true
@@ -418,37 +408,35 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         while let next = self.flushed.first {
             switch next {
             case .data(var buffer, let promise):
-                guard self.stateMachine.canSendData else {
-                    self.flushed.removeFirst()
-                    self.changeQueuedBytes(by: -buffer.readableBytes)
-                    promise?.fail(YamuxError.streamClosed)
-                    continue
-                }
                 let readable = buffer.readableBytes
-                if readable > 0, !self.session.connectionTakesData {
-                    // The connection holds enough already: the data waits here, counted
-                    // against this stream's writability, until it drains.
-                    self.session.streamWaitsForConnection(self)
-                    return self.finishDrain(wrote)
-                }
                 if readable == 0 {
                     self.flushed.removeFirst()
                     promise?.succeed(())
                     continue
                 }
-                let window = Int(self.flow.sendWindow)
-                guard window > 0 else { return self.finishDrain(wrote) }
-                if readable <= window {
+                if !self.session.connectionTakesData {
+                    // The connection holds enough already: the data waits here, counted
+                    // against this stream's writability, until it drains.
+                    self.session.streamWaitsForConnection(self)
+                    return self.finishDrain(wrote)
+                }
+                // The peer's window, as the session keeps it: what this frame may carry.
+                guard let granted = self.session.reserveSendWindow(for: self, wanted: readable) else {
                     self.flushed.removeFirst()
-                    self.flow.sent(UInt32(readable))
+                    self.changeQueuedBytes(by: -readable)
+                    promise?.fail(YamuxError.streamClosed)
+                    continue
+                }
+                guard granted > 0 else { return self.finishDrain(wrote) }
+                if granted == readable {
+                    self.flushed.removeFirst()
                     self.changeQueuedBytes(by: -readable)
                     self.session.writeData(streamID: self.streamID, payload: buffer, promise: promise)
                 } else {
                     // Split to the window; the rest waits for a window update.
-                    let slice = buffer.readSlice(length: window)!
+                    let slice = buffer.readSlice(length: granted)!
                     self.flushed[self.flushed.startIndex] = .data(buffer, promise)
-                    self.flow.sent(UInt32(window))
-                    self.changeQueuedBytes(by: -window)
+                    self.changeQueuedBytes(by: -granted)
                     self.session.writeData(streamID: self.streamID, payload: slice, promise: nil)
                 }
                 wrote = true
@@ -568,7 +556,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
 
 extension YamuxStreamChannel {
     var debugState: String {
-        "stream \(self.streamID) \(self.stateMachine.state) active=\(self.activated) closed=\(self.channelClosed) detached=\(self.detached) sendWindow=\(self.flow.sendWindow) recvWindow=\(self.flow.recvWindow) buffered=\(self.flow.buffered) target=\(self.flow.target) pendingReads=\(self.pendingReads.count) readRequested=\(self.readRequested) readCompletePending=\(self.readCompletePending) eof=\(self.eofDelivered) unflushed=\(self.unflushed.count) flushed=\(self.flushed.count) queued=\(self.queuedBytes) ownWritable=\(self.ownWritable) parentWritable=\(self.parentWritable) writable=\(self.isWritable) finQueued=\(self.finQueued) autoRead=\(self.autoRead)"
+        "active=\(self.activated) closed=\(self.channelClosed) detached=\(self.detached) inputEnded=\(self.inputEnded) pendingReads=\(self.pendingReads.count) readRequested=\(self.readRequested) readCompletePending=\(self.readCompletePending) eof=\(self.eofDelivered) unflushed=\(self.unflushed.count) flushed=\(self.flushed.count) queued=\(self.queuedBytes) ownWritable=\(self.ownWritable) parentWritable=\(self.parentWritable) writable=\(self.isWritable) finQueued=\(self.finQueued) autoRead=\(self.autoRead)"
     }
 }
 
