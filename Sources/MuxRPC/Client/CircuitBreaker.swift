@@ -68,15 +68,15 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
 
 /// One endpoint's breaker. A value type driven with explicit times, so that
 /// its rules are tested without waiting.
-struct CircuitBreaker: Sendable {
-    enum State: Sendable, Hashable {
+package struct CircuitBreaker: Sendable {
+    package enum State: Sendable, Hashable {
         case closed
         case open(until: ContinuousClock.Instant)
         /// Cooldown over; `probing` while the one probe call is in flight.
         case halfOpen(probing: Bool)
     }
 
-    private(set) var state: State = .closed
+    package private(set) var state: State = .closed
     private var failuresInRow = 0
     /// The window as ten buckets, each (bucket number, calls, failures).
     private var buckets: [(number: Int64, calls: Int, failures: Int)] = []
@@ -84,19 +84,19 @@ struct CircuitBreaker: Sendable {
     /// one comparison; the bucket arithmetic (128-bit durations) runs once
     /// per bucket, not once per call.
     private var lastBucketEnd: ContinuousClock.Instant?
-    let configuration: CircuitBreakerConfiguration
+    package let configuration: CircuitBreakerConfiguration
 
-    init(configuration: CircuitBreakerConfiguration) {
+    package init(configuration: CircuitBreakerConfiguration) {
         self.configuration = configuration
     }
 
-    var isOpen: Bool {
+    package var isOpen: Bool {
         if case .open = state { true } else { false }
     }
 
     /// Whether a call may go to the endpoint now; turns an open breaker whose
     /// cooldown is over half-open.
-    mutating func admits(at now: ContinuousClock.Instant) -> Bool {
+    package mutating func admits(at now: ContinuousClock.Instant) -> Bool {
         switch state {
         case .closed:
             return true
@@ -110,11 +110,11 @@ struct CircuitBreaker: Sendable {
     }
 
     /// The balancer picked this endpoint: a half-open breaker's call is its probe.
-    mutating func callStarted() {
+    package mutating func callStarted() {
         if case .halfOpen = state { state = .halfOpen(probing: true) }
     }
 
-    mutating func recordSuccess(at now: ContinuousClock.Instant) {
+    package mutating func recordSuccess(at now: ContinuousClock.Instant) {
         count(failed: false, at: now)
         failuresInRow = 0
         if case .halfOpen = state {
@@ -125,7 +125,7 @@ struct CircuitBreaker: Sendable {
 
     /// Records a failure. Returns true if the breaker wants to open; the
     /// caller then calls ``open(at:)`` unless the ejection cap forbids it.
-    mutating func recordFailure(at now: ContinuousClock.Instant) -> Bool {
+    package mutating func recordFailure(at now: ContinuousClock.Instant) -> Bool {
         count(failed: true, at: now)
         failuresInRow += 1
         switch state {
@@ -140,7 +140,7 @@ struct CircuitBreaker: Sendable {
         }
     }
 
-    mutating func open(at now: ContinuousClock.Instant) {
+    package mutating func open(at now: ContinuousClock.Instant) {
         let jitter = configuration.cooldownJitter == 0 ? 1 : Double.random(in: (1 - configuration.cooldownJitter)...(1 + configuration.cooldownJitter))
         state = .open(until: now + configuration.cooldown * jitter)
         failuresInRow = 0
@@ -149,7 +149,7 @@ struct CircuitBreaker: Sendable {
 
     /// The ejection cap kept the breaker closed: start counting afresh, so
     /// that it does not ask again on every failure.
-    mutating func stayClosed() {
+    package mutating func stayClosed() {
         if case .halfOpen = state { state = .closed }
         failuresInRow = 0
         resetBuckets()

@@ -1,4 +1,3 @@
-import NIOCore
 
 /// What a client knows of one endpoint, as ``MuxRPCClient/endpointStatistics`` reports it.
 public struct MuxRPCEndpointStatistics: Sendable {
@@ -29,7 +28,7 @@ public struct MuxRPCEndpointStatistics: Sendable {
 
 /// How an attempt ended, for the endpoint's books. ``CallFailure`` decides
 /// it for a failed attempt.
-enum AttemptOutcome {
+package enum AttemptOutcome: Sendable {
     /// The server answered (an error reply included).
     case answered
     /// The endpoint failed: it could not be reached, broke the protocol,
@@ -40,136 +39,65 @@ enum AttemptOutcome {
     case neutral
 }
 
-/// The client's endpoints with their load, latency and breakers, kept under
-/// the client's lock.
-///
-/// Entries live in an array in the resolver's order and are read and updated
-/// in place: a call's pick and its end touch each entry without copying it
-/// (a copy retains everything an entry holds, and showed in profiles).
-struct EndpointTable {
-    struct Entry {
-        var endpoint: MuxRPCEndpoint
-        var callsInFlight = 0
-        var latency: PeakEWMA
-        var breaker: CircuitBreaker
-        var calls = 0
-        var failures = 0
-    }
+/// How a client's endpoints are judged: the breakers' settings and how fast
+/// the balancer's latency average forgets.
+package struct EndpointPolicy: Sendable {
+    package var breaker: CircuitBreakerConfiguration
+    package var latencyDecay: Duration
 
-    /// In the resolver's order.
-    private var entries: [Entry] = []
-    /// Where each address is in `entries`.
-    private var positions: [SocketAddress: Int] = [:]
-    private(set) var hasEndpoints = false
-    var isShutDown = false
-    let breakerConfiguration: CircuitBreakerConfiguration
-    let latencyDecay: Duration
-    /// Scratch for ``pick``, kept with its memory between calls.
-    private var candidates: [Int] = []
-    private var loads: [EndpointLoad] = []
-
-    init(breaker: CircuitBreakerConfiguration, latencyDecay: Duration) {
-        self.breakerConfiguration = breaker
+    package init(breaker: CircuitBreakerConfiguration, latencyDecay: Duration) {
+        self.breaker = breaker
         self.latencyDecay = latencyDecay
     }
+}
 
-    /// Takes a resolver's new list; returns the addresses that left it.
-    /// Endpoints that stay keep their load, latency and breaker.
-    mutating func replace(with endpoints: [MuxRPCEndpoint]) -> [SocketAddress] {
-        hasEndpoints = true
-        var kept: [Entry] = []
-        var keptPositions: [SocketAddress: Int] = [:]
-        for endpoint in endpoints where keptPositions[endpoint.address] == nil {
-            var entry = positions[endpoint.address].map { entries[$0] } ?? Entry(
-                endpoint: endpoint,
-                latency: PeakEWMA(decay: latencyDecay),
-                breaker: CircuitBreaker(configuration: breakerConfiguration)
-            )
-            entry.endpoint = endpoint
-            keptPositions[endpoint.address] = kept.count
-            kept.append(entry)
-        }
-        let removed = entries.map(\.endpoint.address).filter { keptPositions[$0] == nil }
-        entries = kept
-        positions = keptPositions
-        return removed
+/// The client's part of an endpoint's record in the pool's state machine:
+/// what the balancer weighs and the breaker decides on. The calls in flight
+/// are the record's own count (the pool's), not kept here.
+package struct EndpointHealth {
+    package var endpoint: MuxRPCEndpoint
+    package var latency: PeakEWMA
+    package var breaker: CircuitBreaker
+    /// Attempts the balancer sent here that are still in their interceptors,
+    /// not (or no longer) holding a lease or waiting for one: the balancer
+    /// counts them as load all the same.
+    package var attemptsBeforePool = 0
+    package var calls = 0
+    package var failures = 0
+
+    package init(endpoint: MuxRPCEndpoint, policy: EndpointPolicy) {
+        self.endpoint = endpoint
+        self.latency = PeakEWMA(decay: policy.latencyDecay)
+        self.breaker = CircuitBreaker(configuration: policy.breaker)
     }
 
-    /// Chooses the endpoint for an attempt among those whose breaker admits
-    /// calls, preferring ones not in `excluded` (tried already by this call).
-    mutating func pick(
-        with balancer: any LoadBalancer,
-        excluding excluded: [SocketAddress],
-        at now: ContinuousClock.Instant
-    ) throws(MuxRPCError) -> SocketAddress {
-        if isShutDown { throw MuxRPCError(code: .shutDown, message: "the client is shutting down") }
-        guard !entries.isEmpty else {
-            throw MuxRPCError(code: .noEndpoints, message: hasEndpoints ? "the resolver's list is empty" : "no endpoint list yet")
-        }
-        // Admitted endpoints not tried yet, or else all admitted ones.
-        candidates.removeAll(keepingCapacity: true)
-        for index in entries.indices where entries[index].breaker.admits(at: now) || !breakerConfiguration.isEnabled {
-            candidates.append(index)
-        }
-        if !excluded.isEmpty, candidates.contains(where: { !excluded.contains(entries[$0].endpoint.address) }) {
-            candidates.removeAll { excluded.contains(entries[$0].endpoint.address) }
-        }
-        guard !candidates.isEmpty else {
-            throw MuxRPCError(code: .allEndpointsUnavailable, message: "the circuit breakers of all \(entries.count) endpoints are open")
-        }
-        let chosen: Int
-        if candidates.count == 1 {
-            // Whatever the balancer says, it must be this one.
-            chosen = candidates[0]
-        } else {
-            loads.removeAll(keepingCapacity: true)
-            for index in candidates {
-                loads.append(EndpointLoad(
-                    endpoint: entries[index].endpoint,
-                    callsInFlight: entries[index].callsInFlight,
-                    latency: entries[index].latency.value(at: now)
-                ))
-            }
-            chosen = candidates[min(max(0, balancer.pick(from: loads)), candidates.count - 1)]
-        }
-        entries[chosen].callsInFlight += 1
-        entries[chosen].breaker.callStarted()
-        return entries[chosen].endpoint.address
-    }
-
-    /// Books an attempt's end. An endpoint removed meanwhile is ignored.
-    mutating func finished(_ address: SocketAddress, _ outcome: AttemptOutcome, latency: Duration, at now: ContinuousClock.Instant) {
-        guard let index = positions[address] else { return }
-        entries[index].callsInFlight -= 1
-        entries[index].calls += 1
+    /// Books an attempt's end. Returns true when the breaker wants to open;
+    /// the caller decides under the ejection cap.
+    package mutating func record(_ outcome: AttemptOutcome, latency sample: Duration, at now: ContinuousClock.Instant) -> Bool {
+        calls += 1
         switch outcome {
         case .answered:
-            entries[index].latency.record(latency, at: now)
-            entries[index].breaker.recordSuccess(at: now)
+            latency.record(sample, at: now)
+            breaker.recordSuccess(at: now)
+            return false
         case .endpointFailed:
-            entries[index].failures += 1
-            entries[index].latency.record(latency, at: now)
-            if breakerConfiguration.isEnabled, entries[index].breaker.recordFailure(at: now) {
-                let open = entries.count { $0.breaker.isOpen }
-                let allowed = entries.count * breakerConfiguration.maxEjectionPercent / 100
-                if open < allowed { entries[index].breaker.open(at: now) } else { entries[index].breaker.stayClosed() }
-            }
+            failures += 1
+            latency.record(sample, at: now)
+            return breaker.configuration.isEnabled && breaker.recordFailure(at: now)
         case .neutral:
-            break
+            return false
         }
     }
 
-    var statistics: [MuxRPCEndpointStatistics] {
-        entries.map { entry in
-            let breaker: MuxRPCEndpointStatistics.BreakerState = switch entry.breaker.state {
-            case .closed: .closed
-            case .open: .open
-            case .halfOpen: .halfOpen
-            }
-            return MuxRPCEndpointStatistics(
-                endpoint: entry.endpoint, callsInFlight: entry.callsInFlight, calls: entry.calls,
-                failures: entry.failures, latency: entry.latency.value, breaker: breaker
-            )
+    package func statistics(callsInFlight: Int) -> MuxRPCEndpointStatistics {
+        let state: MuxRPCEndpointStatistics.BreakerState = switch breaker.state {
+        case .closed: .closed
+        case .open: .open
+        case .halfOpen: .halfOpen
         }
+        return MuxRPCEndpointStatistics(
+            endpoint: endpoint, callsInFlight: callsInFlight, calls: calls,
+            failures: failures, latency: latency.value, breaker: state
+        )
     }
 }

@@ -45,7 +45,15 @@ public final class ConnectionPool: Sendable {
     ///
     /// - Important: Shut the pool down (``shutdown()``, or run it as a
     ///   `Service`) to close its sessions.
-    public init(configuration: Configuration = .init(), group: (any EventLoopGroup)? = nil) throws {
+    public convenience init(configuration: Configuration = .init(), group: (any EventLoopGroup)? = nil) throws {
+        try self.init(configuration: configuration, group: group, endpointPolicy: nil)
+    }
+
+    /// A pool that also keeps a client's endpoint list, with each
+    /// endpoint's balancer and breaker state in the endpoint's record
+    /// (`endpointPolicy`), so that a client's attempt picks its endpoint
+    /// and leases its stream in one locked step.
+    package init(configuration: Configuration, group: (any EventLoopGroup)?, endpointPolicy: EndpointPolicy?) throws {
         try configuration.validate()
         self.configuration = configuration
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
@@ -59,7 +67,7 @@ public final class ConnectionPool: Sendable {
             maxIdleTime: TimeAmount(configuration.maxIdleTime),
             replacementInterval: configuration.sessionReplacementInterval.map { TimeAmount($0) }
         )
-        self.state = Mutex(State(machine: StateMachine(limits: limits)))
+        self.state = Mutex(State(machine: StateMachine(limits: limits, endpointPolicy: endpointPolicy)))
         let interval = TimeAmount(configuration.reapInterval)
         let reaper = self.group.any().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else { return task.cancel() }
@@ -136,9 +144,169 @@ public final class ConnectionPool: Sendable {
         deadline: RPCDeadline? = nil,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
+        try await lend(to: address, deadline: deadline, books: .none, measuresSend: false, decided: nil, body).value
+    }
+
+    // MARK: A client's attempts
+
+    /// One attempt of a client's call on the common path: picks an endpoint
+    /// and leases a stream to it in one locked step, runs `body` on the
+    /// stream, then returns the stream and books the attempt's outcome and
+    /// latency in one more. Its latency runs from the moment the stream was
+    /// in hand to the reply: waiting for a stream (a dial, a full pool) says
+    /// nothing of the server. A failed attempt's runs from `startedAt`.
+    ///
+    /// - Parameter deadline: absolute, fixed where the call started.
+    /// - Returns: the endpoint and what `body` returned or threw (or what
+    ///   kept it from running).
+    /// - Throws: only when no endpoint could be picked (none, all breakers
+    ///   open, the client shutting down): no attempt was made.
+    package func attempt<Value>(
+        pickingWith balancer: any LoadBalancer,
+        excluding tried: [SocketAddress],
+        startedAt: ContinuousClock.Instant,
+        deadline: RPCDeadline?,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws(MuxRPCError) -> (address: SocketAddress, result: Result<Value, any Error>) {
+        let deadlinePassed = deadline?.hasPassed ?? false
+        let picked = try state.withLock { state throws(MuxRPCError) in
+            try state.machine.pickAndAcquire(
+                with: balancer, excluding: tried, at: startedAt, now: .now(), deadlinePassed: deadlinePassed
+            )
+        }
+        let address = picked.address
+        do {
+            let lent = try await lend(
+                to: address, deadline: deadline, books: .attempt(startedAt: startedAt), measuresSend: true, decided: picked.decision, body
+            )
+            return (address, .success(lent.value))
+        } catch {
+            return (address, .failure(error))
+        }
+    }
+
+    /// Picks the endpoint of an attempt that runs interceptors before it
+    /// asks for a stream. End it with ``finishAttempt(at:_:latency:at:releasingPick:)``.
+    package func pickEndpoint(
+        with balancer: any LoadBalancer,
+        excluding tried: [SocketAddress],
+        at now: ContinuousClock.Instant
+    ) throws(MuxRPCError) -> SocketAddress {
+        try state.withLock { state throws(MuxRPCError) in
+            try state.machine.pickEndpoint(with: balancer, excluding: tried, at: now)
+        }
+    }
+
+    /// ``withStream(to:deadline:_:)`` for an attempt past its interceptors,
+    /// which may have sent it to another address than `picked`. Returns the
+    /// moment the stream was in hand too.
+    package func withStream<Value>(
+        to address: SocketAddress,
+        picked: SocketAddress,
+        deadline: RPCDeadline?,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws -> (value: Value, sent: ContinuousClock.Instant?) {
+        try await lend(
+            to: address, deadline: deadline, books: address == picked ? .interceptedPick : .none, measuresSend: true, decided: nil, body
+        )
+    }
+
+    /// Books the end of an attempt picked with ``pickEndpoint(with:excluding:at:)``
+    /// (`releasingPick`), or of one whose pick failed to get a stream.
+    package func finishAttempt(
+        at address: SocketAddress,
+        _ outcome: AttemptOutcome,
+        latency: Duration,
+        at now: ContinuousClock.Instant,
+        releasingPick: Bool
+    ) {
+        state.withLock { $0.machine.finishAttempt(at: address, outcome, latency: latency, at: now, releasingPick: releasingPick) }
+    }
+
+    /// Takes a client's new endpoint list; endpoints that left drain, in
+    /// the same step.
+    package func replaceEndpoints(with endpoints: [MuxRPCEndpoint]) {
+        update { $0.replaceEndpoints(with: endpoints, now: .now()).actions }
+    }
+
+    /// What the client knows of each endpoint now, in the resolver's order.
+    package var endpointStatistics: [MuxRPCEndpointStatistics] {
+        state.withLock { $0.machine.endpointStatistics }
+    }
+
+    /// The client is shutting down: no endpoint is picked any more.
+    package func stopPicking() {
+        state.withLock { $0.machine.isClientShutDown = true }
+    }
+
+    /// What a lease does to a client's books besides the pool's own.
+    private enum AttemptBooks {
+        /// Nothing: a pool on its own, or an attempt sent elsewhere than
+        /// its pick.
+        case none
+        /// An attempt picked in the step that asked for its stream: its end
+        /// is booked in the step that ends its lease (or after it failed to
+        /// get one).
+        case attempt(startedAt: ContinuousClock.Instant)
+        /// An attempt picked before its interceptors: its lease (or its
+        /// place in the queue) counts it instead of its pick while it lasts.
+        case interceptedPick
+
+        var movesPick: Bool {
+            if case .interceptedPick = self { true } else { false }
+        }
+    }
+
+    /// Lends `body` a stream to `address` (from `decided`, when the caller
+    /// asked for it already) and returns it, doing to the client's books
+    /// what `books` says in the same locked steps.
+    private func lend<Value>(
+        to address: SocketAddress,
+        deadline: RPCDeadline?,
+        books: AttemptBooks,
+        measuresSend: Bool,
+        decided: StateMachine.AcquireDecision?,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws -> (value: Value, sent: ContinuousClock.Instant?) {
+        /// The state machine's events when a lease ends: the pool's own, and
+        /// the attempt's booking.
+        func endLease(_ machine: inout StateMachine, failure: (any Error)?, sent: ContinuousClock.Instant?, ended: ContinuousClock.Instant?) {
+            switch books {
+            case .none:
+                break
+            case .attempt(let startedAt):
+                let ended = ended ?? .now
+                if let failure {
+                    machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: ended - startedAt, at: ended, releasingPick: false)
+                } else {
+                    machine.finishAttempt(at: address, .answered, latency: ended - (sent ?? startedAt), at: ended, releasingPick: false)
+                }
+            case .interceptedPick:
+                machine.movePick(address, toPool: false)
+            }
+        }
+        func measure() -> ContinuousClock.Instant? {
+            if case .attempt = books { return .now }
+            return nil
+        }
+
+        var decided = decided
         var hasRetried = false
         while true {
-            let grant = try await acquire(address, deadline: deadline)
+            let grant: Grant
+            do {
+                if let decision = decided.take() {
+                    grant = try await settle(decision, address: address, deadline: deadline, movingPick: false)
+                } else {
+                    grant = try await acquire(address, deadline: deadline, movingPick: books.movesPick)
+                }
+            } catch {
+                if case .attempt = books {
+                    let ended = measure()
+                    state.withLock { endLease(&$0.machine, failure: error, sent: nil, ended: ended) }
+                }
+                throw error
+            }
             let stream: RPCClient
             switch grant {
             case .idleStream(let idle, _):
@@ -148,35 +316,61 @@ public final class ConnectionPool: Sendable {
                     stream = try await openStream(on: connection, deadline: deadline, address: address)
                     if connection.session == nil { track(plainStream: stream) }
                 } catch let error as MuxRPCError where error.code == .deadlineExceeded {
-                    update { $0.release(lease, stream: nil, reusable: false, now: .now()) }
+                    let ended = measure()
+                    update { machine in
+                        let actions = machine.release(lease, stream: nil, reusable: false, now: .now())
+                        endLease(&machine, failure: error, sent: nil, ended: ended)
+                        return actions
+                    }
                     throw error
                 } catch {
                     // The session can open no more streams: drop it, and try
                     // once more on a fresh one, as Consul does.
-                    update { $0.streamOpenFailed(lease, now: .now()) }
                     if !hasRetried {
                         hasRetried = true
+                        update { machine in
+                            let actions = machine.streamOpenFailed(lease, now: .now())
+                            if books.movesPick { machine.movePick(address, toPool: false) }
+                            return actions
+                        }
                         continue
                     }
                     // A plain-mode stream is a connection of its own: its
                     // failure already says why (refused, unreachable).
-                    if let error = error as? MuxRPCError { throw error }
-                    throw MuxRPCError(
+                    let failure = error as? MuxRPCError ?? MuxRPCError(
                         code: .streamOpenFailed, message: "opening a stream failed twice (\(error))", address: address, cause: error
                     )
+                    let ended = measure()
+                    update { machine in
+                        let actions = machine.streamOpenFailed(lease, now: .now())
+                        endLease(&machine, failure: failure, sent: nil, ended: ended)
+                        return actions
+                    }
+                    throw failure
                 }
             }
+            let sent: ContinuousClock.Instant? = measuresSend ? .now : nil
             let result: Value
             do {
                 result = try await body(stream)
             } catch {
                 let reusable = configuration.keepsStreamsAfterServerErrors
                     && (error as? RPCError)?.code == .serverError && stream.isUsable
-                update { $0.release(grant.lease, stream: stream, reusable: reusable, now: .now()) }
+                let ended = measure()
+                update { machine in
+                    let actions = machine.release(grant.lease, stream: stream, reusable: reusable, now: .now())
+                    endLease(&machine, failure: error, sent: sent, ended: ended)
+                    return actions
+                }
                 throw error
             }
-            update { $0.release(grant.lease, stream: stream, reusable: stream.isUsable, now: .now()) }
-            return result
+            let ended = measure()
+            update { machine in
+                let actions = machine.release(grant.lease, stream: stream, reusable: stream.isUsable, now: .now())
+                endLease(&machine, failure: nil, sent: sent, ended: ended)
+                return actions
+            }
+            return (result, sent)
         }
     }
 
@@ -262,11 +456,26 @@ public final class ConnectionPool: Sendable {
 
     // MARK: Waiting for a stream
 
-    private func acquire(_ address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
+    /// Asks for a stream. With `movingPick` the attempt's pick moves to the
+    /// pool in the same step, and back if no stream comes.
+    private func acquire(_ address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool) async throws -> Grant {
         if let deadline, deadline.hasPassed {
             throw MuxRPCError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
         }
-        let decision = state.withLock { $0.machine.acquire(address, now: .now()) }
+        let decision = state.withLock { state in
+            guard movingPick else { return state.machine.acquire(address, now: .now()) }
+            state.machine.movePick(address, toPool: true)
+            let decision = state.machine.acquire(address, now: .now())
+            if case .failed = decision { state.machine.movePick(address, toPool: false) }
+            return decision
+        }
+        return try await settle(decision, address: address, deadline: deadline, movingPick: movingPick)
+    }
+
+    /// The grant an acquire decision leads to, waiting for it if need be.
+    private func settle(
+        _ decision: StateMachine.AcquireDecision, address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool
+    ) async throws -> Grant {
         switch decision {
         case .granted(let grant):
             return grant
@@ -275,7 +484,12 @@ public final class ConnectionPool: Sendable {
             throw error
         case .wait(let waiter, let dial):
             if let dial { start(dial) }
-            return try await wait(for: waiter, address: address, deadline: deadline)
+            do {
+                return try await wait(for: waiter, address: address, deadline: deadline)
+            } catch {
+                if movingPick { state.withLock { $0.machine.movePick(address, toPool: false) } }
+                throw error
+            }
         }
     }
 
