@@ -223,16 +223,17 @@ public final class MuxRPCClient: Sendable {
                 // picks the endpoint and leases a stream on it, the other
                 // returns the stream and books the outcome and latency. (The
                 // retry budget counts the call with an atomic.)
-                let outcome = try await pool.attempt(
-                    pickingWith: balancer, excluding: tried, startedAt: started, deadline: deadline
-                ) { stream in
-                    try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
-                }
-                switch outcome.result {
-                case .success(let reply):
-                    return reply
-                case .failure(let error):
-                    (address, failure) = (outcome.address, error)
+                var picked: SocketAddress?
+                do {
+                    return try await pool.attempt(
+                        pickingWith: balancer, excluding: tried, startedAt: started, deadline: deadline, picked: &picked
+                    ) { stream in
+                        try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
+                    }
+                } catch {
+                    // No endpoint could be picked: no attempt was made.
+                    guard let picked else { throw error }
+                    (address, failure) = (picked, error)
                 }
                 now = clock.now
             } else {
@@ -290,11 +291,14 @@ public final class MuxRPCClient: Sendable {
                     options.deadline = options.effectiveDeadline
                     options.timeout = nil
                 }
-                let lent = try await self.pool.withStream(to: context.endpoint, picked: address, deadline: options.deadline) { stream in
+                var sent: ContinuousClock.Instant?
+                let reply = try await self.pool.withStream(
+                    to: context.endpoint, picked: address, deadline: options.deadline, sent: &sent
+                ) { stream in
                     try await stream.call(request.serviceMethod, arguments, returning: Reply.self, options: options)
                 }
-                var response = ClientResponse(reply: lent.value)
-                response.streamInHand = lent.sent
+                var response = ClientResponse(reply: reply)
+                response.streamInHand = sent
                 return response
             }
         )

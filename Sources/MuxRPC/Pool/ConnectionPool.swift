@@ -144,7 +144,8 @@ public final class ConnectionPool: Sendable {
         deadline: RPCDeadline? = nil,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
-        try await lend(to: address, deadline: deadline, books: .none, measuresSend: false, decided: nil, body).value
+        var sent: ContinuousClock.Instant?
+        return try await lend(to: address, deadline: deadline, books: .none, measuresSend: false, decided: nil, sent: &sent, body)
     }
 
     // MARK: A client's attempts
@@ -156,33 +157,34 @@ public final class ConnectionPool: Sendable {
     /// in hand to the reply: waiting for a stream (a dial, a full pool) says
     /// nothing of the server. A failed attempt's runs from `startedAt`.
     ///
-    /// - Parameter deadline: absolute, fixed where the call started.
-    /// - Returns: the endpoint and what `body` returned or threw (or what
-    ///   kept it from running).
-    /// - Throws: only when no endpoint could be picked (none, all breakers
-    ///   open, the client shutting down): no attempt was made.
+    /// - Parameters:
+    ///   - deadline: absolute, fixed where the call started.
+    ///   - picked: set to the endpoint once one is picked. Left nil when
+    ///     none could be (no endpoint, all breakers open, the client shutting
+    ///     down): then no attempt was made.
+    /// - Returns: what `body` returned.
+    /// - Throws: what kept the attempt from a stream, what `body` threw, or
+    ///   why no endpoint could be picked.
     package func attempt<Value>(
         pickingWith balancer: any LoadBalancer,
         excluding tried: [SocketAddress],
         startedAt: ContinuousClock.Instant,
         deadline: RPCDeadline?,
+        picked: inout SocketAddress?,
         _ body: (RPCClient) async throws -> Value
-    ) async throws(MuxRPCError) -> (address: SocketAddress, result: Result<Value, any Error>) {
+    ) async throws -> Value {
         let deadlinePassed = deadline?.hasPassed ?? false
-        let picked = try state.withLock { state throws(MuxRPCError) in
+        let pick = try state.withLock { state throws(MuxRPCError) in
             try state.machine.pickAndAcquire(
                 with: balancer, excluding: tried, at: startedAt, now: .now(), deadlinePassed: deadlinePassed
             )
         }
-        let address = picked.address
-        do {
-            let lent = try await lend(
-                to: address, deadline: deadline, books: .attempt(startedAt: startedAt), measuresSend: true, decided: picked.decision, body
-            )
-            return (address, .success(lent.value))
-        } catch {
-            return (address, .failure(error))
-        }
+        picked = pick.address
+        var sent: ContinuousClock.Instant?
+        return try await lend(
+            to: pick.address, deadline: deadline, books: .attempt(startedAt: startedAt), measuresSend: true,
+            decided: pick.decision, sent: &sent, body
+        )
     }
 
     /// Picks the endpoint of an attempt that runs interceptors before it
@@ -198,16 +200,18 @@ public final class ConnectionPool: Sendable {
     }
 
     /// ``withStream(to:deadline:_:)`` for an attempt past its interceptors,
-    /// which may have sent it to another address than `picked`. Returns the
-    /// moment the stream was in hand too.
+    /// which may have sent it to another address than `picked`. Sets `sent`
+    /// to the moment the stream was in hand.
     package func withStream<Value>(
         to address: SocketAddress,
         picked: SocketAddress,
         deadline: RPCDeadline?,
+        sent: inout ContinuousClock.Instant?,
         _ body: (RPCClient) async throws -> Value
-    ) async throws -> (value: Value, sent: ContinuousClock.Instant?) {
+    ) async throws -> Value {
         try await lend(
-            to: address, deadline: deadline, books: address == picked ? .interceptedPick : .none, measuresSend: true, decided: nil, body
+            to: address, deadline: deadline, books: address == picked ? .interceptedPick : .none, measuresSend: true,
+            decided: nil, sent: &sent, body
         )
     }
 
@@ -259,15 +263,17 @@ public final class ConnectionPool: Sendable {
 
     /// Lends `body` a stream to `address` (from `decided`, when the caller
     /// asked for it already) and returns it, doing to the client's books
-    /// what `books` says in the same locked steps.
+    /// what `books` says in the same locked steps. With `measuresSend`,
+    /// `sent` is set to the moment the stream was in hand.
     private func lend<Value>(
         to address: SocketAddress,
         deadline: RPCDeadline?,
         books: AttemptBooks,
         measuresSend: Bool,
         decided: StateMachine.AcquireDecision?,
+        sent: inout ContinuousClock.Instant?,
         _ body: (RPCClient) async throws -> Value
-    ) async throws -> (value: Value, sent: ContinuousClock.Instant?) {
+    ) async throws -> Value {
         /// The state machine's events when a lease ends: the pool's own, and
         /// the attempt's booking.
         func endLease(_ machine: inout StateMachine, failure: (any Error)?, sent: ContinuousClock.Instant?, ended: ContinuousClock.Instant?) {
@@ -295,11 +301,8 @@ public final class ConnectionPool: Sendable {
         while true {
             let grant: Grant
             do {
-                if let decision = decided.take() {
-                    grant = try await settle(decision, address: address, deadline: deadline, movingPick: false)
-                } else {
-                    grant = try await acquire(address, deadline: deadline, movingPick: books.movesPick)
-                }
+                let decision = try decided.take() ?? decide(address, deadline: deadline, movingPick: books.movesPick)
+                grant = try await settle(decision, address: address, deadline: deadline, movingPick: books.movesPick)
             } catch {
                 if case .attempt = books {
                     let ended = measure()
@@ -349,7 +352,7 @@ public final class ConnectionPool: Sendable {
                     throw failure
                 }
             }
-            let sent: ContinuousClock.Instant? = measuresSend ? .now : nil
+            if measuresSend { sent = .now }
             let result: Value
             do {
                 result = try await body(stream)
@@ -370,7 +373,7 @@ public final class ConnectionPool: Sendable {
                 endLease(&machine, failure: nil, sent: sent, ended: ended)
                 return actions
             }
-            return (result, sent)
+            return result
         }
     }
 
@@ -456,20 +459,20 @@ public final class ConnectionPool: Sendable {
 
     // MARK: Waiting for a stream
 
-    /// Asks for a stream. With `movingPick` the attempt's pick moves to the
+    /// Asks for a stream; ``settle(_:address:deadline:movingPick:)`` waits
+    /// for it if need be. With `movingPick` the attempt's pick moves to the
     /// pool in the same step, and back if no stream comes.
-    private func acquire(_ address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool) async throws -> Grant {
+    private func decide(_ address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool) throws -> StateMachine.AcquireDecision {
         if let deadline, deadline.hasPassed {
             throw MuxRPCError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
         }
-        let decision = state.withLock { state in
+        return state.withLock { state in
             guard movingPick else { return state.machine.acquire(address, now: .now()) }
             state.machine.movePick(address, toPool: true)
             let decision = state.machine.acquire(address, now: .now())
             if case .failed = decision { state.machine.movePick(address, toPool: false) }
             return decision
         }
-        return try await settle(decision, address: address, deadline: deadline, movingPick: movingPick)
     }
 
     /// The grant an acquire decision leads to, waiting for it if need be.
