@@ -68,10 +68,17 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
 
 /// One endpoint's breaker. A value type driven with explicit times, so that
 /// its rules are tested without waiting.
+///
+/// It keeps its times as ``Swift/Duration``s since a fixed instant
+/// (``Swift/ContinuousClock/Instant/timeSinceReference``), not as
+/// `ContinuousClock.Instant`s: the standard library does not fix that type's
+/// layout, and a record holding one is copied and switched on through
+/// runtime calls, where this one lives on the call path.
 package struct CircuitBreaker: Sendable {
     package enum State: Sendable, Hashable {
         case closed
-        case open(until: ContinuousClock.Instant)
+        /// Open until this long after the reference instant.
+        case open(until: Duration)
         /// Cooldown over; `probing` while the one probe call is in flight.
         case halfOpen(probing: Bool)
     }
@@ -83,7 +90,7 @@ package struct CircuitBreaker: Sendable {
     /// When the last bucket ends. Until then a call is counted in it after
     /// one comparison; the bucket arithmetic (128-bit durations) runs once
     /// per bucket, not once per call.
-    private var lastBucketEnd: ContinuousClock.Instant?
+    private var lastBucketEnd: Duration?
     package let configuration: CircuitBreakerConfiguration
 
     package init(configuration: CircuitBreakerConfiguration) {
@@ -101,7 +108,7 @@ package struct CircuitBreaker: Sendable {
         case .closed:
             return true
         case .open(let until):
-            guard now >= until else { return false }
+            guard now.timeSinceReference >= until else { return false }
             state = .halfOpen(probing: false)
             return true
         case .halfOpen(let probing):
@@ -115,7 +122,7 @@ package struct CircuitBreaker: Sendable {
     }
 
     package mutating func recordSuccess(at now: ContinuousClock.Instant) {
-        count(failed: false, at: now)
+        count(failed: false, at: now.timeSinceReference)
         failuresInRow = 0
         if case .halfOpen = state {
             state = .closed
@@ -126,6 +133,7 @@ package struct CircuitBreaker: Sendable {
     /// Records a failure. Returns true if the breaker wants to open; the
     /// caller then calls ``open(at:)`` unless the ejection cap forbids it.
     package mutating func recordFailure(at now: ContinuousClock.Instant) -> Bool {
+        let now = now.timeSinceReference
         count(failed: true, at: now)
         failuresInRow += 1
         switch state {
@@ -142,7 +150,7 @@ package struct CircuitBreaker: Sendable {
 
     package mutating func open(at now: ContinuousClock.Instant) {
         let jitter = configuration.cooldownJitter == 0 ? 1 : Double.random(in: (1 - configuration.cooldownJitter)...(1 + configuration.cooldownJitter))
-        state = .open(until: now + configuration.cooldown * jitter)
+        state = .open(until: now.timeSinceReference + configuration.cooldown * jitter)
         failuresInRow = 0
         resetBuckets()
     }
@@ -162,15 +170,15 @@ package struct CircuitBreaker: Sendable {
 
     private var bucketLength: Duration { configuration.window / 10 }
 
-    private func bucketNumber(_ now: ContinuousClock.Instant) -> Int64 {
-        let (seconds, attoseconds) = (now - ContinuousClock.Instant.zeroReference).components
+    private func bucketNumber(_ now: Duration) -> Int64 {
+        let (seconds, attoseconds) = now.components
         let (lengthSeconds, lengthAttoseconds) = bucketLength.components
         let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
         let length = max(1, Double(lengthSeconds) * 1e9 + Double(lengthAttoseconds) / 1e9)
         return Int64(nanoseconds / length)
     }
 
-    private mutating func count(failed: Bool, at now: ContinuousClock.Instant) {
+    private mutating func count(failed: Bool, at now: Duration) {
         if let end = lastBucketEnd, now < end, let last = buckets.indices.last {
             buckets[last].calls += 1
             buckets[last].failures += failed ? 1 : 0
@@ -184,16 +192,20 @@ package struct CircuitBreaker: Sendable {
         } else {
             buckets.append((number, 1, failed ? 1 : 0))
         }
-        lastBucketEnd = ContinuousClock.Instant.zeroReference + bucketLength * (number + 1)
+        lastBucketEnd = bucketLength * (number + 1)
     }
 
-    private func totals(at now: ContinuousClock.Instant) -> (calls: Int, failures: Int) {
+    private func totals(at now: Duration) -> (calls: Int, failures: Int) {
         let number = bucketNumber(now)
         return buckets.filter { $0.number > number - 10 }.reduce((0, 0)) { ($0.0 + $1.calls, $0.1 + $1.failures) }
     }
 }
 
 extension ContinuousClock.Instant {
-    /// A fixed instant to measure bucket numbers from.
-    fileprivate static let zeroReference = ContinuousClock.now
+    /// A fixed instant (the first time one was asked for) that the
+    /// breakers and latency averages measure their times from.
+    private static let reference = ContinuousClock.now
+
+    /// The time since ``reference``, as a value of fixed layout to store.
+    package var timeSinceReference: Duration { self - Self.reference }
 }

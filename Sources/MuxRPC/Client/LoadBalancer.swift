@@ -116,7 +116,9 @@ public struct PowerOfTwoChoicesBalancer: LoadBalancer {
 /// `decay`).
 package struct PeakEWMA: Sendable {
     package private(set) var value: Duration?
-    private var lastSample: ContinuousClock.Instant?
+    /// As ``ContinuousClock/Instant/timeSinceReference``, which is what the
+    /// breakers store for the same reason.
+    private var lastSample: Duration?
     package let decay: Duration
 
     package init(decay: Duration = .seconds(10)) {
@@ -124,6 +126,7 @@ package struct PeakEWMA: Sendable {
     }
 
     package mutating func record(_ sample: Duration, at now: ContinuousClock.Instant) {
+        let now = now.timeSinceReference
         defer { lastSample = now }
         guard let current = value, let last = lastSample, sample < current else {
             value = sample
@@ -140,6 +143,7 @@ package struct PeakEWMA: Sendable {
     /// so no new sample could ever clear it (as Finagle's peak EWMA, whose
     /// cost decays the same way when read).
     package func value(at now: ContinuousClock.Instant) -> Duration? {
+        let now = now.timeSinceReference
         guard let value, let last = lastSample, now > last else { return value }
         let weight = exp(-Self.seconds(now - last) / Self.seconds(decay))
         return .nanoseconds(Int64(Self.seconds(value) * weight * 1e9))
