@@ -259,12 +259,23 @@ public final class ConnectionPool: Sendable {
         var movesPick: Bool {
             if case .interceptedPick = self { true } else { false }
         }
+
+        /// The clock, read outside the lock, for an attempt's end.
+        var clockReading: ContinuousClock.Instant? {
+            if case .attempt = self { .now } else { nil }
+        }
     }
 
     /// Lends `body` a stream to `address` (from `decided`, when the caller
     /// asked for it already) and returns it, doing to the client's books
     /// what `books` says in the same locked steps. With `measuresSend`,
     /// `sent` is set to the moment the stream was in hand.
+    ///
+    /// The steps that end a lease are plain functions, which the compiler
+    /// specialises: this function, generic and called from other modules,
+    /// runs unspecialised, and closures in it cost the pool a share of its
+    /// throughput.
+    @inline(__always)
     private func lend<Value>(
         to address: SocketAddress,
         deadline: RPCDeadline?,
@@ -274,28 +285,6 @@ public final class ConnectionPool: Sendable {
         sent: inout ContinuousClock.Instant?,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
-        /// The state machine's events when a lease ends: the pool's own, and
-        /// the attempt's booking.
-        func endLease(_ machine: inout StateMachine, failure: (any Error)?, sent: ContinuousClock.Instant?, ended: ContinuousClock.Instant?) {
-            switch books {
-            case .none:
-                break
-            case .attempt(let startedAt):
-                let ended = ended ?? .now
-                if let failure {
-                    machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: ended - startedAt, at: ended, releasingPick: false)
-                } else {
-                    machine.finishAttempt(at: address, .answered, latency: ended - (sent ?? startedAt), at: ended, releasingPick: false)
-                }
-            case .interceptedPick:
-                machine.movePick(address, toPool: false)
-            }
-        }
-        func measure() -> ContinuousClock.Instant? {
-            if case .attempt = books { return .now }
-            return nil
-        }
-
         var decided = decided
         var hasRetried = false
         while true {
@@ -304,10 +293,7 @@ public final class ConnectionPool: Sendable {
                 let decision = try decided.take() ?? decide(address, deadline: deadline, movingPick: books.movesPick)
                 grant = try await settle(decision, address: address, deadline: deadline, movingPick: books.movesPick)
             } catch {
-                if case .attempt = books {
-                    let ended = measure()
-                    state.withLock { endLease(&$0.machine, failure: error, sent: nil, ended: ended) }
-                }
+                endAttempt(at: address, books: books, failure: error)
                 throw error
             }
             let stream: RPCClient
@@ -318,38 +304,12 @@ public final class ConnectionPool: Sendable {
                 do {
                     stream = try await openStream(on: connection, deadline: deadline, address: address)
                     if connection.session == nil { track(plainStream: stream) }
-                } catch let error as MuxRPCError where error.code == .deadlineExceeded {
-                    let ended = measure()
-                    update { machine in
-                        let actions = machine.release(lease, stream: nil, reusable: false, now: .now())
-                        endLease(&machine, failure: error, sent: nil, ended: ended)
-                        return actions
-                    }
-                    throw error
                 } catch {
                     // The session can open no more streams: drop it, and try
                     // once more on a fresh one, as Consul does.
-                    if !hasRetried {
-                        hasRetried = true
-                        update { machine in
-                            let actions = machine.streamOpenFailed(lease, now: .now())
-                            if books.movesPick { machine.movePick(address, toPool: false) }
-                            return actions
-                        }
-                        continue
-                    }
-                    // A plain-mode stream is a connection of its own: its
-                    // failure already says why (refused, unreachable).
-                    let failure = error as? MuxRPCError ?? MuxRPCError(
-                        code: .streamOpenFailed, message: "opening a stream failed twice (\(error))", address: address, cause: error
-                    )
-                    let ended = measure()
-                    update { machine in
-                        let actions = machine.streamOpenFailed(lease, now: .now())
-                        endLease(&machine, failure: failure, sent: nil, ended: ended)
-                        return actions
-                    }
-                    throw failure
+                    try streamOpenFailed(lease, to: address, books: books, error: error, hasRetried: hasRetried)
+                    hasRetried = true
+                    continue
                 }
             }
             if measuresSend { sent = .now }
@@ -357,23 +317,106 @@ public final class ConnectionPool: Sendable {
             do {
                 result = try await body(stream)
             } catch {
-                let reusable = configuration.keepsStreamsAfterServerErrors
-                    && (error as? RPCError)?.code == .serverError && stream.isUsable
-                let ended = measure()
-                update { machine in
-                    let actions = machine.release(grant.lease, stream: stream, reusable: reusable, now: .now())
-                    endLease(&machine, failure: error, sent: sent, ended: ended)
-                    return actions
-                }
+                giveBack(stream, lease: grant.lease, to: address, books: books, failure: error, sent: sent)
                 throw error
             }
-            let ended = measure()
+            giveBack(stream, lease: grant.lease, to: address, books: books, failure: nil, sent: sent)
+            return result
+        }
+    }
+
+    /// Opening a stream on a granted session failed. Returns to try once
+    /// more on a fresh session; otherwise throws what the caller gets.
+    private func streamOpenFailed(
+        _ lease: StateMachine.Lease, to address: SocketAddress, books: AttemptBooks, error: any Error, hasRetried: Bool
+    ) throws {
+        if let error = error as? MuxRPCError, error.code == .deadlineExceeded {
+            let ended = books.clockReading
             update { machine in
-                let actions = machine.release(grant.lease, stream: stream, reusable: stream.isUsable, now: .now())
-                endLease(&machine, failure: nil, sent: sent, ended: ended)
+                let actions = machine.release(lease, stream: nil, reusable: false, now: .now())
+                Self.book(books, at: address, in: &machine, failure: error, sent: nil, ended: ended)
                 return actions
             }
-            return result
+            throw error
+        }
+        if !hasRetried {
+            // The session can open no more streams: it leaves the pool.
+            update { machine in
+                let actions = machine.streamOpenFailed(lease, now: .now())
+                if books.movesPick { machine.movePick(address, toPool: false) }
+                return actions
+            }
+            return
+        }
+        // A plain-mode stream is a connection of its own: its failure
+        // already says why (refused, unreachable).
+        let failure = error as? MuxRPCError ?? MuxRPCError(
+            code: .streamOpenFailed, message: "opening a stream failed twice (\(error))", address: address, cause: error
+        )
+        let ended = books.clockReading
+        update { machine in
+            let actions = machine.streamOpenFailed(lease, now: .now())
+            Self.book(books, at: address, in: &machine, failure: failure, sent: nil, ended: ended)
+            return actions
+        }
+        throw failure
+    }
+
+    /// Returns a lent stream: back to the pool if the call left it usable
+    /// (or ended in the server's error reply, with
+    /// ``Configuration/keepsStreamsAfterServerErrors``), closed otherwise;
+    /// and books the attempt in the same step.
+    private func giveBack(
+        _ stream: RPCClient,
+        lease: StateMachine.Lease,
+        to address: SocketAddress,
+        books: AttemptBooks,
+        failure: (any Error)?,
+        sent: ContinuousClock.Instant?
+    ) {
+        let reusable = if let failure {
+            configuration.keepsStreamsAfterServerErrors && (failure as? RPCError)?.code == .serverError && stream.isUsable
+        } else {
+            stream.isUsable
+        }
+        let ended = books.clockReading
+        update { machine in
+            let actions = machine.release(lease, stream: stream, reusable: reusable, now: .now())
+            Self.book(books, at: address, in: &machine, failure: failure, sent: sent, ended: ended)
+            return actions
+        }
+    }
+
+    /// Books the end of an attempt that got no stream.
+    private func endAttempt(at address: SocketAddress, books: AttemptBooks, failure: any Error) {
+        guard case .attempt = books else { return }
+        let ended = books.clockReading
+        state.withLock { Self.book(books, at: address, in: &$0.machine, failure: failure, sent: nil, ended: ended) }
+    }
+
+    /// What `books` asks of the state machine as an attempt's lease ends
+    /// (or the attempt ends without one): its outcome and latency, or its
+    /// pick back from the pool.
+    private static func book(
+        _ books: AttemptBooks,
+        at address: SocketAddress,
+        in machine: inout StateMachine,
+        failure: (any Error)?,
+        sent: ContinuousClock.Instant?,
+        ended: ContinuousClock.Instant?
+    ) {
+        switch books {
+        case .none:
+            break
+        case .attempt(let startedAt):
+            let ended = ended ?? .now
+            if let failure {
+                machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: ended - startedAt, at: ended, releasingPick: false)
+            } else {
+                machine.finishAttempt(at: address, .answered, latency: ended - (sent ?? startedAt), at: ended, releasingPick: false)
+            }
+        case .interceptedPick:
+            machine.movePick(address, toPool: false)
         }
     }
 

@@ -135,8 +135,33 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         var lastReplacement: NIODeadline?
         /// The latest round-trip time a health check measured.
         var roundTripTime: TimeAmount?
-        /// Set while the address is on the client's endpoint list.
-        var health: EndpointHealth?
+        /// Set while the address is on the client's endpoint list. Kept in
+        /// a box of its own (copied on write, so the record stays a value):
+        /// events move a record out of its slot and back, and the box keeps
+        /// that move as small as it was before the record held a client's
+        /// books.
+        var health: EndpointHealth? {
+            _read {
+                if let healthBox { yield healthBox.value } else { yield nil }
+            }
+            _modify {
+                if healthBox == nil {
+                    var added: EndpointHealth?
+                    yield &added
+                    if let added { healthBox = HealthBox(added) }
+                } else {
+                    if !isKnownUniquelyReferenced(&healthBox!) { healthBox = HealthBox(healthBox!.value) }
+                    yield &healthBox!.value
+                    if healthBox!.value == nil { healthBox = nil }
+                }
+            }
+        }
+        /// Nil exactly when ``health`` is.
+        private var healthBox: HealthBox?
+
+        /// Whether the address is on the client's endpoint list; cheaper
+        /// than reading ``health``.
+        var isEndpoint: Bool { healthBox != nil }
 
         init(address: Address) {
             self.address = address
@@ -144,16 +169,21 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
 
         /// No session, caller or call: nothing of the pool's.
         var isIdle: Bool { sessions.isEmpty && waiters.isEmpty && callsInFlight == 0 }
-        var isEmpty: Bool { health == nil && isIdle }
+        var isEmpty: Bool { !isEndpoint && isIdle }
 
         /// The calls this client has on the address, as the balancer and
         /// ``MuxRPCEndpointStatistics/callsInFlight`` count them: leased,
         /// waiting for a stream, or picked and still in the interceptors.
-        var load: Int { callsInFlight + waiters.count + (health?.attemptsBeforePool ?? 0) }
+        var load: Int { callsInFlight + waiters.count + (healthBox?.value?.attemptsBeforePool ?? 0) }
 
         func index(of id: SessionID) -> Int? {
             sessions.firstIndex { $0.id == id }
         }
+    }
+
+    private final class HealthBox {
+        var value: EndpointHealth?
+        init(_ value: EndpointHealth?) { self.value = value }
     }
 
     let limits: Limits
@@ -653,7 +683,7 @@ extension ConnectionPoolStateMachine where Address == SocketAddress {
         for endpoint in endpoints {
             let slot = slot(for: endpoint.address)
             if kept.contains(slot) { continue }
-            if slots[slot]!.health == nil {
+            if !slots[slot]!.isEndpoint {
                 slots[slot]!.health = EndpointHealth(endpoint: endpoint, policy: policy)
             } else {
                 slots[slot]!.health!.endpoint = endpoint
@@ -717,7 +747,7 @@ extension ConnectionPoolStateMachine where Address == SocketAddress {
         at now: ContinuousClock.Instant,
         releasingPick: Bool
     ) {
-        guard let slot = slotOfAddress[address], slots[slot]!.health != nil else { return }
+        guard let slot = slotOfAddress[address], slots[slot]!.isEndpoint else { return }
         if releasingPick { slots[slot]!.health!.attemptsBeforePool -= 1 }
         guard slots[slot]!.health!.record(outcome, latency: latency, at: now), let policy = endpointPolicy else { return }
         let open = endpointSlots.count { slots[$0]!.health!.breaker.isOpen }
@@ -732,7 +762,7 @@ extension ConnectionPoolStateMachine where Address == SocketAddress {
     /// A picked attempt reached the pool (`true`: its lease or place in the
     /// queue now counts it) or left it (`false`: it counts as picked again).
     mutating func movePick(_ address: Address, toPool: Bool) {
-        guard let slot = slotOfAddress[address], slots[slot]!.health != nil else { return }
+        guard let slot = slotOfAddress[address], slots[slot]!.isEndpoint else { return }
         slots[slot]!.health!.attemptsBeforePool += toPool ? -1 : 1
     }
 
