@@ -208,4 +208,9 @@ extension ContinuousClock.Instant {
 
     /// The time since ``reference``, as a value of fixed layout to store.
     package var timeSinceReference: Duration { self - Self.reference }
+
+    /// The instant `timeSinceReference` after ``reference``.
+    package init(timeSinceReference: Duration) {
+        self = Self.reference + timeSinceReference
+    }
 }

@@ -226,7 +226,7 @@ public final class MuxRPCClient: Sendable {
                 var picked: SocketAddress?
                 do {
                     return try await pool.attempt(
-                        pickingWith: balancer, excluding: tried, startedAt: started, deadline: deadline, picked: &picked
+                        pickingWith: balancer, excluding: tried, startedAt: started.timeSinceReference, deadline: deadline, picked: &picked
                     ) { stream in
                         try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
                     }
@@ -243,7 +243,8 @@ public final class MuxRPCClient: Sendable {
                         serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options
                     )
                     let ended = clock.now
-                    pool.finishAttempt(at: address, .answered, latency: ended - (sent ?? started), at: ended, releasingPick: true)
+                    let latency = sent.map { ended.timeSinceReference - $0 } ?? ended - started
+                    pool.finishAttempt(at: address, .answered, latency: latency, at: ended, releasingPick: true)
                     return reply
                 } catch {
                     failure = error
@@ -275,7 +276,7 @@ public final class MuxRPCClient: Sendable {
         on address: SocketAddress,
         attempt: Int,
         options: RPCCallOptions
-    ) async throws -> (reply: Reply, sent: ContinuousClock.Instant?) {
+    ) async throws -> (reply: Reply, sent: Duration?) {
         let response = try await configuration.interceptors.intercept(
             serviceMethod: serviceMethod,
             ClientRequest(serviceMethod: serviceMethod, arguments: arguments, options: options),
@@ -291,7 +292,7 @@ public final class MuxRPCClient: Sendable {
                     options.deadline = options.effectiveDeadline
                     options.timeout = nil
                 }
-                var sent: ContinuousClock.Instant?
+                var sent: Duration?
                 let reply = try await self.pool.withStream(
                     to: context.endpoint, picked: address, deadline: options.deadline, sent: &sent
                 ) { stream in

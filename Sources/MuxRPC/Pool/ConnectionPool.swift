@@ -144,8 +144,37 @@ public final class ConnectionPool: Sendable {
         deadline: RPCDeadline? = nil,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
-        var sent: ContinuousClock.Instant?
-        return try await lend(to: address, deadline: deadline, books: .none, measuresSend: false, decided: nil, sent: &sent, body)
+        // The pool's own path, kept apart from `lend`: without a client's
+        // books its task frames stay as small as they were, and a frame
+        // that outgrows the task's first slab costs an allocation per call.
+        var hasRetried = false
+        while true {
+            let decision = try decide(address, deadline: deadline, movingPick: false)
+            let grant = try await settle(decision, address: address, deadline: deadline, movingPick: false)
+            let stream: RPCClient
+            switch grant {
+            case .idleStream(let idle, _):
+                stream = idle
+            case .newStream(let connection, let lease):
+                do {
+                    stream = try await openStream(on: connection, deadline: deadline, address: address)
+                    if connection.session == nil { track(plainStream: stream) }
+                } catch {
+                    try streamOpenFailed(lease, to: address, books: .none, error: error, hasRetried: hasRetried)
+                    hasRetried = true
+                    continue
+                }
+            }
+            let result: Value
+            do {
+                result = try await body(stream)
+            } catch {
+                giveBack(stream, lease: grant.lease, to: address, books: .none, failure: error, sent: nil)
+                throw error
+            }
+            giveBack(stream, lease: grant.lease, to: address, books: .none, failure: nil, sent: nil)
+            return result
+        }
     }
 
     // MARK: A client's attempts
@@ -168,7 +197,7 @@ public final class ConnectionPool: Sendable {
     package func attempt<Value>(
         pickingWith balancer: any LoadBalancer,
         excluding tried: [SocketAddress],
-        startedAt: ContinuousClock.Instant,
+        startedAt: Duration,
         deadline: RPCDeadline?,
         picked: inout SocketAddress?,
         _ body: (RPCClient) async throws -> Value
@@ -176,11 +205,12 @@ public final class ConnectionPool: Sendable {
         let deadlinePassed = deadline?.hasPassed ?? false
         let pick = try state.withLock { state throws(MuxRPCError) in
             try state.machine.pickAndAcquire(
-                with: balancer, excluding: tried, at: startedAt, now: .now(), deadlinePassed: deadlinePassed
+                with: balancer, excluding: tried, at: ContinuousClock.Instant(timeSinceReference: startedAt), now: .now(),
+                deadlinePassed: deadlinePassed
             )
         }
         picked = pick.address
-        var sent: ContinuousClock.Instant?
+        var sent: Duration?
         return try await lend(
             to: pick.address, deadline: deadline, books: .attempt(startedAt: startedAt), measuresSend: true,
             decided: pick.decision, sent: &sent, body
@@ -206,7 +236,7 @@ public final class ConnectionPool: Sendable {
         to address: SocketAddress,
         picked: SocketAddress,
         deadline: RPCDeadline?,
-        sent: inout ContinuousClock.Instant?,
+        sent: inout Duration?,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
         try await lend(
@@ -251,7 +281,7 @@ public final class ConnectionPool: Sendable {
         /// An attempt picked in the step that asked for its stream: its end
         /// is booked in the step that ends its lease (or after it failed to
         /// get one).
-        case attempt(startedAt: ContinuousClock.Instant)
+        case attempt(startedAt: Duration)
         /// An attempt picked before its interceptors: its lease (or its
         /// place in the queue) counts it instead of its pick while it lasts.
         case interceptedPick
@@ -261,8 +291,8 @@ public final class ConnectionPool: Sendable {
         }
 
         /// The clock, read outside the lock, for an attempt's end.
-        var clockReading: ContinuousClock.Instant? {
-            if case .attempt = self { .now } else { nil }
+        var clockReading: Duration? {
+            if case .attempt = self { ContinuousClock.now.timeSinceReference } else { nil }
         }
     }
 
@@ -275,14 +305,13 @@ public final class ConnectionPool: Sendable {
     /// specialises: this function, generic and called from other modules,
     /// runs unspecialised, and closures in it cost the pool a share of its
     /// throughput.
-    @inline(__always)
     private func lend<Value>(
         to address: SocketAddress,
         deadline: RPCDeadline?,
         books: AttemptBooks,
         measuresSend: Bool,
         decided: StateMachine.AcquireDecision?,
-        sent: inout ContinuousClock.Instant?,
+        sent: inout Duration?,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
         var decided = decided
@@ -312,7 +341,7 @@ public final class ConnectionPool: Sendable {
                     continue
                 }
             }
-            if measuresSend { sent = .now }
+            if measuresSend { sent = ContinuousClock.now.timeSinceReference }
             let result: Value
             do {
                 result = try await body(stream)
@@ -372,7 +401,7 @@ public final class ConnectionPool: Sendable {
         to address: SocketAddress,
         books: AttemptBooks,
         failure: (any Error)?,
-        sent: ContinuousClock.Instant?
+        sent: Duration?
     ) {
         let reusable = if let failure {
             configuration.keepsStreamsAfterServerErrors && (failure as? RPCError)?.code == .serverError && stream.isUsable
@@ -402,18 +431,19 @@ public final class ConnectionPool: Sendable {
         at address: SocketAddress,
         in machine: inout StateMachine,
         failure: (any Error)?,
-        sent: ContinuousClock.Instant?,
-        ended: ContinuousClock.Instant?
+        sent: Duration?,
+        ended: Duration?
     ) {
         switch books {
         case .none:
             break
         case .attempt(let startedAt):
-            let ended = ended ?? .now
+            let ended = ended ?? ContinuousClock.now.timeSinceReference
+            let at = ContinuousClock.Instant(timeSinceReference: ended)
             if let failure {
-                machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: ended - startedAt, at: ended, releasingPick: false)
+                machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: ended - startedAt, at: at, releasingPick: false)
             } else {
-                machine.finishAttempt(at: address, .answered, latency: ended - (sent ?? startedAt), at: ended, releasingPick: false)
+                machine.finishAttempt(at: address, .answered, latency: ended - (sent ?? startedAt), at: at, releasingPick: false)
             }
         case .interceptedPick:
             machine.movePick(address, toPool: false)
