@@ -202,8 +202,9 @@ public final class MuxRPCClient: Sendable {
         options.deadline = deadline
         options.timeout = nil
 
-        // The clock is read once as each attempt starts and once as it ends:
-        // every rule below takes its time from those two.
+        // The clock is read as each attempt starts, when it has its stream
+        // and as it ends (the last two by the pool, on the common path):
+        // every rule below takes its time from those.
         let clock = ContinuousClock()
         var now = clock.now
         budget.recordCall(at: now)
