@@ -106,7 +106,9 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // Pool: one session per server, a free-list of idle streams, shrink
-        // and reaper, as Consul's client keeps them.
+        // and reaper, as Consul's client keeps them; beside each server's
+        // sessions, in the same record, its load, latency and circuit
+        // breaker, and the balancers that pick by them.
         .target(
             name: "MuxRPCPool",
             dependencies: [
@@ -120,8 +122,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Client stack: MuxRPCClient over a pool, with resolvers, balancing,
-        // circuit breaking, retries and client interceptors.
+        // Client stack: MuxRPCClient over a pool, with resolvers, retries,
+        // client interceptors and one deadline per call.
         .target(
             name: "MuxRPCClientStack",
             dependencies: [

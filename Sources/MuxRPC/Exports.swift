@@ -4,9 +4,10 @@
 // - MuxRPCTransport: connection preambles and TLS, one connection
 //   (MuxRPCConnection), the server (MuxRPCServer), busy polling, and the
 //   error model every layer shares (MuxRPCError).
-// - MuxRPCPool: ConnectionPool, one session per server and its idle streams.
-// - MuxRPCClientStack: MuxRPCClient, with resolvers, balancing, circuit
-//   breaking, retries and client interceptors.
+// - MuxRPCPool: ConnectionPool, one record per server (its sessions, idle
+//   streams, load, latency and circuit breaker), and the load balancers.
+// - MuxRPCClientStack: MuxRPCClient, with resolvers, retries and client
+//   interceptors.
 // - MuxRPCObservability: logging, metrics, tracing and rate limiting.
 //
 // and the layers below them, whose types appear in that API (a service

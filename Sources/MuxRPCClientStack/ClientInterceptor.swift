@@ -54,6 +54,12 @@ public struct ClientRequest: Sendable {
 public struct ClientResponse: Sendable {
     /// The reply, decoded as the type the caller asked for.
     public let reply: any Sendable
+    /// When the attempt had its stream (as
+    /// ``Swift/ContinuousClock/Instant/timeSinceReference``), set by the
+    /// client's last step: the balancer's latency starts there. A response
+    /// an interceptor makes anew has none, and the latency starts with the
+    /// attempt.
+    package var streamInHand: Duration?
 
     /// A response carrying `reply`.
     public init(reply: any Sendable) {

@@ -1,25 +1,7 @@
-public import NIOCore
+import NIOCore
 import NIOPosix
-import MuxRPCPool
+public import MuxRPCPool
 public import MuxRPCTransport
-
-/// One server a ``MuxRPCClient`` may call.
-public struct MuxRPCEndpoint: Sendable, Hashable, CustomStringConvertible {
-    /// Where the server listens.
-    public var address: SocketAddress
-    /// Its share of traffic under weighted balancing (``WeightedRandomBalancer``).
-    /// Default 1.
-    public var weight: Double
-
-    /// The server at `address`, with `weight` for weighted balancing.
-    public init(_ address: SocketAddress, weight: Double = 1) {
-        self.address = address
-        self.weight = weight
-    }
-
-    /// The address, and the weight when it is not 1.
-    public var description: String { weight == 1 ? "\(address)" : "\(address) (weight \(weight))" }
-}
 
 /// Where a client learns its servers from. A resolver pushes the whole
 /// list each time it changes; added endpoints take traffic at once, removed

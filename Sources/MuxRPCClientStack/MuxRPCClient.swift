@@ -37,7 +37,7 @@ public final class MuxRPCClient: Sendable {
         /// The pool under the client: sessions, streams, limits, health pings, TLS.
         public var pool: ConnectionPool.Configuration
         /// Picks the endpoint of each attempt. Default
-        /// ``PowerOfTwoChoicesBalancer``.
+        /// `PowerOfTwoChoicesBalancer`.
         public var loadBalancer: any LoadBalancer
         /// When an endpoint that keeps failing stops getting calls.
         public var circuitBreaker: CircuitBreakerConfiguration
@@ -95,7 +95,6 @@ public final class MuxRPCClient: Sendable {
     public let configuration: Configuration
     /// The pool the client's calls go through.
     public let pool: ConnectionPool
-    private let table: Mutex<EndpointTable>
     private let budget: RetryBudget
     private let resolver: Mutex<Task<Void, Never>?>
     /// Completed when the first endpoint list arrives, so that calls made
@@ -135,8 +134,13 @@ public final class MuxRPCClient: Sendable {
         try configuration.validate()
         let group = group ?? MultiThreadedEventLoopGroup.singleton
         self.configuration = configuration
-        self.pool = try ConnectionPool(configuration: configuration.pool, group: group)
-        self.table = Mutex(EndpointTable(breaker: configuration.circuitBreaker, latencyDecay: configuration.latencyDecay))
+        // The pool keeps the endpoints' balancer and breaker state in their
+        // records, next to their sessions.
+        self.pool = try ConnectionPool(
+            configuration: configuration.pool,
+            group: group,
+            endpointPolicy: EndpointPolicy(breaker: configuration.circuitBreaker, latencyDecay: configuration.latencyDecay)
+        )
         self.budget = RetryBudget(configuration: configuration.retry)
         self.resolver = Mutex(nil)
         self.firstEndpoints = group.any().makePromise(of: Void.self)
@@ -165,12 +169,21 @@ public final class MuxRPCClient: Sendable {
 
     /// What the client knows of each endpoint now, in the resolver's order.
     public var endpointStatistics: [MuxRPCEndpointStatistics] {
-        table.withLock { $0.statistics }
+        pool.endpointStatistics
     }
 
     // MARK: Calls
 
     /// Calls `serviceMethod` ("Service.Method") on one of the servers.
+    ///
+    /// The call's deadline is fixed once, as it starts: the earlier of
+    /// `options.deadline` and now + `options.timeout` (or
+    /// ``Configuration/defaultTimeout`` when neither is set). Retries and
+    /// interceptors see it as an absolute `options.deadline`, with
+    /// `options.timeout` nil. An interceptor may set a timeout or an earlier
+    /// deadline on the request it passes on: the attempt then ends at the
+    /// earlier of the two, read once where the interceptors hand it to the
+    /// pool. An interceptor cannot extend the call past its deadline.
     ///
     /// - Throws: `RPCError` when the call failed on its stream (the server's
     ///   error reply among them: see its `code` and `requestWasSent`),
@@ -191,12 +204,14 @@ public final class MuxRPCClient: Sendable {
         options.deadline = deadline
         options.timeout = nil
 
-        // The clock is read once as each attempt starts and once as it ends:
-        // every rule below takes its time from those two.
+        // The clock is read as each attempt starts, when it has its stream
+        // and as it ends (the last two by the pool, on the common path):
+        // every rule below takes its time from those.
         let clock = ContinuousClock()
         var now = clock.now
         budget.recordCall(at: now)
         try await waitForEndpoints(until: deadline)
+        let interceptors = configuration.interceptors
         // Endpoints of failed attempts; empty (and unallocated) on the
         // common path, where the first attempt answers.
         var tried: [SocketAddress] = []
@@ -204,53 +219,68 @@ public final class MuxRPCClient: Sendable {
         while true {
             let balancer = configuration.loadBalancer
             let started = now
-            let address = try table.withLock { table throws(MuxRPCError) in
-                try table.pick(with: balancer, excluding: tried, at: started)
-            }
-            do {
-                let (reply, sent) = try await attemptCall(serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options)
-                let ended = clock.now
-                // The balancer learns the server's latency: from the moment a
-                // stream was in hand to the reply. Waiting for the stream (a
-                // dial, a full pool) says nothing of the server, and as a peak
-                // it would mark a server slow for seconds after one slow dial.
-                table.withLock { $0.finished(address, .answered, latency: ended - sent, at: ended) }
-                return reply
-            } catch {
-                let failure = CallFailure(error)
-                now = clock.now
-                let ended = now
-                table.withLock { $0.finished(address, failure.outcome, latency: ended - started, at: ended) }
-                if !tried.contains(address) { tried.append(address) }
-                guard attempt < configuration.retry.maxAttempts, failure.isRetrySafe, !Task.isCancelled else { throw error }
-                let backoff = configuration.retry.backoff(beforeRetry: attempt)
-                if let deadline, deadline.timeRemaining <= backoff { throw error }
-                guard budget.withdrawRetry(at: now) else { throw error }
+            let address: SocketAddress
+            let failure: any Error
+            if interceptors.isEmpty {
+                // Two locks on the way out and back, both the pool's: one
+                // picks the endpoint and leases a stream on it, the other
+                // returns the stream and books the outcome and latency. (The
+                // retry budget counts the call with an atomic.)
+                var picked: SocketAddress?
                 do {
-                    try await Task.sleep(for: backoff)
+                    return try await pool.attempt(
+                        pickingWith: balancer, excluding: tried, startedAt: started.timeSinceReference, deadline: deadline, picked: &picked
+                    ) { stream in
+                        try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
+                    }
                 } catch {
-                    throw MuxRPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was retried")
+                    // No endpoint could be picked: no attempt was made.
+                    guard let picked else { throw error }
+                    (address, failure) = (picked, error)
                 }
                 now = clock.now
-                attempt += 1
+            } else {
+                address = try pool.pickEndpoint(with: balancer, excluding: tried, at: started)
+                do {
+                    let (reply, sent) = try await interceptedAttempt(
+                        serviceMethod, arguments, returning: Reply.self, on: address, attempt: attempt, options: options
+                    )
+                    let ended = clock.now
+                    let latency = sent.map { ended.timeSinceReference - $0 } ?? ended - started
+                    pool.finishAttempt(at: address, .answered, latency: latency, at: ended, releasingPick: true)
+                    return reply
+                } catch {
+                    failure = error
+                    now = clock.now
+                    pool.finishAttempt(at: address, CallFailure(error).outcome, latency: now - started, at: now, releasingPick: true)
+                }
             }
+            if !tried.contains(address) { tried.append(address) }
+            guard attempt < configuration.retry.maxAttempts, CallFailure(failure).isRetrySafe, !Task.isCancelled else { throw failure }
+            let backoff = configuration.retry.backoff(beforeRetry: attempt)
+            if let deadline, deadline.timeRemaining <= backoff { throw failure }
+            guard budget.withdrawRetry(at: now) else { throw failure }
+            do {
+                try await Task.sleep(for: backoff)
+            } catch {
+                throw MuxRPCError(code: .cancelled, message: "the task was cancelled before \(serviceMethod) was retried")
+            }
+            now = clock.now
+            attempt += 1
         }
     }
 
-    private func attemptCall<Arguments: Encodable & Sendable, Reply: Decodable & Sendable>(
+    /// An attempt through the interceptors, and the moment its stream was
+    /// in hand (nil if an interceptor answered without the pool).
+    private func interceptedAttempt<Arguments: Encodable & Sendable, Reply: Decodable & Sendable>(
         _ serviceMethod: String,
         _ arguments: Arguments,
         returning: Reply.Type,
         on address: SocketAddress,
         attempt: Int,
         options: RPCCallOptions
-    ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
-        let interceptors = configuration.interceptors
-        guard !interceptors.isEmpty else {
-            return try await callOnPooledStream(serviceMethod, arguments, returning: Reply.self, on: address, options: options)
-        }
-        let sent = SendTime(.now)
-        let response = try await interceptors.intercept(
+    ) async throws -> (reply: Reply, sent: Duration?) {
+        let response = try await configuration.interceptors.intercept(
             serviceMethod: serviceMethod,
             ClientRequest(serviceMethod: serviceMethod, arguments: arguments, options: options),
             ClientContext(serviceMethod: serviceMethod, endpoint: address, attempt: attempt),
@@ -258,11 +288,22 @@ public final class MuxRPCClient: Sendable {
                 try await interceptor.intercept(request, context: context, next: next)
             },
             terminal: { request, context in
-                let result = try await self.callOnPooledStream(
-                    request.serviceMethod, arguments, returning: Reply.self, on: context.endpoint, options: request.options
-                )
-                sent.instant = result.sent
-                return ClientResponse(reply: result.reply)
+                // The one place an interceptor's timeout is folded into the
+                // deadline the call started with; below, it stays absolute.
+                var options = request.options
+                if options.timeout != nil {
+                    options.deadline = options.effectiveDeadline
+                    options.timeout = nil
+                }
+                var sent: Duration?
+                let reply = try await self.pool.withStream(
+                    to: context.endpoint, picked: address, deadline: options.deadline, sent: &sent
+                ) { stream in
+                    try await stream.call(request.serviceMethod, arguments, returning: Reply.self, options: options)
+                }
+                var response = ClientResponse(reply: reply)
+                response.streamInHand = sent
+                return response
             }
         )
         guard let reply = response.reply as? Reply else {
@@ -272,43 +313,13 @@ public final class MuxRPCClient: Sendable {
                 isStreamUsable: true
             )
         }
-        return (reply, sent.instant)
-    }
-
-    /// One call on a stream the pool lends to `address`, and the moment the
-    /// stream was in hand (where the balancer's latency starts).
-    private func callOnPooledStream<Arguments: Encodable, Reply: Decodable>(
-        _ serviceMethod: String,
-        _ arguments: Arguments,
-        returning: Reply.Type,
-        on address: SocketAddress,
-        options: RPCCallOptions
-    ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
-        // One deadline for the wait and the call, fixed now: `call` fixed
-        // one, but an interceptor may have set a timeout since.
-        var options = options
-        options.deadline = options.effectiveDeadline
-        options.timeout = nil
-        let clock = ContinuousClock()
-        var sent = clock.now
-        let reply = try await pool.withStream(to: address, deadline: options.deadline) { stream in
-            sent = clock.now
-            return try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
-        }
-        return (reply, sent)
-    }
-
-    /// When an attempt had its stream, set from inside the interceptors.
-    private final class SendTime {
-        var instant: ContinuousClock.Instant
-        init(_ instant: ContinuousClock.Instant) { self.instant = instant }
+        return (reply, response.streamInHand)
     }
 
     // MARK: Endpoints
 
     private func update(_ endpoints: [MuxRPCEndpoint]) {
-        let removed = table.withLock { $0.replace(with: endpoints) }
-        for address in removed { pool.drain(address) }
+        pool.replaceEndpoints(with: endpoints)
         hasEndpointList.store(true, ordering: .releasing)
         firstEndpoints.succeed()
     }
@@ -330,10 +341,8 @@ public final class MuxRPCClient: Sendable {
     }
 
     func shutdown(gracePeriod: Duration) async {
-        let task = table.withLock { table in
-            table.isShutDown = true
-            return resolver.withLock { $0.take() }
-        }
+        pool.stopPicking()
+        let task = resolver.withLock { $0.take() }
         task?.cancel()
         releaseEndpointWaiters()
         await pool.shutdown(gracePeriod: gracePeriod)

@@ -64,60 +64,79 @@ public struct RetryConfiguration: Sendable, Hashable {
 
 /// Counts calls and retries per second over the budget window and says
 /// whether one more retry fits.
+///
+/// Every call is counted, so counting one takes no lock: each second of the
+/// window has a slot in a ring, an atomic word holding the second it counts
+/// and its count. Withdrawing a retry (rare) reads the ring under a lock, so
+/// that two retries never both take the last one allowed.
 final class RetryBudget: Sendable {
+    /// One second's count, packed as (second + 1) << 32 | count, so that a
+    /// slot from an older second is recognised and restarted in one
+    /// compare-and-exchange.
+    private final class Slot: Sendable {
+        let word = Atomic<UInt64>(0)
+    }
+
     private let configuration: RetryConfiguration
-    private let state = Mutex<[(second: Int64, calls: Int, retries: Int)]>([])
     private let seconds: Int64
+    private let calls: [Slot]
+    private let retries: [Slot]
+    private let withdrawing = Mutex<Void>(())
 
     init(configuration: RetryConfiguration) {
         self.configuration = configuration
         self.seconds = max(1, configuration.budgetWindow.components.seconds)
+        self.calls = (0..<seconds).map { _ in Slot() }
+        self.retries = (0..<seconds).map { _ in Slot() }
     }
 
     /// A call began.
     func recordCall(at now: ContinuousClock.Instant) {
-        update(at: now) { $0.calls += 1 }
+        Self.count(in: calls, second: Self.second(now))
     }
 
     /// Takes one retry from the budget; false if none is left.
     func withdrawRetry(at now: ContinuousClock.Instant) -> Bool {
         let second = Self.second(now)
-        return state.withLock { buckets in
-            buckets.removeAll { $0.second <= second - seconds }
-            let calls = buckets.reduce(0) { $0 + $1.calls }
-            let retries = buckets.reduce(0) { $0 + $1.retries }
-            let allowed = Double(configuration.minimumRetriesPerSecond) * Double(seconds) + configuration.budgetRatio * Double(calls)
-            guard Double(retries) + 1 <= allowed else { return false }
-            Self.bump(&buckets, second) { $0.retries += 1 }
+        return withdrawing.withLock { _ in
+            let allowed = Double(configuration.minimumRetriesPerSecond) * Double(seconds)
+                + configuration.budgetRatio * Double(total(of: calls, at: second))
+            guard Double(total(of: retries, at: second)) + 1 <= allowed else { return false }
+            Self.count(in: retries, second: second)
             return true
         }
     }
 
-    private func update(at now: ContinuousClock.Instant, _ change: (inout (second: Int64, calls: Int, retries: Int)) -> Void) {
-        let second = Self.second(now)
-        state.withLock { buckets in
-            buckets.removeAll { $0.second <= second - seconds }
-            Self.bump(&buckets, second, change)
+    /// The counts of the window's seconds at `second`.
+    private func total(of ring: [Slot], at second: Int64) -> Int {
+        ring.reduce(0) { sum, slot in
+            let word = slot.word.load(ordering: .relaxed)
+            let slotSecond = Int64(word >> 32) - 1
+            guard slotSecond > second - seconds else { return sum }
+            return sum + Int(word & 0xFFFF_FFFF)
         }
     }
 
-    private static func bump(
-        _ buckets: inout [(second: Int64, calls: Int, retries: Int)],
-        _ second: Int64,
-        _ change: (inout (second: Int64, calls: Int, retries: Int)) -> Void
-    ) {
-        if let last = buckets.indices.last, buckets[last].second == second {
-            change(&buckets[last])
-        } else {
-            var bucket = (second: second, calls: 0, retries: 0)
-            change(&bucket)
-            buckets.append(bucket)
+    private static func count(in ring: [Slot], second: Int64) {
+        let slot = ring[Int(second % Int64(ring.count))]
+        let tag = UInt64(second + 1) << 32
+        var word = slot.word.load(ordering: .relaxed)
+        while true {
+            // A slot still on an older second starts afresh; one already on
+            // a later second (a thread that read the clock later) takes the
+            // count too, as the bucket list did.
+            let next = word >> 32 < UInt64(second + 1) ? tag | 1 : word &+ 1
+            let (exchanged, original) = slot.word.weakCompareExchange(
+                expected: word, desired: next, successOrdering: .relaxed, failureOrdering: .relaxed
+            )
+            if exchanged { return }
+            word = original
         }
     }
 
     private static let origin = ContinuousClock.now
 
     private static func second(_ now: ContinuousClock.Instant) -> Int64 {
-        (now - origin).components.seconds
+        max(0, (now - origin).components.seconds)
     }
 }

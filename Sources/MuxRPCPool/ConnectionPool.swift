@@ -3,7 +3,7 @@ public import NIOCore
 import NIOPosix
 import Synchronization
 import Yamux
-import MuxRPCTransport
+package import MuxRPCTransport
 
 /// Calls RPC servers over a few long-lived connections, the way Consul's
 /// `ConnPool` does, with its known faults fixed.
@@ -46,7 +46,15 @@ public final class ConnectionPool: Sendable {
     ///
     /// - Important: Shut the pool down (``shutdown()``, or run it as a
     ///   `Service`) to close its sessions.
-    public init(configuration: Configuration = .init(), group: (any EventLoopGroup)? = nil) throws {
+    public convenience init(configuration: Configuration = .init(), group: (any EventLoopGroup)? = nil) throws {
+        try self.init(configuration: configuration, group: group, endpointPolicy: nil)
+    }
+
+    /// A pool that also keeps a client's endpoint list, with each
+    /// endpoint's balancer and breaker state in the endpoint's record
+    /// (`endpointPolicy`), so that a client's attempt picks its endpoint
+    /// and leases its stream in one locked step.
+    package init(configuration: Configuration, group: (any EventLoopGroup)?, endpointPolicy: EndpointPolicy?) throws {
         try configuration.validate()
         self.configuration = configuration
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
@@ -60,7 +68,7 @@ public final class ConnectionPool: Sendable {
             maxIdleTime: TimeAmount(configuration.maxIdleTime),
             replacementInterval: configuration.sessionReplacementInterval.map { TimeAmount($0) }
         )
-        self.state = Mutex(State(machine: StateMachine(limits: limits)))
+        self.state = Mutex(State(machine: StateMachine(limits: limits, endpointPolicy: endpointPolicy)))
         let interval = TimeAmount(configuration.reapInterval)
         let reaper = self.group.any().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else { return task.cancel() }
@@ -137,9 +145,12 @@ public final class ConnectionPool: Sendable {
         deadline: RPCDeadline? = nil,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
+        // The pool's own path, kept apart from `lend`: without a client's
+        // books to carry, its async frame stays as small as it was.
         var hasRetried = false
         while true {
-            let grant = try await acquire(address, deadline: deadline)
+            let decision = try decide(address, deadline: deadline, movingPick: false)
+            let grant = try await settle(decision, address: address, deadline: deadline, movingPick: false)
             let stream: RPCClient
             switch grant {
             case .idleStream(let idle, _):
@@ -148,36 +159,293 @@ public final class ConnectionPool: Sendable {
                 do {
                     stream = try await openStream(on: connection, deadline: deadline, address: address)
                     if connection.session == nil { track(plainStream: stream) }
-                } catch let error as MuxRPCError where error.code == .deadlineExceeded {
-                    update { $0.release(lease, stream: nil, reusable: false, now: .now()) }
-                    throw error
                 } catch {
-                    // The session can open no more streams: drop it, and try
-                    // once more on a fresh one, as Consul does.
-                    update { $0.streamOpenFailed(lease, now: .now()) }
-                    if !hasRetried {
-                        hasRetried = true
-                        continue
-                    }
-                    // A plain-mode stream is a connection of its own: its
-                    // failure already says why (refused, unreachable).
-                    if let error = error as? MuxRPCError { throw error }
-                    throw MuxRPCError(
-                        code: .streamOpenFailed, message: "opening a stream failed twice (\(error))", address: address, cause: error
-                    )
+                    try streamOpenFailed(lease, to: address, books: .none, error: error, hasRetried: hasRetried)
+                    hasRetried = true
+                    continue
                 }
             }
             let result: Value
             do {
                 result = try await body(stream)
             } catch {
-                let reusable = configuration.keepsStreamsAfterServerErrors
-                    && (error as? RPCError)?.code == .serverError && stream.isUsable
-                update { $0.release(grant.lease, stream: stream, reusable: reusable, now: .now()) }
+                giveBack(stream, lease: grant.lease, to: address, books: .none, failure: error, sent: nil)
                 throw error
             }
-            update { $0.release(grant.lease, stream: stream, reusable: stream.isUsable, now: .now()) }
+            giveBack(stream, lease: grant.lease, to: address, books: .none, failure: nil, sent: nil)
             return result
+        }
+    }
+
+    // MARK: A client's attempts
+
+    /// One attempt of a client's call on the common path: picks an endpoint
+    /// and leases a stream to it in one locked step, runs `body` on the
+    /// stream, then returns the stream and books the attempt's outcome and
+    /// latency in one more. Its latency runs from the moment the stream was
+    /// in hand to the reply: waiting for a stream (a dial, a full pool) says
+    /// nothing of the server. A failed attempt's runs from `startedAt`.
+    ///
+    /// - Parameters:
+    ///   - deadline: absolute, fixed where the call started.
+    ///   - picked: set to the endpoint once one is picked. Left nil when
+    ///     none could be (no endpoint, all breakers open, the client shutting
+    ///     down): then no attempt was made.
+    /// - Returns: what `body` returned.
+    /// - Throws: what kept the attempt from a stream, what `body` threw, or
+    ///   why no endpoint could be picked.
+    package func attempt<Value>(
+        pickingWith balancer: any LoadBalancer,
+        excluding tried: [SocketAddress],
+        startedAt: Duration,
+        deadline: RPCDeadline?,
+        picked: inout SocketAddress?,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws -> Value {
+        let deadlinePassed = deadline?.hasPassed ?? false
+        let pick = try state.withLock { state throws(MuxRPCError) in
+            try state.machine.pickAndAcquire(
+                with: balancer, excluding: tried, at: ContinuousClock.Instant(timeSinceReference: startedAt), now: .now(),
+                deadlinePassed: deadlinePassed
+            )
+        }
+        picked = pick.address
+        var sent: Duration?
+        return try await lend(
+            to: pick.address, deadline: deadline, books: .attempt(startedAt: startedAt), measuresSend: true,
+            decided: pick.decision, sent: &sent, body
+        )
+    }
+
+    /// Picks the endpoint of an attempt that runs interceptors before it
+    /// asks for a stream. End it with ``finishAttempt(at:_:latency:at:releasingPick:)``.
+    package func pickEndpoint(
+        with balancer: any LoadBalancer,
+        excluding tried: [SocketAddress],
+        at now: ContinuousClock.Instant
+    ) throws(MuxRPCError) -> SocketAddress {
+        try state.withLock { state throws(MuxRPCError) in
+            try state.machine.pickEndpoint(with: balancer, excluding: tried, at: now)
+        }
+    }
+
+    /// ``withStream(to:deadline:_:)`` for an attempt past its interceptors,
+    /// which may have sent it to another address than `picked`. Sets `sent`
+    /// to the moment the stream was in hand.
+    package func withStream<Value>(
+        to address: SocketAddress,
+        picked: SocketAddress,
+        deadline: RPCDeadline?,
+        sent: inout Duration?,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws -> Value {
+        try await lend(
+            to: address, deadline: deadline, books: address == picked ? .interceptedPick : .none, measuresSend: true,
+            decided: nil, sent: &sent, body
+        )
+    }
+
+    /// Books the end of an attempt picked with ``pickEndpoint(with:excluding:at:)``
+    /// (`releasingPick`), or of one whose pick failed to get a stream.
+    package func finishAttempt(
+        at address: SocketAddress,
+        _ outcome: AttemptOutcome,
+        latency: Duration,
+        at now: ContinuousClock.Instant,
+        releasingPick: Bool
+    ) {
+        state.withLock { $0.machine.finishAttempt(at: address, outcome, latency: latency, at: now, releasingPick: releasingPick) }
+    }
+
+    /// Takes a client's new endpoint list; endpoints that left drain, in
+    /// the same step.
+    package func replaceEndpoints(with endpoints: [MuxRPCEndpoint]) {
+        update { $0.replaceEndpoints(with: endpoints, now: .now()).actions }
+    }
+
+    /// What the client knows of each endpoint now, in the resolver's order.
+    package var endpointStatistics: [MuxRPCEndpointStatistics] {
+        state.withLock { $0.machine.endpointStatistics }
+    }
+
+    /// The client is shutting down: no endpoint is picked any more.
+    package func stopPicking() {
+        state.withLock { $0.machine.isClientShutDown = true }
+    }
+
+    /// What a lease does to a client's books besides the pool's own.
+    private enum AttemptBooks {
+        /// Nothing: a pool on its own, or an attempt sent elsewhere than
+        /// its pick.
+        case none
+        /// An attempt picked in the step that asked for its stream: its end
+        /// is booked in the step that ends its lease (or after it failed to
+        /// get one).
+        case attempt(startedAt: Duration)
+        /// An attempt picked before its interceptors: its lease (or its
+        /// place in the queue) counts it instead of its pick while it lasts.
+        case interceptedPick
+
+        var movesPick: Bool {
+            if case .interceptedPick = self { true } else { false }
+        }
+
+        /// The clock, read outside the lock, for an attempt's end.
+        var clockReading: Duration? {
+            if case .attempt = self { ContinuousClock.now.timeSinceReference } else { nil }
+        }
+    }
+
+    /// Lends `body` a stream to `address` (from `decided`, when the caller
+    /// asked for it already) and returns it, doing to the client's books
+    /// what `books` says in the same locked steps. With `measuresSend`,
+    /// `sent` is set to the moment the stream was in hand.
+    ///
+    /// The steps that end a lease are plain functions, which the compiler
+    /// specialises: this function is generic and runs unspecialised, and
+    /// closures held in it showed in profiles of the pool.
+    private func lend<Value>(
+        to address: SocketAddress,
+        deadline: RPCDeadline?,
+        books: AttemptBooks,
+        measuresSend: Bool,
+        decided: StateMachine.AcquireDecision?,
+        sent: inout Duration?,
+        _ body: (RPCClient) async throws -> Value
+    ) async throws -> Value {
+        var decided = decided
+        var hasRetried = false
+        while true {
+            let grant: Grant
+            do {
+                let decision = try decided.take() ?? decide(address, deadline: deadline, movingPick: books.movesPick)
+                grant = try await settle(decision, address: address, deadline: deadline, movingPick: books.movesPick)
+            } catch {
+                endAttempt(at: address, books: books, failure: error)
+                throw error
+            }
+            let stream: RPCClient
+            switch grant {
+            case .idleStream(let idle, _):
+                stream = idle
+            case .newStream(let connection, let lease):
+                do {
+                    stream = try await openStream(on: connection, deadline: deadline, address: address)
+                    if connection.session == nil { track(plainStream: stream) }
+                } catch {
+                    // The session can open no more streams: drop it, and try
+                    // once more on a fresh one, as Consul does.
+                    try streamOpenFailed(lease, to: address, books: books, error: error, hasRetried: hasRetried)
+                    hasRetried = true
+                    continue
+                }
+            }
+            if measuresSend { sent = ContinuousClock.now.timeSinceReference }
+            let result: Value
+            do {
+                result = try await body(stream)
+            } catch {
+                giveBack(stream, lease: grant.lease, to: address, books: books, failure: error, sent: sent)
+                throw error
+            }
+            giveBack(stream, lease: grant.lease, to: address, books: books, failure: nil, sent: sent)
+            return result
+        }
+    }
+
+    /// Opening a stream on a granted session failed. Returns to try once
+    /// more on a fresh session; otherwise throws what the caller gets.
+    private func streamOpenFailed(
+        _ lease: StateMachine.Lease, to address: SocketAddress, books: AttemptBooks, error: any Error, hasRetried: Bool
+    ) throws {
+        if let error = error as? MuxRPCError, error.code == .deadlineExceeded {
+            let ended = books.clockReading
+            update { machine in
+                let actions = machine.release(lease, stream: nil, reusable: false, now: .now())
+                Self.book(books, at: address, in: &machine, failure: error, sent: nil, ended: ended)
+                return actions
+            }
+            throw error
+        }
+        if !hasRetried {
+            // The session can open no more streams: it leaves the pool.
+            update { machine in
+                let actions = machine.streamOpenFailed(lease, now: .now())
+                if books.movesPick { machine.movePick(address, toPool: false) }
+                return actions
+            }
+            return
+        }
+        // A plain-mode stream is a connection of its own: its failure
+        // already says why (refused, unreachable).
+        let failure = error as? MuxRPCError ?? MuxRPCError(
+            code: .streamOpenFailed, message: "opening a stream failed twice (\(error))", address: address, cause: error
+        )
+        let ended = books.clockReading
+        update { machine in
+            let actions = machine.streamOpenFailed(lease, now: .now())
+            Self.book(books, at: address, in: &machine, failure: failure, sent: nil, ended: ended)
+            return actions
+        }
+        throw failure
+    }
+
+    /// Returns a lent stream: back to the pool if the call left it usable
+    /// (or ended in the server's error reply, with
+    /// ``Configuration/keepsStreamsAfterServerErrors``), closed otherwise;
+    /// and books the attempt in the same step.
+    private func giveBack(
+        _ stream: RPCClient,
+        lease: StateMachine.Lease,
+        to address: SocketAddress,
+        books: AttemptBooks,
+        failure: (any Error)?,
+        sent: Duration?
+    ) {
+        let reusable = if let failure {
+            configuration.keepsStreamsAfterServerErrors && (failure as? RPCError)?.code == .serverError && stream.isUsable
+        } else {
+            stream.isUsable
+        }
+        let ended = books.clockReading
+        update { machine in
+            let actions = machine.release(lease, stream: stream, reusable: reusable, now: .now())
+            Self.book(books, at: address, in: &machine, failure: failure, sent: sent, ended: ended)
+            return actions
+        }
+    }
+
+    /// Books the end of an attempt that got no stream.
+    private func endAttempt(at address: SocketAddress, books: AttemptBooks, failure: any Error) {
+        guard case .attempt = books else { return }
+        let ended = books.clockReading
+        state.withLock { Self.book(books, at: address, in: &$0.machine, failure: failure, sent: nil, ended: ended) }
+    }
+
+    /// What `books` asks of the state machine as an attempt's lease ends
+    /// (or the attempt ends without one): its outcome and latency, or its
+    /// pick back from the pool.
+    private static func book(
+        _ books: AttemptBooks,
+        at address: SocketAddress,
+        in machine: inout StateMachine,
+        failure: (any Error)?,
+        sent: Duration?,
+        ended: Duration?
+    ) {
+        switch books {
+        case .none:
+            break
+        case .attempt(let startedAt):
+            let ended = ended ?? ContinuousClock.now.timeSinceReference
+            let at = ContinuousClock.Instant(timeSinceReference: ended)
+            if let failure {
+                machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: ended - startedAt, at: at, releasingPick: false)
+            } else {
+                machine.finishAttempt(at: address, .answered, latency: ended - (sent ?? startedAt), at: at, releasingPick: false)
+            }
+        case .interceptedPick:
+            machine.movePick(address, toPool: false)
         }
     }
 
@@ -263,11 +531,26 @@ public final class ConnectionPool: Sendable {
 
     // MARK: Waiting for a stream
 
-    private func acquire(_ address: SocketAddress, deadline: RPCDeadline?) async throws -> Grant {
+    /// Asks for a stream; ``settle(_:address:deadline:movingPick:)`` waits
+    /// for it if need be. With `movingPick` the attempt's pick moves to the
+    /// pool in the same step, and back if no stream comes.
+    private func decide(_ address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool) throws -> StateMachine.AcquireDecision {
         if let deadline, deadline.hasPassed {
             throw MuxRPCError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
         }
-        let decision = state.withLock { $0.machine.acquire(address, now: .now()) }
+        return state.withLock { state in
+            guard movingPick else { return state.machine.acquire(address, now: .now()) }
+            state.machine.movePick(address, toPool: true)
+            let decision = state.machine.acquire(address, now: .now())
+            if case .failed = decision { state.machine.movePick(address, toPool: false) }
+            return decision
+        }
+    }
+
+    /// The grant an acquire decision leads to, waiting for it if need be.
+    private func settle(
+        _ decision: StateMachine.AcquireDecision, address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool
+    ) async throws -> Grant {
         switch decision {
         case .granted(let grant):
             return grant
@@ -276,7 +559,12 @@ public final class ConnectionPool: Sendable {
             throw error
         case .wait(let waiter, let dial):
             if let dial { start(dial) }
-            return try await wait(for: waiter, address: address, deadline: deadline)
+            do {
+                return try await wait(for: waiter, address: address, deadline: deadline)
+            } catch {
+                if movingPick { state.withLock { $0.machine.movePick(address, toPool: false) } }
+                throw error
+            }
         }
     }
 

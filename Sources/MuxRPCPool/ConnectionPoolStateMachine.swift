@@ -1,16 +1,26 @@
 import NIOCore
 import MuxRPCTransport
 
+// The endpoint-list methods (the balancer's picks and the attempts' books)
+// are in the extension at the end.
+
 /// The pool's bookkeeping, free of I/O, locks and clocks: every event (a
 /// caller arrives, a dial ends, a call ends, a session fails, time passes)
 /// goes in as a method call and comes out as a decision or a list of
 /// ``Actions`` for the pool to carry out after it drops its lock. That keeps
 /// the lock short, and every rule testable without sockets.
 ///
-/// Per address it keeps the sessions (connecting, ready, draining), each
-/// session's stack of idle streams, the number of calls in flight and a FIFO
-/// queue of waiting callers. A caller is given a *grant*: an idle stream to
+/// Per address it keeps one record: the sessions (connecting, ready,
+/// draining), each session's stack of idle streams, the number of calls in
+/// flight, a FIFO queue of waiting callers and, when the address is one of a
+/// ``MuxRPCClient``'s endpoints, its balancer and breaker state
+/// (``EndpointHealth``). A caller is given a *grant*: an idle stream to
 /// reuse, or the right to open one more stream on a ready session.
+///
+/// Keeping a client's endpoints in the same record lets one locked step pick
+/// an endpoint and lease a stream on it, and one more return the stream and
+/// book the attempt's outcome. A pool used without a client has no endpoint
+/// list and pays nothing for it.
 ///
 /// Generic so that tests can drive it with plain values; the pool uses
 /// `MuxRPCConnection` and `RPCClient`.
@@ -112,32 +122,102 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         }
     }
 
+    /// Everything known of one address: the pool's sessions and callers and,
+    /// for a client's endpoint, the balancer's and the breaker's books.
     private struct AddressState {
+        let address: Address
         var sessions: [Session] = []
         var waiters = CircularBuffer<WaiterID>()
+        /// Calls holding a lease on one of the address's sessions. The pool's
+        /// concurrency limit applies to it; the balancer adds the waiters and
+        /// the attempts still in their interceptors (``load``).
         var callsInFlight = 0
         /// When a failed session was last replaced in the background.
         var lastReplacement: NIODeadline?
         /// The latest round-trip time a health check measured.
         var roundTripTime: TimeAmount?
+        /// Set while the address is on the client's endpoint list. Kept in
+        /// a box of its own (copied on write, so the record stays a value):
+        /// events move a record out of its slot and back, and the box keeps
+        /// that move as small as it was before the record held a client's
+        /// books.
+        var health: EndpointHealth? {
+            _read {
+                if let healthBox { yield healthBox.value } else { yield nil }
+            }
+            _modify {
+                if healthBox == nil {
+                    var added: EndpointHealth?
+                    yield &added
+                    if let added { healthBox = HealthBox(added) }
+                } else {
+                    if !isKnownUniquelyReferenced(&healthBox!) { healthBox = HealthBox(healthBox!.value) }
+                    yield &healthBox!.value
+                    if healthBox!.value == nil { healthBox = nil }
+                }
+            }
+        }
+        /// Nil exactly when ``health`` is.
+        private var healthBox: HealthBox?
 
-        var isEmpty: Bool { sessions.isEmpty && waiters.isEmpty && callsInFlight == 0 }
+        /// Whether the address is on the client's endpoint list; cheaper
+        /// than reading ``health``.
+        var isEndpoint: Bool { healthBox != nil }
+
+        init(address: Address) {
+            self.address = address
+        }
+
+        /// No session, caller or call: nothing of the pool's.
+        var isIdle: Bool { sessions.isEmpty && waiters.isEmpty && callsInFlight == 0 }
+        var isEmpty: Bool { !isEndpoint && isIdle }
+
+        /// The calls this client has on the address, as the balancer and
+        /// ``MuxRPCEndpointStatistics/callsInFlight`` count them: leased,
+        /// waiting for a stream, or picked and still in the interceptors.
+        var load: Int { callsInFlight + waiters.count + (healthBox?.value?.attemptsBeforePool ?? 0) }
 
         func index(of id: SessionID) -> Int? {
             sessions.firstIndex { $0.id == id }
         }
     }
 
+    private final class HealthBox {
+        var value: EndpointHealth?
+        init(_ value: EndpointHealth?) { self.value = value }
+    }
+
     let limits: Limits
-    private var addresses: [Address: AddressState] = [:]
+    /// The records, each in a slot that stays its own while the record
+    /// lives, so that the endpoint list can name them by index: a pick reads
+    /// them without hashing an address. A freed slot is reused.
+    private var slots: [AddressState?] = []
+    private var slotOfAddress: [Address: Int] = [:]
+    private var freeSlots: [Int] = []
     private var waiterAddresses: [WaiterID: Address] = [:]
     private var nextSessionID = 0
     private var nextWaiterID = 0
     private(set) var isShuttingDown = false
+    /// The grace period ended: leases still out are forgotten, and their
+    /// late returns only close their streams.
+    private var hasClosedEverything = false
     private(set) var counters = ConnectionPoolStatistics()
+    /// The breakers' and the latency average's settings, when a client keeps
+    /// its endpoints here; nil for a pool on its own.
+    let endpointPolicy: EndpointPolicy?
+    /// The slots of the client's endpoints, in the resolver's order.
+    private var endpointSlots: [Int] = []
+    /// Whether the client gave an endpoint list yet.
+    private(set) var hasEndpointList = false
+    /// The client is shutting down: no more picks.
+    var isClientShutDown = false
+    /// Scratch for picks, kept with its memory between calls.
+    private var candidates: [Int] = []
+    private var loads: [EndpointLoad] = []
 
-    init(limits: Limits) {
+    init(limits: Limits, endpointPolicy: EndpointPolicy? = nil) {
         self.limits = limits
+        self.endpointPolicy = endpointPolicy
     }
 
     // MARK: Callers
@@ -147,9 +227,17 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         if isShuttingDown {
             return .failed(MuxRPCError(code: .shutDown, message: "the pool is shutting down"))
         }
-        var state = addresses.removeValue(forKey: address) ?? AddressState()
-        defer { addresses[address] = state }
+        return acquire(inSlot: slot(for: address), now: now)
+    }
 
+    private mutating func acquire(inSlot slot: Int, now: NIODeadline) -> AcquireDecision {
+        var decision: AcquireDecision?
+        modify(slot: slot) { machine, state in decision = machine.acquire(&state, now: now) }
+        return decision!
+    }
+
+    private mutating func acquire(_ state: inout AddressState, now: NIODeadline) -> AcquireDecision {
+        let address = state.address
         // Callers already queued go first.
         if state.waiters.isEmpty, state.callsInFlight < limits.maxConcurrentCallsPerAddress,
            let grant = takeGrant(address, &state, now: now) {
@@ -179,8 +267,8 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// waiting: it was granted or failed already, and that outcome stands.
     mutating func removeWaiter(_ waiter: WaiterID) -> Bool {
         guard let address = waiterAddresses.removeValue(forKey: waiter) else { return false }
-        if let index = addresses[address]?.waiters.firstIndex(of: waiter) {
-            addresses[address]!.waiters.remove(at: index)
+        modify(address) { _, state in
+            if let index = state.waiters.firstIndex(of: waiter) { state.waiters.remove(at: index) }
         }
         return true
     }
@@ -189,7 +277,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// one); `reusable` says whether it may carry another call.
     mutating func release(_ lease: Lease, stream: Stream?, reusable: Bool, now: NIODeadline) -> Actions {
         var actions = Actions()
-        guard addresses[lease.address] != nil else {
+        guard !hasClosedEverything, slotOfAddress[lease.address] != nil else {
             // Everything was closed at the end of a shutdown's grace period.
             if let stream { close(stream, into: &actions) }
             return actions
@@ -223,6 +311,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// session, which can open no more, leaves the pool.
     mutating func streamOpenFailed(_ lease: Lease, now: NIODeadline) -> Actions {
         var actions = Actions()
+        if hasClosedEverything { return actions }
         modify(lease.address) { machine, state in
             state.callsInFlight -= 1
             if let index = state.index(of: lease.session) {
@@ -240,7 +329,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     mutating func connected(_ dial: Dial, connection: Connection, now: NIODeadline) -> Actions {
         var actions = Actions()
         counters.sessionsOpened += 1
-        guard !isShuttingDown, let index = addresses[dial.address]?.index(of: dial.session) else {
+        guard !isShuttingDown, let index = self[dial.address]?.index(of: dial.session) else {
             // Shut down (or closed) while the dial was under way.
             modify(dial.address) { _, state in state.sessions.removeAll { $0.id == dial.session } }
             actions.connectionsToClose.append(connection)
@@ -305,6 +394,11 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// drains as after GoAway, closing when its last call ends.
     mutating func drain(_ address: Address, now: NIODeadline) -> Actions {
         var actions = Actions()
+        drain(address, now: now, into: &actions)
+        return actions
+    }
+
+    private mutating func drain(_ address: Address, now: NIODeadline, into actions: inout Actions) {
         modify(address) { machine, state in
             var index = state.sessions.startIndex
             while index < state.sessions.endIndex {
@@ -321,27 +415,27 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
                 }
             }
         }
-        return actions
     }
 
     /// The ready sessions, for health checks.
     var readySessions: [(Lease, Connection)] {
-        addresses.flatMap { address, state in
-            state.sessions.compactMap { session in
+        slots.flatMap { state -> [(Lease, Connection)] in
+            guard let state else { return [] }
+            return state.sessions.compactMap { session in
                 guard case .ready(let connection) = session.phase else { return nil }
-                return (Lease(address: address, session: session.id), connection)
+                return (Lease(address: state.address, session: session.id), connection)
             }
         }
     }
 
     /// Records a health check's round-trip time.
     mutating func recordRoundTripTime(_ rtt: TimeAmount, for address: Address) {
-        addresses[address]?.roundTripTime = rtt
+        modify(address) { _, state in state.roundTripTime = rtt }
     }
 
     /// The latest round-trip time measured to `address`, if any.
     func roundTripTime(to address: Address) -> TimeAmount? {
-        addresses[address]?.roundTripTime
+        self[address]?.roundTripTime
     }
 
     /// The peer sent GoAway: no new streams on the session, which closes when
@@ -366,8 +460,8 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// forgets addresses with nothing left.
     mutating func reap(now: NIODeadline) -> Actions {
         var actions = Actions()
-        for address in Array(addresses.keys) {
-            modify(address) { machine, state in
+        for slot in slots.indices where slots[slot] != nil {
+            modify(slot: slot) { machine, state in
                 var index = state.sessions.startIndex
                 while index < state.sessions.endIndex {
                     let session = state.sessions[index]
@@ -390,8 +484,8 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     mutating func beginShutdown() -> Actions {
         var actions = Actions()
         isShuttingDown = true
-        for address in Array(addresses.keys) {
-            modify(address) { machine, state in
+        for slot in slots.indices where slots[slot] != nil {
+            modify(slot: slot) { machine, state in
                 while let waiter = state.waiters.popFirst() {
                     machine.waiterAddresses[waiter] = nil
                     actions.failedWaiters.append((waiter, MuxRPCError(code: .shutDown, message: "the pool shut down while the call waited for a stream")))
@@ -412,14 +506,15 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
 
     /// True once shutting down and no call or session is left.
     var isDrained: Bool {
-        isShuttingDown && addresses.isEmpty
+        isShuttingDown && slots.allSatisfy { $0?.isIdle ?? true }
     }
 
     /// The end of the grace period: every session still open closes now.
     mutating func closeEverything() -> Actions {
         var actions = Actions()
-        for address in Array(addresses.keys) {
-            modify(address) { machine, state in
+        hasClosedEverything = true
+        for slot in slots.indices where slots[slot] != nil {
+            modify(slot: slot) { machine, state in
                 while !state.sessions.isEmpty {
                     machine.remove(sessionAt: state.sessions.startIndex, &state, into: &actions)
                 }
@@ -434,7 +529,7 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
     /// The counters, plus the gauges read off the current state.
     var statistics: ConnectionPoolStatistics {
         var statistics = counters
-        for state in addresses.values {
+        for case let state? in slots {
             statistics.callsInFlight += state.callsInFlight
             statistics.waiters += state.waiters.count
             for session in state.sessions {
@@ -452,14 +547,43 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
 
     // MARK: Internals
 
-    /// Runs `body` on the address's state and drops the state once empty.
-    /// Runs `body` on the address's state, taken out of the map meanwhile,
-    /// and drops the state once empty. `body` gets the machine as a
-    /// parameter: a closure capturing `self` would overlap this mutation.
+    /// Runs `body` on the address's state, taken out of its slot meanwhile,
+    /// and frees the slot once the state is empty. `body` gets the machine
+    /// as a parameter: a closure capturing `self` would overlap this mutation.
     private mutating func modify(_ address: Address, _ body: (inout Self, inout AddressState) -> Void) {
-        guard var state = addresses.removeValue(forKey: address) else { return }
+        guard let slot = slotOfAddress[address] else { return }
+        modify(slot: slot, body)
+    }
+
+    private mutating func modify(slot: Int, _ body: (inout Self, inout AddressState) -> Void) {
+        guard var state = slots[slot].take() else { return }
         body(&self, &state)
-        if !state.isEmpty { addresses[address] = state }
+        if state.isEmpty {
+            slotOfAddress[state.address] = nil
+            freeSlots.append(slot)
+        } else {
+            slots[slot] = state
+        }
+    }
+
+    /// The address's slot, made (empty) if it has none.
+    private mutating func slot(for address: Address) -> Int {
+        if let slot = slotOfAddress[address] { return slot }
+        let state = AddressState(address: address)
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[slot] = state
+        } else {
+            slot = slots.count
+            slots.append(state)
+        }
+        slotOfAddress[address] = slot
+        return slot
+    }
+
+    private subscript(address: Address) -> AddressState? {
+        slotOfAddress[address].flatMap { slots[$0] }
     }
 
     /// A grant from the first ready session with an idle stream, or else the
@@ -546,3 +670,147 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
 extension ConnectionPoolStateMachine.Grant: Sendable where Connection: Sendable, Stream: Sendable, Address: Sendable {}
 extension ConnectionPoolStateMachine.Lease: Sendable where Address: Sendable {}
 extension ConnectionPoolStateMachine.Dial: Sendable where Address: Sendable {}
+
+// MARK: - A client's endpoints
+
+extension ConnectionPoolStateMachine where Address == SocketAddress {
+    /// Takes a resolver's new list. Endpoints that stay keep their load,
+    /// latency and breaker; those that left drain (as ``drain(_:now:)``)
+    /// and are returned, in the old list's order.
+    mutating func replaceEndpoints(with endpoints: [MuxRPCEndpoint], now: NIODeadline) -> (removed: [Address], actions: Actions) {
+        guard let policy = endpointPolicy else { preconditionFailure("the pool keeps no endpoint list") }
+        hasEndpointList = true
+        var kept: [Int] = []
+        for endpoint in endpoints {
+            let slot = slot(for: endpoint.address)
+            if kept.contains(slot) { continue }
+            if !slots[slot]!.isEndpoint {
+                slots[slot]!.health = EndpointHealth(endpoint: endpoint, policy: policy)
+            } else {
+                slots[slot]!.health!.endpoint = endpoint
+            }
+            kept.append(slot)
+        }
+        var removed: [Address] = []
+        var actions = Actions()
+        for slot in endpointSlots where !kept.contains(slot) {
+            guard let address = slots[slot]?.address else { continue }
+            removed.append(address)
+            modify(slot: slot) { _, state in state.health = nil }
+            drain(address, now: now, into: &actions)
+        }
+        endpointSlots = kept
+        return (removed, actions)
+    }
+
+    /// Chooses the endpoint for an attempt that goes through interceptors
+    /// before it asks for a stream; it counts as the endpoint's load until
+    /// ``finishAttempt(at:_:latency:at:releasingPick:)``.
+    mutating func pickEndpoint(
+        with balancer: any LoadBalancer,
+        excluding excluded: [Address],
+        at now: ContinuousClock.Instant
+    ) throws(MuxRPCError) -> Address {
+        let slot = try choose(with: balancer, excluding: excluded, at: now)
+        slots[slot]!.health!.attemptsBeforePool += 1
+        return slots[slot]!.address
+    }
+
+    /// Chooses the endpoint for an attempt and asks for a stream to it, in
+    /// one step. With `deadlinePassed` the attempt ends at once (the pick
+    /// and its neutral end are booked, as for any attempt).
+    mutating func pickAndAcquire(
+        with balancer: any LoadBalancer,
+        excluding excluded: [Address],
+        at instant: ContinuousClock.Instant,
+        now: NIODeadline,
+        deadlinePassed: Bool
+    ) throws(MuxRPCError) -> (address: Address, decision: AcquireDecision) {
+        let slot = try choose(with: balancer, excluding: excluded, at: instant)
+        let address = slots[slot]!.address
+        if deadlinePassed {
+            _ = slots[slot]!.health!.record(.neutral, latency: .zero, at: instant)
+            return (address, .failed(MuxRPCError(code: .deadlineExceeded, message: "the deadline passed before the call began")))
+        }
+        if isShuttingDown {
+            return (address, .failed(MuxRPCError(code: .shutDown, message: "the pool is shutting down")))
+        }
+        return (address, acquire(inSlot: slot, now: now))
+    }
+
+    /// Books an attempt's end on its endpoint; `releasingPick` for one
+    /// picked with ``pickEndpoint(with:excluding:at:)``. An endpoint removed
+    /// meanwhile is ignored.
+    mutating func finishAttempt(
+        at address: Address,
+        _ outcome: AttemptOutcome,
+        latency: Duration,
+        at now: ContinuousClock.Instant,
+        releasingPick: Bool
+    ) {
+        guard let slot = slotOfAddress[address], slots[slot]!.isEndpoint else { return }
+        if releasingPick { slots[slot]!.health!.attemptsBeforePool -= 1 }
+        guard slots[slot]!.health!.record(outcome, latency: latency, at: now), let policy = endpointPolicy else { return }
+        let open = endpointSlots.count { slots[$0]!.health!.breaker.isOpen }
+        let allowed = endpointSlots.count * policy.breaker.maxEjectionPercent / 100
+        if open < allowed {
+            slots[slot]!.health!.breaker.open(at: now)
+        } else {
+            slots[slot]!.health!.breaker.stayClosed()
+        }
+    }
+
+    /// A picked attempt reached the pool (`true`: its lease or place in the
+    /// queue now counts it) or left it (`false`: it counts as picked again).
+    mutating func movePick(_ address: Address, toPool: Bool) {
+        guard let slot = slotOfAddress[address], slots[slot]!.isEndpoint else { return }
+        slots[slot]!.health!.attemptsBeforePool += toPool ? -1 : 1
+    }
+
+    /// What the client knows of each endpoint now, in the resolver's order.
+    var endpointStatistics: [MuxRPCEndpointStatistics] {
+        endpointSlots.map { slots[$0]!.health!.statistics(callsInFlight: slots[$0]!.load) }
+    }
+
+    /// Among the endpoints whose breaker admits calls, preferring ones not
+    /// in `excluded` (tried already by this call), the slot of the one the
+    /// balancer picks. A half-open breaker's pick is its probe.
+    private mutating func choose(
+        with balancer: any LoadBalancer,
+        excluding excluded: [Address],
+        at now: ContinuousClock.Instant
+    ) throws(MuxRPCError) -> Int {
+        if isClientShutDown { throw MuxRPCError(code: .shutDown, message: "the client is shutting down") }
+        guard !endpointSlots.isEmpty, let policy = endpointPolicy else {
+            throw MuxRPCError(code: .noEndpoints, message: hasEndpointList ? "the resolver's list is empty" : "no endpoint list yet")
+        }
+        // Admitted endpoints not tried yet, or else all admitted ones.
+        candidates.removeAll(keepingCapacity: true)
+        for slot in endpointSlots where slots[slot]!.health!.breaker.admits(at: now) || !policy.breaker.isEnabled {
+            candidates.append(slot)
+        }
+        if !excluded.isEmpty, candidates.contains(where: { !excluded.contains(slots[$0]!.address) }) {
+            candidates.removeAll { excluded.contains(slots[$0]!.address) }
+        }
+        guard !candidates.isEmpty else {
+            throw MuxRPCError(code: .allEndpointsUnavailable, message: "the circuit breakers of all \(endpointSlots.count) endpoints are open")
+        }
+        let chosen: Int
+        if candidates.count == 1 {
+            // Whatever the balancer says, it must be this one.
+            chosen = candidates[0]
+        } else {
+            loads.removeAll(keepingCapacity: true)
+            for slot in candidates {
+                loads.append(EndpointLoad(
+                    endpoint: slots[slot]!.health!.endpoint,
+                    callsInFlight: slots[slot]!.load,
+                    latency: slots[slot]!.health!.latency.value(at: now)
+                ))
+            }
+            chosen = candidates[min(max(0, balancer.pick(from: loads)), candidates.count - 1)]
+        }
+        slots[chosen]!.health!.breaker.callStarted()
+        return chosen
+    }
+}

@@ -1,6 +1,7 @@
 import MsgpackRPC
 import MuxRPC
 @testable import MuxRPCTransport
+@testable import MuxRPCPool
 @testable import MuxRPCClientStack
 import NIOCore
 import Testing
@@ -153,7 +154,7 @@ struct ClientPolicyTests {
 
     @Test("the ejection cap never opens every endpoint")
     func ejectionCap() throws {
-        var table = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        var table = EndpointRecords(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
         _ = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.b)])
         let now = ContinuousClock.now
         for address in [Self.a, Self.b] {
@@ -169,7 +170,7 @@ struct ClientPolicyTests {
         let survivor = table.statistics.first { $0.breaker == .closed }!.endpoint.address
         #expect(try table.pick(with: RandomBalancer(), excluding: [], at: now) == survivor)
 
-        var single = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        var single = EndpointRecords(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
         _ = single.replace(with: [MuxRPCEndpoint(Self.a)])
         for _ in 0..<10 {
             _ = try single.pick(with: RandomBalancer(), excluding: [], at: now)
@@ -180,7 +181,7 @@ struct ClientPolicyTests {
 
     @Test("a retry avoids the endpoints the call tried when another is admitted")
     func exclusion() throws {
-        var table = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        var table = EndpointRecords(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
         _ = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.b)])
         let now = ContinuousClock.now
         #expect(try table.pick(with: FirstOf(Self.a), excluding: [Self.a], at: now) == Self.b)
@@ -189,7 +190,7 @@ struct ClientPolicyTests {
 
     @Test("a new endpoint list keeps the state of endpoints that stay and reports the ones removed")
     func replacingEndpoints() throws {
-        var table = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        var table = EndpointRecords(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
         _ = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.b)])
         _ = try table.pick(with: FirstOf(Self.a), excluding: [], at: .now)
         let removed = table.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.c)])
@@ -199,10 +200,53 @@ struct ClientPolicyTests {
         table.finished(Self.b, .answered, latency: .milliseconds(1), at: .now)  // a late end on a removed endpoint
         #expect(table.statistics.count == 2)
         let error = #expect(throws: MuxRPCError.self) {
-            var empty = EndpointTable(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+            var empty = EndpointRecords(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
             _ = try empty.pick(with: RandomBalancer(), excluding: [], at: .now)
         }
         #expect(error?.code == .noEndpoints)
+    }
+
+    @Test("one step picks an endpoint and leases a stream on it; one counter holds the call, waiting or leased")
+    func pickAndLease() throws {
+        var records = EndpointRecords(breaker: Self.breakerSettings, latencyDecay: .seconds(10))
+        _ = records.replace(with: [MuxRPCEndpoint(Self.a), MuxRPCEndpoint(Self.b)])
+        let instant = ContinuousClock.now
+        let now = NIODeadline.now()
+        let first = try records.machine.pickAndAcquire(with: FirstOf(Self.a), excluding: [], at: instant, now: now, deadlinePassed: false)
+        #expect(first.address == Self.a)
+        let (_, dial) = try #require(first.decision.waiting)
+        #expect(records.statistics.map(\.callsInFlight) == [1, 0], "a caller waiting for a stream is load")
+        let connected = records.machine.connected(try #require(dial), connection: "a#0", now: now)
+        let grant = try #require(connected.grants.first?.1)
+        #expect(records.statistics.map(\.callsInFlight) == [1, 0])
+        #expect(records.machine.statistics.callsInFlight == 1)
+        _ = records.machine.release(grant.lease, stream: 0, reusable: true, now: now)
+        records.machine.finishAttempt(at: Self.a, .answered, latency: .milliseconds(3), at: instant, releasingPick: false)
+        #expect(records.statistics.map(\.callsInFlight) == [0, 0])
+        #expect(records.statistics[0].calls == 1 && records.statistics[0].latency == .milliseconds(3))
+
+        // The stream returned is reused by the next pick, in the same step.
+        let second = try records.machine.pickAndAcquire(with: FirstOf(Self.a), excluding: [], at: instant, now: now, deadlinePassed: false)
+        guard case .idleStream(0, _) = try #require(second.decision.grant) else {
+            Issue.record("expected stream 0 back, got \(second.decision)")
+            return
+        }
+        #expect(records.statistics.map(\.callsInFlight) == [1, 0])
+
+        // A late attempt is picked but never leased.
+        let late = try records.machine.pickAndAcquire(with: FirstOf(Self.b), excluding: [], at: instant, now: now, deadlinePassed: true)
+        #expect(late.decision.failure?.code == .deadlineExceeded)
+        #expect(records.machine.statistics.callsInFlight == 1)
+    }
+
+    @Test("a pool without a client keeps no endpoint books")
+    func poolWithoutEndpoints() throws {
+        var machine = EndpointRecords.Machine(limits: EndpointRecords.limits)
+        let error = #expect(throws: MuxRPCError.self) {
+            _ = try machine.pickEndpoint(with: RandomBalancer(), excluding: [], at: .now)
+        }
+        #expect(error?.code == .noEndpoints)
+        #expect(machine.endpointStatistics.isEmpty)
     }
 
     // MARK: Retries
@@ -320,4 +364,39 @@ struct FirstOf: LoadBalancer {
     func pick(from candidates: [EndpointLoad]) -> Int {
         candidates.firstIndex { $0.endpoint.address == address } ?? 0
     }
+}
+
+/// The endpoint records of the pool's state machine, driven the way a
+/// client with interceptors drives them: a pick, then the attempt's end.
+struct EndpointRecords {
+    typealias Machine = ConnectionPoolStateMachine<SocketAddress, String, Int>
+    var machine: Machine
+
+    static let limits = Machine.Limits(
+        maxSessionsPerAddress: 1,
+        maxStreamsPerSession: 1024,
+        maxIdleStreamsPerSession: 64,
+        maxConcurrentCallsPerAddress: 2048,
+        maxWaitersPerAddress: 1024,
+        failFastWhenBusy: false,
+        maxIdleTime: .seconds(120)
+    )
+
+    init(breaker: CircuitBreakerConfiguration, latencyDecay: Duration) {
+        machine = Machine(limits: Self.limits, endpointPolicy: EndpointPolicy(breaker: breaker, latencyDecay: latencyDecay))
+    }
+
+    mutating func replace(with endpoints: [MuxRPCEndpoint]) -> [SocketAddress] {
+        machine.replaceEndpoints(with: endpoints, now: .now()).removed
+    }
+
+    mutating func pick(with balancer: any LoadBalancer, excluding excluded: [SocketAddress], at now: ContinuousClock.Instant) throws(MuxRPCError) -> SocketAddress {
+        try machine.pickEndpoint(with: balancer, excluding: excluded, at: now)
+    }
+
+    mutating func finished(_ address: SocketAddress, _ outcome: AttemptOutcome, latency: Duration, at now: ContinuousClock.Instant) {
+        machine.finishAttempt(at: address, outcome, latency: latency, at: now, releasingPick: true)
+    }
+
+    var statistics: [MuxRPCEndpointStatistics] { machine.endpointStatistics }
 }

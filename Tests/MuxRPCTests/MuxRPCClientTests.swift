@@ -316,6 +316,46 @@ struct MuxRPCClientTests {
         await server.shutdown()
     }
 
+    @Test("the deadline is fixed where the call starts; an interceptor's timeout can shorten it, never extend it")
+    func interceptorTimeouts() async throws {
+        let (servers, addresses) = try await Self.startServers(1)
+        let seen = NIOLockedValueBox<[RPCCallOptions]>([])
+        func client(setting timeout: Duration?) throws -> MuxRPCClient {
+            try MuxRPCClient(endpoints: [Endpoint(addresses[0])], configuration: .init(interceptors: [
+                .apply(OptionsRecorder(seen: seen)),
+                .apply(TimeoutSetter(timeout: timeout)),
+            ]))
+        }
+        func isLateBeforeSending(_ error: any Error) -> Bool {
+            guard let error = error as? MuxRPCError else { return false }
+            return error.code == .deadlineExceeded && !error.requestWasSent
+        }
+
+        // The interceptors see the call's deadline as it was given, absolute.
+        let deadline = RPCDeadline.after(.seconds(60))
+        let plain = try client(setting: nil)
+        try await Self.echo(plain, "as given", options: .init(deadline: deadline))
+        #expect(seen.withLockedValue { $0.map(\.deadline) } == [deadline])
+        #expect(seen.withLockedValue { $0.allSatisfy { $0.timeout == nil } })
+        await plain.shutdown()
+
+        // A shorter timeout set by an interceptor wins: zero ends the attempt
+        // before anything is sent.
+        let shortening = try client(setting: .zero)
+        await #expect(performing: { try await Self.echo(shortening, "never sent") }, throws: isLateBeforeSending)
+        await shortening.shutdown()
+
+        // A longer one does not move a deadline that has passed.
+        let extending = try client(setting: .seconds(60))
+        await #expect(
+            performing: { try await Self.echo(extending, "never sent", options: .init(deadline: .after(.seconds(-1)))) },
+            throws: isLateBeforeSending
+        )
+        await extending.shutdown()
+        #expect(servers[0].echoCount == 1)
+        await servers[0].server.shutdown()
+    }
+
     @Test("a resolver's changes: new endpoints take calls, removed ones drain")
     func resolverChanges() async throws {
         let (servers, addresses) = try await Self.startServers(2)
@@ -456,6 +496,35 @@ struct TraceSetter: ClientInterceptor {
     ) async throws -> ClientResponse {
         var request = request
         request.options.traceContext = RPCTraceContext(traceParent: Self.traceparent)
+        return try await next(request, context)
+    }
+}
+
+/// Records the options each attempt reaches it with.
+struct OptionsRecorder: ClientInterceptor {
+    let seen: NIOLockedValueBox<[RPCCallOptions]>
+
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        next: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        seen.withLockedValue { $0.append(request.options) }
+        return try await next(request, context)
+    }
+}
+
+/// Sets a timeout on the requests it passes on.
+struct TimeoutSetter: ClientInterceptor {
+    let timeout: Duration?
+
+    func intercept(
+        _ request: ClientRequest,
+        context: ClientContext,
+        next: (ClientRequest, ClientContext) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        var request = request
+        if let timeout { request.options.timeout = timeout }
         return try await next(request, context)
     }
 }

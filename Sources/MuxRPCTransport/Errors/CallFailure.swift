@@ -76,7 +76,7 @@ package struct CallFailure {
 
 /// How an attempt ended, for the endpoint's books. ``CallFailure`` decides
 /// it for a failed attempt.
-package enum AttemptOutcome {
+package enum AttemptOutcome: Sendable {
     /// The server answered (an error reply included).
     case answered
     /// The endpoint failed: it could not be reached, broke the protocol,

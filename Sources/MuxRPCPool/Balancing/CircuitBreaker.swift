@@ -1,7 +1,6 @@
-import MuxRPCPool
 import MuxRPCTransport
 
-/// When a ``MuxRPCClient`` stops sending calls to an endpoint that keeps
+/// When a `MuxRPCClient` stops sending calls to an endpoint that keeps
 /// failing, and how it tries again.
 ///
 /// A breaker *opens* after ``consecutiveFailures`` failures in a row, or when
@@ -57,7 +56,7 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
         self.maxEjectionPercent = maxEjectionPercent
     }
 
-    func validate() throws {
+    package func validate() throws {
         let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("MuxRPC client", "circuit breaker: " + $0) }
         try check.require(consecutiveFailures >= 1, "consecutiveFailures must be at least 1")
         try check.require(failureRatio > 0 && failureRatio <= 1, "failureRatio must be in (0, 1]")
@@ -71,40 +70,47 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
 
 /// One endpoint's breaker. A value type driven with explicit times, so that
 /// its rules are tested without waiting.
-struct CircuitBreaker: Sendable {
-    enum State: Sendable, Hashable {
+///
+/// It keeps its times as ``Swift/Duration``s since a fixed instant
+/// (``Swift/ContinuousClock/Instant/timeSinceReference``), not as
+/// `ContinuousClock.Instant`s: the standard library does not fix that type's
+/// layout, and a record holding one is copied and switched on through
+/// runtime calls, where this one lives on the call path.
+package struct CircuitBreaker: Sendable {
+    package enum State: Sendable, Hashable {
         case closed
-        case open(until: ContinuousClock.Instant)
+        /// Open until this long after the reference instant.
+        case open(until: Duration)
         /// Cooldown over; `probing` while the one probe call is in flight.
         case halfOpen(probing: Bool)
     }
 
-    private(set) var state: State = .closed
+    package private(set) var state: State = .closed
     private var failuresInRow = 0
     /// The window as ten buckets, each (bucket number, calls, failures).
     private var buckets: [(number: Int64, calls: Int, failures: Int)] = []
     /// When the last bucket ends. Until then a call is counted in it after
     /// one comparison; the bucket arithmetic (128-bit durations) runs once
     /// per bucket, not once per call.
-    private var lastBucketEnd: ContinuousClock.Instant?
-    let configuration: CircuitBreakerConfiguration
+    private var lastBucketEnd: Duration?
+    package let configuration: CircuitBreakerConfiguration
 
-    init(configuration: CircuitBreakerConfiguration) {
+    package init(configuration: CircuitBreakerConfiguration) {
         self.configuration = configuration
     }
 
-    var isOpen: Bool {
+    package var isOpen: Bool {
         if case .open = state { true } else { false }
     }
 
     /// Whether a call may go to the endpoint now; turns an open breaker whose
     /// cooldown is over half-open.
-    mutating func admits(at now: ContinuousClock.Instant) -> Bool {
+    package mutating func admits(at now: ContinuousClock.Instant) -> Bool {
         switch state {
         case .closed:
             return true
         case .open(let until):
-            guard now >= until else { return false }
+            guard now.timeSinceReference >= until else { return false }
             state = .halfOpen(probing: false)
             return true
         case .halfOpen(let probing):
@@ -113,12 +119,12 @@ struct CircuitBreaker: Sendable {
     }
 
     /// The balancer picked this endpoint: a half-open breaker's call is its probe.
-    mutating func callStarted() {
+    package mutating func callStarted() {
         if case .halfOpen = state { state = .halfOpen(probing: true) }
     }
 
-    mutating func recordSuccess(at now: ContinuousClock.Instant) {
-        count(failed: false, at: now)
+    package mutating func recordSuccess(at now: ContinuousClock.Instant) {
+        count(failed: false, at: now.timeSinceReference)
         failuresInRow = 0
         if case .halfOpen = state {
             state = .closed
@@ -128,7 +134,8 @@ struct CircuitBreaker: Sendable {
 
     /// Records a failure. Returns true if the breaker wants to open; the
     /// caller then calls ``open(at:)`` unless the ejection cap forbids it.
-    mutating func recordFailure(at now: ContinuousClock.Instant) -> Bool {
+    package mutating func recordFailure(at now: ContinuousClock.Instant) -> Bool {
+        let now = now.timeSinceReference
         count(failed: true, at: now)
         failuresInRow += 1
         switch state {
@@ -143,16 +150,16 @@ struct CircuitBreaker: Sendable {
         }
     }
 
-    mutating func open(at now: ContinuousClock.Instant) {
+    package mutating func open(at now: ContinuousClock.Instant) {
         let jitter = configuration.cooldownJitter == 0 ? 1 : Double.random(in: (1 - configuration.cooldownJitter)...(1 + configuration.cooldownJitter))
-        state = .open(until: now + configuration.cooldown * jitter)
+        state = .open(until: now.timeSinceReference + configuration.cooldown * jitter)
         failuresInRow = 0
         resetBuckets()
     }
 
     /// The ejection cap kept the breaker closed: start counting afresh, so
     /// that it does not ask again on every failure.
-    mutating func stayClosed() {
+    package mutating func stayClosed() {
         if case .halfOpen = state { state = .closed }
         failuresInRow = 0
         resetBuckets()
@@ -165,15 +172,15 @@ struct CircuitBreaker: Sendable {
 
     private var bucketLength: Duration { configuration.window / 10 }
 
-    private func bucketNumber(_ now: ContinuousClock.Instant) -> Int64 {
-        let (seconds, attoseconds) = (now - ContinuousClock.Instant.zeroReference).components
+    private func bucketNumber(_ now: Duration) -> Int64 {
+        let (seconds, attoseconds) = now.components
         let (lengthSeconds, lengthAttoseconds) = bucketLength.components
         let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
         let length = max(1, Double(lengthSeconds) * 1e9 + Double(lengthAttoseconds) / 1e9)
         return Int64(nanoseconds / length)
     }
 
-    private mutating func count(failed: Bool, at now: ContinuousClock.Instant) {
+    private mutating func count(failed: Bool, at now: Duration) {
         if let end = lastBucketEnd, now < end, let last = buckets.indices.last {
             buckets[last].calls += 1
             buckets[last].failures += failed ? 1 : 0
@@ -187,16 +194,25 @@ struct CircuitBreaker: Sendable {
         } else {
             buckets.append((number, 1, failed ? 1 : 0))
         }
-        lastBucketEnd = ContinuousClock.Instant.zeroReference + bucketLength * (number + 1)
+        lastBucketEnd = bucketLength * (number + 1)
     }
 
-    private func totals(at now: ContinuousClock.Instant) -> (calls: Int, failures: Int) {
+    private func totals(at now: Duration) -> (calls: Int, failures: Int) {
         let number = bucketNumber(now)
         return buckets.filter { $0.number > number - 10 }.reduce((0, 0)) { ($0.0 + $1.calls, $0.1 + $1.failures) }
     }
 }
 
 extension ContinuousClock.Instant {
-    /// A fixed instant to measure bucket numbers from.
-    fileprivate static let zeroReference = ContinuousClock.now
+    /// A fixed instant (the first time one was asked for) that the
+    /// breakers and latency averages measure their times from.
+    private static let reference = ContinuousClock.now
+
+    /// The time since ``reference``, as a value of fixed layout to store.
+    package var timeSinceReference: Duration { self - Self.reference }
+
+    /// The instant `timeSinceReference` after ``reference``.
+    package init(timeSinceReference: Duration) {
+        self = Self.reference + timeSinceReference
+    }
 }

@@ -6,7 +6,6 @@ import Musl
 import Darwin
 #endif
 import Synchronization
-import MuxRPCPool
 import MuxRPCTransport
 
 /// What a balancer knows of each endpoint it may pick.
@@ -116,16 +115,19 @@ public struct PowerOfTwoChoicesBalancer: LoadBalancer {
 /// sample above the average replaces it; one below pulls it down with a
 /// weight that grows with the time since the last sample (time constant
 /// `decay`).
-struct PeakEWMA: Sendable {
-    private(set) var value: Duration?
-    private var lastSample: ContinuousClock.Instant?
-    let decay: Duration
+package struct PeakEWMA: Sendable {
+    package private(set) var value: Duration?
+    /// As ``ContinuousClock/Instant/timeSinceReference``, which is what the
+    /// breakers store for the same reason.
+    private var lastSample: Duration?
+    package let decay: Duration
 
-    init(decay: Duration = .seconds(10)) {
+    package init(decay: Duration = .seconds(10)) {
         self.decay = decay
     }
 
-    mutating func record(_ sample: Duration, at now: ContinuousClock.Instant) {
+    package mutating func record(_ sample: Duration, at now: ContinuousClock.Instant) {
+        let now = now.timeSinceReference
         defer { lastSample = now }
         guard let current = value, let last = lastSample, sample < current else {
             value = sample
@@ -141,7 +143,8 @@ struct PeakEWMA: Sendable {
     /// answered slowly would never be picked again while faster ones exist,
     /// so no new sample could ever clear it (as Finagle's peak EWMA, whose
     /// cost decays the same way when read).
-    func value(at now: ContinuousClock.Instant) -> Duration? {
+    package func value(at now: ContinuousClock.Instant) -> Duration? {
+        let now = now.timeSinceReference
         guard let value, let last = lastSample, now > last else { return value }
         let weight = exp(-Self.seconds(now - last) / Self.seconds(decay))
         return .nanoseconds(Int64(Self.seconds(value) * weight * 1e9))
