@@ -2,7 +2,9 @@
 """Two builds of MuxRPC side by side, for a change that must not cost speed:
 one stream and 64 streams of bulk transfer, and 64-byte Echo with 1 and 32
 in flight, in one process and across processes. The builds alternate which
-goes first in every round; the table has medians and every round's figure.
+goes first in every round; the table has medians, the median of each round's own
+after/before ratio ("paired", which leaves out what the machine did between
+rounds), and every round's figure.
 
     scripts/before-after.py BEFORE_BIN AFTER_BIN [--rounds 5] [--doc-block NAME]
 
@@ -67,12 +69,15 @@ def main():
     lines = [f"Measured on {run_stamp()}: {options.rounds} rounds, the builds alternating which goes first, medians.",
              "Command: `scripts/before-after.py BEFORE AFTER --rounds "
              f"{options.rounds}`.", "",
-             "| shape | before | after | after / before | before, each round | after, each round |",
-             "| --- | ---: | ---: | ---: | --- | --- |"]
+             "| shape | before | after | after / before | paired | before, each round | after, each round |",
+             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for name, _, _, _ in SHAPES:
         before, after = rates[(name, "before")], rates[(name, "after")]
         ratio = statistics.median(after) / statistics.median(before)
-        lines.append(f"| {name} | {statistics.median(before):,.0f} | {statistics.median(after):,.0f} | {ratio:.3f} | "
+        # Each round ran both builds back to back: the median of the rounds'
+        # own ratios leaves out what the machine did between rounds.
+        paired = statistics.median(a / b for a, b in zip(after, before))
+        lines.append(f"| {name} | {statistics.median(before):,.0f} | {statistics.median(after):,.0f} | {ratio:.3f} | {paired:.3f} | "
                      f"{', '.join(f'{r:,.0f}' for r in before)} | {', '.join(f'{r:,.0f}' for r in after)} |")
     text = "\n".join(lines)
     if options.doc_block:
