@@ -25,8 +25,11 @@ struct HeadOfLineBenchmark: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        var configuration = YamuxConfiguration()
-        configuration.enableKeepAlive = false
+        let configuration = {
+            var configuration = YamuxConfiguration()
+            configuration.enableKeepAlive = false
+            return configuration
+        }()
         let serverConfiguration = configuration
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

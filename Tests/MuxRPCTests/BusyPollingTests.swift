@@ -247,7 +247,9 @@ struct BusyPollingTests {
         #expect(connection.setting == .adaptive)
         // Nothing process-wide: each configuration made has its own object.
         #expect(server !== connection)
-        #expect(try #require(MuxRPCServer.Configuration().busyPolling) !== server)
-        #expect(try #require(ConnectionPool.Configuration().connection.busyPolling) !== connection)
+        let anotherServer = try #require(MuxRPCServer.Configuration().busyPolling)
+        let poolConnection = try #require(ConnectionPool.Configuration().connection.busyPolling)
+        #expect(anotherServer !== server)
+        #expect(poolConnection !== connection)
     }
 }
