@@ -93,7 +93,8 @@ public final class MuxRPCClient: Sendable {
             let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("MuxRPC client", $0) }
             try check.require(defaultTimeout.map { $0 > .zero } ?? true, "defaultTimeout must be positive")
             try check.require(latencyDecay > .zero, "latencyDecay must be positive")
-            if let problem = blockingQueries.problem { try check.require(false, problem) }
+            let blockingProblem = blockingQueries.problem
+            try check.require(blockingProblem == nil, blockingProblem ?? "")
         }
     }
 

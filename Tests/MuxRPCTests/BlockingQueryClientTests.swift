@@ -71,8 +71,12 @@ struct BlockingQueryClientTests {
         let ordinary = await #expect(throws: (any Error).self) {
             _ = try await client.call("KV.Watch", WatchArgs(MinQueryIndex: 0, MaxQueryTime: 60_000_000_000), returning: WatchReply.self)
         }
+        // Its deadline ended it: the client's timer, the server's (which
+        // answers with an error), or, on a busy machine, the wait for a stream.
         let code = (ordinary as? RPCError)?.code
-        #expect(code == .deadlineExceeded || code == .serverError, "\(String(describing: ordinary))")
+        let endedByDeadline = code == .deadlineExceeded || code == .serverError
+            || (ordinary as? MuxRPCError)?.code == .deadlineExceeded
+        #expect(endedByDeadline, "\(String(describing: ordinary))")
         watch.release.fire()
         #expect(try await query.value == WatchReply(Index: 42))
 
@@ -147,8 +151,9 @@ struct BlockingQueryClientTests {
     func latencyAndTimeoutBooks() async throws {
         let watch = WatchServer()
         let address = try await watch.server.start()
-        // Small limits, so that the timeout comes within the test.
-        let policy = RPCBlockingQueryPolicy(maxQueryTime: .milliseconds(200), defaultQueryTime: .milliseconds(100), holdMargin: .milliseconds(50))
+        // A small hold margin, so that the timeout below comes soon; the
+        // default leaves the first call (a dial on a busy machine) time.
+        let policy = RPCBlockingQueryPolicy(maxQueryTime: .seconds(60), defaultQueryTime: .seconds(30), holdMargin: .milliseconds(50))
         let client = try MuxRPCClient(endpoints: [Endpoint(address)], configuration: .init(blockingQueries: policy))
         // Answered: booked as a call, with no latency sample.
         _ = try await client.call("KV.Deadline", WatchArgs(MinQueryIndex: 3, MaxQueryTime: 0), returning: WatchReply.self)
@@ -161,7 +166,7 @@ struct BlockingQueryClientTests {
         // counts against the endpoint, still without a latency sample.
         let error = await #expect(throws: RPCError.self) {
             _ = try await client.call(
-                "KV.Watch", WatchArgs(MinQueryIndex: 3, MaxQueryTime: Int64.max), returning: WatchReply.self,
+                "KV.Watch", WatchArgs(MinQueryIndex: 3, MaxQueryTime: 500_000_000), returning: WatchReply.self,
                 options: RPCCallOptions(propagatesDeadline: false)
             )
         }
@@ -177,6 +182,16 @@ struct BlockingQueryClientTests {
         watch.release.fire()
         await client.shutdown()
         await watch.server.shutdown()
+    }
+
+    @Test("a client whose blocking-query limits cannot work is refused, naming what is wrong")
+    func invalidPolicy() {
+        let policy = RPCBlockingQueryPolicy(maxQueryTime: .seconds(10), defaultQueryTime: .seconds(20))
+        let error = #expect(throws: MuxRPCError.self) {
+            try MuxRPCClient(endpoints: [], configuration: .init(blockingQueries: policy))
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.description == "invalid MuxRPC client configuration: blockingQueries.defaultQueryTime must be positive and at most maxQueryTime")
     }
 
     @Test("a nil latency sample leaves the average as it was; the breaker still counts the outcome")
