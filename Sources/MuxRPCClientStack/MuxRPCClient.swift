@@ -50,6 +50,9 @@ public final class MuxRPCClient: Sendable {
         public var defaultTimeout: Duration?
         /// How fast old latency samples fade for the balancer. Default 10 seconds.
         public var latencyDecay: Duration
+        /// How long blocking queries may block and what deadline they get
+        /// (in place of ``defaultTimeout``). Default: Consul's limits.
+        public var blockingQueries: RPCBlockingQueryPolicy
 
         /// The wire the servers speak: Consul's multiplexed mode (0x04, the
         /// default), Nomad's (0x06), or plain net/rpc (0x00). The same
@@ -69,7 +72,8 @@ public final class MuxRPCClient: Sendable {
             retry: RetryConfiguration = .init(),
             interceptors: [RPCScopedInterceptor<any ClientInterceptor>] = [],
             defaultTimeout: Duration? = .seconds(30),
-            latencyDecay: Duration = .seconds(10)
+            latencyDecay: Duration = .seconds(10),
+            blockingQueries: RPCBlockingQueryPolicy = .init()
         ) {
             self.pool = pool
             if let mode { self.pool.connection.mode = mode }
@@ -79,6 +83,7 @@ public final class MuxRPCClient: Sendable {
             self.interceptors = interceptors
             self.defaultTimeout = defaultTimeout
             self.latencyDecay = latencyDecay
+            self.blockingQueries = blockingQueries
         }
 
         func validate() throws {
@@ -88,6 +93,8 @@ public final class MuxRPCClient: Sendable {
             let check = ConfigurationCheck { MuxRPCError.invalidConfiguration("MuxRPC client", $0) }
             try check.require(defaultTimeout.map { $0 > .zero } ?? true, "defaultTimeout must be positive")
             try check.require(latencyDecay > .zero, "latencyDecay must be positive")
+            let blockingProblem = blockingQueries.problem
+            try check.require(blockingProblem == nil, blockingProblem ?? "")
         }
     }
 
@@ -185,6 +192,19 @@ public final class MuxRPCClient: Sendable {
     /// earlier of the two, read once where the interceptors hand it to the
     /// pool. An interceptor cannot extend the call past its deadline.
     ///
+    /// A blocking query (`RPCCallOptions.blockingQueryTime`, or arguments
+    /// that adopt `RPCBlockingQueryArguments` with a `MinQueryIndex` above
+    /// 0) that sets no timeout or deadline gets, in place of
+    /// ``Configuration/defaultTimeout``, its blocking time (capped by
+    /// ``Configuration/blockingQueries``), the server's largest jitter and a
+    /// hold margin; its latency, long by design, is kept out of the
+    /// endpoint's latency average, but a timeout of it counts against the
+    /// endpoint as any call's does.
+    ///
+    /// Cancelling the calling task ends the call at once: its stream is
+    /// reset (a yamux RST), which makes a MuxRPC server cancel the
+    /// handler's task, and is never reused.
+    ///
     /// - Throws: `RPCError` when the call failed on its stream (the server's
     ///   error reply among them: see its `code` and `requestWasSent`),
     ///   `MuxRPCError` when MuxRPC could not get it onto a stream (no
@@ -199,7 +219,17 @@ public final class MuxRPCClient: Sendable {
         options: RPCCallOptions = .defaults
     ) async throws -> Reply {
         var options = options
-        if options.timeout == nil, options.deadline == nil { options.timeout = configuration.defaultTimeout }
+        // Nil for the common call: an option not set, and arguments that do
+        // not adopt RPCBlockingQueryArguments (one cached conformance check).
+        let blocking = configuration.blockingQueries.blockingTime(of: arguments, options: options)
+        options.blockingQueryTime = blocking
+        if options.timeout == nil, options.deadline == nil {
+            options.timeout = if let blocking {
+                configuration.blockingQueries.callTimeout(blocking: blocking)
+            } else {
+                configuration.defaultTimeout
+            }
+        }
         let deadline = options.effectiveDeadline
         options.deadline = deadline
         options.timeout = nil
@@ -229,7 +259,8 @@ public final class MuxRPCClient: Sendable {
                 var picked: SocketAddress?
                 do {
                     return try await pool.attempt(
-                        pickingWith: balancer, excluding: tried, startedAt: started.timeSinceReference, deadline: deadline, picked: &picked
+                        pickingWith: balancer, excluding: tried, startedAt: started.timeSinceReference, deadline: deadline,
+                        samplesLatency: blocking == nil, picked: &picked
                     ) { stream in
                         try await stream.call(serviceMethod, arguments, returning: Reply.self, options: options)
                     }
@@ -247,12 +278,14 @@ public final class MuxRPCClient: Sendable {
                     )
                     let ended = clock.now
                     let latency = sent.map { ended.timeSinceReference - $0 } ?? ended - started
-                    pool.finishAttempt(at: address, .answered, latency: latency, at: ended, releasingPick: true)
+                    pool.finishAttempt(at: address, .answered, latency: blocking == nil ? latency : nil, at: ended, releasingPick: true)
                     return reply
                 } catch {
                     failure = error
                     now = clock.now
-                    pool.finishAttempt(at: address, CallFailure(error).outcome, latency: now - started, at: now, releasingPick: true)
+                    pool.finishAttempt(
+                        at: address, CallFailure(error).outcome, latency: blocking == nil ? now - started : nil, at: now, releasingPick: true
+                    )
                 }
             }
             if !tried.contains(address) { tried.append(address) }

@@ -12,7 +12,9 @@ package import MuxRPCTransport
 /// ``Configuration/maxSessionsPerAddress``, only when the first has no room
 /// for another stream) and per session a free-list of idle RPC streams. A
 /// call takes an idle stream or opens one, and after a successful call the
-/// stream goes back on the list; a stream that saw any error is closed.
+/// stream goes back on the list; a stream that saw any error is closed, and
+/// one a call left out of step (cancelled, timed out) is reset (RST), which
+/// tells the server to stop working on it.
 ///
 ///     let pool = ConnectionPool()
 ///     let reply = try await pool.call("Echo.Echo", EchoArgs(msg: bytes), returning: EchoReply.self, on: address)
@@ -188,6 +190,9 @@ public final class ConnectionPool: Sendable {
     ///
     /// - Parameters:
     ///   - deadline: absolute, fixed where the call started.
+    ///   - samplesLatency: false for a call that is long by design (a
+    ///     blocking query): its latency says nothing of the endpoint's speed
+    ///     and is kept out of the balancer's average.
     ///   - picked: set to the endpoint once one is picked. Left nil when
     ///     none could be (no endpoint, all breakers open, the client shutting
     ///     down): then no attempt was made.
@@ -199,6 +204,7 @@ public final class ConnectionPool: Sendable {
         excluding tried: [SocketAddress],
         startedAt: Duration,
         deadline: RPCDeadline?,
+        samplesLatency: Bool = true,
         picked: inout SocketAddress?,
         _ body: (RPCClient) async throws -> Value
     ) async throws -> Value {
@@ -212,7 +218,7 @@ public final class ConnectionPool: Sendable {
         picked = pick.address
         var sent: Duration?
         return try await lend(
-            to: pick.address, deadline: deadline, books: .attempt(startedAt: startedAt), measuresSend: true,
+            to: pick.address, deadline: deadline, books: .attempt(startedAt: startedAt, samplesLatency: samplesLatency), measuresSend: true,
             decided: pick.decision, sent: &sent, body
         )
     }
@@ -250,7 +256,7 @@ public final class ConnectionPool: Sendable {
     package func finishAttempt(
         at address: SocketAddress,
         _ outcome: AttemptOutcome,
-        latency: Duration,
+        latency: Duration?,
         at now: ContinuousClock.Instant,
         releasingPick: Bool
     ) {
@@ -280,8 +286,8 @@ public final class ConnectionPool: Sendable {
         case none
         /// An attempt picked in the step that asked for its stream: its end
         /// is booked in the step that ends its lease (or after it failed to
-        /// get one).
-        case attempt(startedAt: Duration)
+        /// get one), with its latency unless it is long by design.
+        case attempt(startedAt: Duration, samplesLatency: Bool)
         /// An attempt picked before its interceptors: its lease (or its
         /// place in the queue) counts it instead of its pick while it lasts.
         case interceptedPick
@@ -436,13 +442,15 @@ public final class ConnectionPool: Sendable {
         switch books {
         case .none:
             break
-        case .attempt(let startedAt):
+        case .attempt(let startedAt, let samplesLatency):
             let ended = ended ?? ContinuousClock.now.timeSinceReference
             let at = ContinuousClock.Instant(timeSinceReference: ended)
             if let failure {
-                machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: ended - startedAt, at: at, releasingPick: false)
+                let latency = samplesLatency ? ended - startedAt : nil
+                machine.finishAttempt(at: address, CallFailure(failure).outcome, latency: latency, at: at, releasingPick: false)
             } else {
-                machine.finishAttempt(at: address, .answered, latency: ended - (sent ?? startedAt), at: at, releasingPick: false)
+                let latency = samplesLatency ? ended - (sent ?? startedAt) : nil
+                machine.finishAttempt(at: address, .answered, latency: latency, at: at, releasingPick: false)
             }
         case .interceptedPick:
             machine.movePick(address, toPool: false)
@@ -681,7 +689,7 @@ public final class ConnectionPool: Sendable {
             continuation.resume(with: outcome.mapError { $0 as any Error })
         }
         for stream in work.streamsToClose {
-            stream.channel.close(promise: nil)
+            Self.discard(stream)
         }
         for connection in work.connectionsToClose {
             Task { await connection.close() }
@@ -690,6 +698,22 @@ public final class ConnectionPool: Sendable {
             start(dial)
         }
         work.drainWaiter?.succeed()
+    }
+
+    /// Ends a stream the pool lets go of. One still in step (beyond the
+    /// idle cap, or its session leaving) closes with FIN, as a Go client
+    /// closes a stream it is done with. One that a call left out of step
+    /// (cancelled, timed out, broken) is reset (RST) at once: its reply is
+    /// no longer wanted, and a reset is what tells the server to stop (a
+    /// MuxRPC server cancels the handler's task; a Go server's codec read
+    /// fails and it ends the stream), where a FIN would let the server
+    /// finish the work and answer a caller who is gone. In plain mode the
+    /// stream is a TCP connection, which the close ends either way.
+    private static func discard(_ stream: RPCClient) {
+        if !stream.isUsable {
+            stream.channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)
+        }
+        stream.channel.close(promise: nil)
     }
 
     /// The state under the pool's lock: the machine, and the continuations of

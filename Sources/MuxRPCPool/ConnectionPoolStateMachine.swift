@@ -744,7 +744,7 @@ extension ConnectionPoolStateMachine where Address == SocketAddress {
     mutating func finishAttempt(
         at address: Address,
         _ outcome: AttemptOutcome,
-        latency: Duration,
+        latency: Duration?,
         at now: ContinuousClock.Instant,
         releasingPick: Bool
     ) {

@@ -61,17 +61,19 @@ package struct EndpointHealth {
     }
 
     /// Books an attempt's end. Returns true when the breaker wants to open;
-    /// the caller decides under the ejection cap.
-    package mutating func record(_ outcome: AttemptOutcome, latency sample: Duration, at now: ContinuousClock.Instant) -> Bool {
+    /// the caller decides under the ejection cap. A nil `sample` (a call
+    /// long by design, as a blocking query) leaves the latency average as
+    /// it was: the breaker still counts the outcome.
+    package mutating func record(_ outcome: AttemptOutcome, latency sample: Duration?, at now: ContinuousClock.Instant) -> Bool {
         calls += 1
         switch outcome {
         case .answered:
-            latency.record(sample, at: now)
+            if let sample { latency.record(sample, at: now) }
             breaker.recordSuccess(at: now)
             return false
         case .endpointFailed:
             failures += 1
-            latency.record(sample, at: now)
+            if let sample { latency.record(sample, at: now) }
             return breaker.configuration.isEnabled && breaker.recordFailure(at: now)
         case .neutral:
             return false

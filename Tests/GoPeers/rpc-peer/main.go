@@ -13,6 +13,10 @@
 //	        "conn mode=MODE tls=BOOL" as each connection's mode is known.
 //	        -lie makes Echo.Echo add a byte and Arith.Add answer one too many
 //	        (for tests of clients that must notice wrong answers).
+//	        A stream of a yamux session that the client resets (RST) prints
+//	        "stream reset"; Test.WaitResets{After} answers {Count} once more
+//	        than After streams were reset (a FIN is not a reset).
+//	        Test.Sleep prints "sleep started ms=N" as it begins.
 //	rpc-peer client -addr H:P [-mode raw|plain|consul|nomad] [-tls-ca F
 //	        -server-name N] [-streams N] [-bench CALLS]
 //	        call a server's demo services, check every answer; exit 1 on any
@@ -97,7 +101,62 @@ type Test struct{}
 func (*Test) Fail(args FailArgs, reply *Empty) error { return errors.New(args.Message) }
 
 func (*Test) Sleep(args SleepArgs, reply *Empty) error {
+	// For tests that must know the request arrived before they cancel it.
+	fmt.Printf("sleep started ms=%d\n", args.Ms)
 	time.Sleep(time.Duration(args.Ms) * time.Millisecond)
+	return nil
+}
+
+// Streams of the server's yamux sessions that the client reset (RST), as
+// the Swift pool does to a stream whose call was cancelled: the stream's
+// reader saw yamux.ErrConnectionReset. A FIN (EOF) is not counted.
+var streamResets = struct {
+	sync.Mutex
+	cond  *sync.Cond
+	count int64
+}{}
+
+func init() { streamResets.cond = sync.NewCond(&streamResets.Mutex) }
+
+// resetWatch counts, once, a reset that ends reads of its stream.
+type resetWatch struct {
+	net.Conn
+	counted bool
+}
+
+func (w *resetWatch) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	if err == yamux.ErrConnectionReset && !w.counted {
+		w.counted = true
+		streamResets.Lock()
+		streamResets.count++
+		streamResets.cond.Broadcast()
+		streamResets.Unlock()
+		fmt.Println("stream reset")
+	}
+	return n, err
+}
+
+type ResetsArgs struct{ After int64 }
+type ResetsReply struct{ Count int64 }
+
+// WaitResets answers once more than args.After streams have been reset
+// (or after 60 s, with the count then): the test waits on the event, not
+// on time.
+func (*Test) WaitResets(args ResetsArgs, reply *ResetsReply) error {
+	limit := time.AfterFunc(60*time.Second, func() {
+		streamResets.Lock()
+		streamResets.cond.Broadcast()
+		streamResets.Unlock()
+	})
+	defer limit.Stop()
+	end := time.Now().Add(60 * time.Second)
+	streamResets.Lock()
+	defer streamResets.Unlock()
+	for streamResets.count <= args.After && time.Now().Before(end) {
+		streamResets.cond.Wait()
+	}
+	reply.Count = streamResets.count
 	return nil
 }
 
@@ -236,7 +295,7 @@ func (p *preambleServer) serveSession(conn net.Conn, nomad bool) {
 					return
 				}
 			}
-			p.rpc.ServeCodec(msgpackrpc.NewServerCodec(stream))
+			p.rpc.ServeCodec(msgpackrpc.NewServerCodec(&resetWatch{Conn: stream}))
 		}(stream)
 	}
 }
