@@ -144,4 +144,116 @@ struct StreamingCallTests {
         await connection.close()
         await server.shutdown()
     }
+
+    @Test("cancelling the caller's task resets the stream and cancels the server's handler")
+    func cancellationResetsAndCancelsHandler() async throws {
+        let handlerEnded = Signal()
+        let (server, address) = try await startStreamingServer(extra: { registry in
+            registry.register(service: "Test", method: "Forever") {
+                (_: RPCStreamingInbound<CountArgs>, writer: RPCStreamingWriter<CountFrame>, _) in
+                defer { handlerEnded.fire() }
+                var n: Int64 = 0
+                while true {
+                    try await writer.write(CountFrame(n: n))
+                    n += 1
+                }
+            }
+        })
+        let connection = try await MuxRPCConnection.connect(to: address, configuration: .init(mode: .nomadMultiplex))
+        let (started, startedContinuation) = AsyncStream.makeStream(of: Void.self)
+        let caller = Task {
+            var seen: Int64 = 0
+            for try await frame in connection.stream("Test.Forever", CountArgs(count: 0), of: CountFrame.self) {
+                #expect(frame.n == seen)
+                seen += 1
+                if seen == 10 { startedContinuation.yield() }
+            }
+            return seen
+        }
+        for await _ in started { break }
+        caller.cancel()
+        _ = try? await caller.value
+        // The handler's write loop ends only when its task is cancelled or its
+        // stream fails: the reset reached it.
+        await handlerEnded.wait()
+        var counted = 0
+        for try await _ in connection.stream("Stream.Count", CountArgs(count: 5), of: CountFrame.self) { counted += 1 }
+        #expect(counted == 5)
+        await connection.close()
+        await server.shutdown()
+    }
+
+    @Test("100 streaming calls at once beside 100 ordinary calls on one session")
+    func manyAtOnce() async throws {
+        let (server, address) = try await startStreamingServer()
+        let connection = try await MuxRPCConnection.connect(to: address, configuration: .init(mode: .nomadMultiplex))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for call in 0..<100 {
+                group.addTask {
+                    var seen: [Int64] = []
+                    for try await frame in connection.stream("Stream.Count", CountArgs(count: Int64(50 + call)), of: CountFrame.self) {
+                        seen.append(frame.n)
+                    }
+                    #expect(seen == Array(0..<Int64(50 + call)))
+                }
+                group.addTask {
+                    let reply = try await connection.openStream().call(
+                        "Arith.Add", DemoServices.AddArgs(a: Int64(call), b: 1), returning: DemoServices.AddReply.self
+                    )
+                    #expect(reply.sum == Int64(call) + 1)
+                }
+            }
+            try await group.waitForAll()
+        }
+        await connection.close()
+        await server.shutdown()
+    }
+
+    @Test("a caller that never reads delays no other stream, and what it costs stays within its stream's window")
+    func stalledConsumer() async throws {
+        let (server, address) = try await startStreamingServer()
+        var configuration = MuxRPCConnection.Configuration(mode: .nomadMultiplex)
+        // The window stays what it was granted: a reader that never reads
+        // would not grow it anyway, and the bound below is then exact.
+        configuration.yamux.enableWindowAutoTuning = false
+        let connection = try await MuxRPCConnection.connect(to: address, configuration: configuration)
+        let session = try #require(connection.session)
+        let release = Signal()
+        let stalled = Task {
+            try await connection.withStreamingCall("Stream.Count", sending: CountArgs.self, receiving: CountFrame.self) { _, writer in
+                // Ten million frames asked for, none read.
+                try await writer.write(CountArgs(count: 10_000_000))
+                await release.wait()
+            }
+        }
+        // Wait until the stalled stream's window is full: the server can
+        // send it nothing more.
+        let window = Int(YamuxConfiguration.initialStreamWindow)
+        var polls = 0
+        while await session.statistics.unreadBytes < window / 2 {
+            polls += 1
+            try #require(polls < 60_000, "the stalled stream never filled its window")
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        // Other streaming calls and ordinary calls on the same session go on.
+        for call in 0..<20 {
+            var seen = 0
+            for try await _ in connection.stream("Stream.Count", CountArgs(count: 1000), of: CountFrame.self) { seen += 1 }
+            #expect(seen == 1000)
+            let reply = try await connection.openStream().call("Arith.Add", DemoServices.AddArgs(a: Int64(call), b: 2), returning: DemoServices.AddReply.self)
+            #expect(reply.sum == Int64(call) + 2)
+        }
+        // The caller holds at most its window unread; the server holds at most
+        // its stream's write buffer (over the watermark the writer waits), not
+        // the ten million frames.
+        let statistics = await session.statistics
+        #expect(statistics.unreadBytes <= window)
+        let highWatermark = YamuxConfiguration().streamWriteBufferWaterMark.high
+        #expect(server.statistics.maxSessionBufferedBytes <= window + 2 * highWatermark)
+        release.fire()
+        stalled.cancel()
+        _ = try? await stalled.value
+        await connection.close()
+        await server.shutdown()
+    }
 }

@@ -128,7 +128,7 @@ final class RPCStreamingServerHandler: ChannelInboundHandler {
         let configuration = self.configuration
         let abort = self.abort
         let allocator = channel.allocator
-        let task = Task<Void, Never> {
+        let serve: @Sendable () async -> Void = {
             _ = try? await asyncChannel.executeThenClose { inbound, outbound in
                 do {
                     try await handler.run(inbound, outbound, callContext, configuration, allocator)
@@ -139,6 +139,12 @@ final class RPCStreamingServerHandler: ChannelInboundHandler {
                     throw error
                 }
             }
+        }
+        let task: Task<Void, Never>
+        if configuration.runsHandlersOnEventLoop, #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *) {
+            task = Task(executorPreference: EventLoopTaskExecutor(eventLoop: channel.eventLoop)) { await serve() }
+        } else {
+            task = Task { await serve() }
         }
         self.task = task
         channel.closeFuture.whenComplete { _ in task.cancel() }
@@ -319,6 +325,7 @@ package enum RPCStreamingClient {
     ) async throws -> Result {
         let configuration = opened.configuration
         let allocator = opened.channel.channel.allocator
+        let eventLoop = opened.channel.channel.eventLoop
         return try await withTaskCancellationHandler {
             do {
                 try await opened.ack.get()
@@ -332,7 +339,7 @@ package enum RPCStreamingClient {
                 do {
                     return try await body(
                         RPCStreamingInbound(values: inbound, decoder: configuration.decoder),
-                        RPCStreamingWriter(outbound: outbound, encoder: configuration.encoder, allocator: allocator)
+                        RPCStreamingWriter(outbound: outbound, encoder: configuration.encoder, allocator: allocator, eventLoop: eventLoop)
                     )
                 } catch {
                     abort()

@@ -26,6 +26,13 @@ public struct RPCStreamingConfiguration: Sendable {
     public var encoder: MessagePackEncoder
     /// How values are read.
     public var decoder: MessagePackDecoder
+    /// Run a server's streaming handlers on their stream's event loop
+    /// (through an ``EventLoopTaskExecutor``), as ``RPCServer`` runs its
+    /// handlers by default: no thread hop between a value read, handled and
+    /// written. Default true. Turn it off when handlers compute for long or
+    /// block. (Writes go through the loop either way, so that backpressure
+    /// is exact.)
+    public var runsHandlersOnEventLoop: Bool
 
     /// Settings with every value given; without a `decoder`, values are read
     /// by a `MessagePackDecoder` that enforces `limits`.
@@ -34,8 +41,10 @@ public struct RPCStreamingConfiguration: Sendable {
         maxValueSize: Int = 16 << 20,
         maxBufferedInboundValues: Int = 16,
         encoder: MessagePackEncoder = MessagePackEncoder(),
-        decoder: MessagePackDecoder? = nil
+        decoder: MessagePackDecoder? = nil,
+        runsHandlersOnEventLoop: Bool = true
     ) {
+        self.runsHandlersOnEventLoop = runsHandlersOnEventLoop
         self.limits = limits
         self.maxValueSize = maxValueSize
         self.maxBufferedInboundValues = maxBufferedInboundValues

@@ -43,7 +43,7 @@ public struct RPCStreamingRegistry: Sendable {
         methods[service + "." + method] = RPCStreamingMethod { values, outbound, context, configuration, allocator in
             try await handler(
                 RPCStreamingInbound(values: values, decoder: configuration.decoder),
-                RPCStreamingWriter(outbound: outbound, encoder: configuration.encoder, allocator: allocator),
+                RPCStreamingWriter(outbound: outbound, encoder: configuration.encoder, allocator: allocator, eventLoop: context.eventLoop),
                 context
             )
         }

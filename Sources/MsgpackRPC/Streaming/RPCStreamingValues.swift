@@ -67,11 +67,19 @@ public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     let encoder: MessagePackEncoder
     let allocator: ByteBufferAllocator
+    /// An `EventLoopTaskExecutor` of the stream's loop (stored untyped: the
+    /// type needs a newer OS on Apple platforms).
+    let executor: (any AnyObject & Sendable)?
 
-    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, encoder: MessagePackEncoder, allocator: ByteBufferAllocator) {
+    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, encoder: MessagePackEncoder, allocator: ByteBufferAllocator, eventLoop: any EventLoop) {
         self.outbound = outbound
         self.encoder = encoder
         self.allocator = allocator
+        if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *) {
+            self.executor = EventLoopTaskExecutor(eventLoop: eventLoop)
+        } else {
+            self.executor = nil
+        }
     }
 
     /// Encodes and sends `value`; waits while the stream cannot take more.
@@ -87,7 +95,18 @@ public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
             throw RPCError(code: .encodingFailed, message: "a value to stream does not encode: \(error)", isStreamUsable: true, requestWasSent: false, cause: error)
         }
         do {
-            try await outbound.write(buffer)
+            // Written from the stream's event loop: the channel then takes
+            // the value at once and, when that leaves it unwritable, the
+            // writer knows before its next write. Written from another
+            // thread, each value would reach the loop later, and a fast
+            // writer could queue many before the loop told it to wait.
+            if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *), let executor = executor as? EventLoopTaskExecutor {
+                try await withTaskExecutorPreference(executor) {
+                    try await outbound.write(buffer)
+                }
+            } else {
+                try await outbound.write(buffer)
+            }
         } catch {
             throw RPCStreamingFailure.outbound(error)
         }
