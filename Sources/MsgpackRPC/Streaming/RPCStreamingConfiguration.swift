@@ -27,11 +27,12 @@ public struct RPCStreamingConfiguration: Sendable {
     /// How values are read.
     public var decoder: MessagePackDecoder
     /// Run a server's streaming handlers on their stream's event loop
-    /// (through an ``EventLoopTaskExecutor``), as ``RPCServer`` runs its
-    /// handlers by default: no thread hop between a value read, handled and
-    /// written. Default true. Turn it off when handlers compute for long or
-    /// block. (Writes go through the loop either way, so that backpressure
-    /// is exact.)
+    /// (through an ``EventLoopTaskExecutor``) instead of Swift's global
+    /// executor. Default false: a handler that writes values without ever
+    /// waiting would hold its loop, and every stream and connection on it,
+    /// until its stream's window and write buffer are spent. Each value
+    /// written goes through the stream's event loop either way, so that a
+    /// writer waits as soon as its stream can take no more.
     public var runsHandlersOnEventLoop: Bool
 
     /// Settings with every value given; without a `decoder`, values are read
@@ -42,7 +43,7 @@ public struct RPCStreamingConfiguration: Sendable {
         maxBufferedInboundValues: Int = 16,
         encoder: MessagePackEncoder = MessagePackEncoder(),
         decoder: MessagePackDecoder? = nil,
-        runsHandlersOnEventLoop: Bool = true
+        runsHandlersOnEventLoop: Bool = false
     ) {
         self.runsHandlersOnEventLoop = runsHandlersOnEventLoop
         self.limits = limits
