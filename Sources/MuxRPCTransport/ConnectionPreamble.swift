@@ -6,7 +6,11 @@
 /// | 0x00 | one plain net/rpc msgpack connection, no yamux (Consul `RPCConsul`) |
 /// | 0x03 | TLS follows; after the handshake the real byte comes inside TLS (Consul `RPCTLS`) |
 /// | 0x04 | yamux; every stream carries net/rpc msgpack (Consul `RPCMultiplexV2`) |
-/// | 0x06 | yamux; each stream starts with its own byte, 0x01 for RPC (Nomad `RpcMultiplexV2`) |
+/// | 0x06 | yamux; each stream starts with its own byte, 0x01 for RPC, 0x05 for a streaming call (Nomad `RpcMultiplexV2`) |
+///
+/// A server also takes Nomad's 0x05 as a connection's first byte: one
+/// streaming call on the whole connection (Nomad `RpcStreaming`), served
+/// when it has streaming methods; it is not a mode a client picks here.
 ///
 /// Consul's other bytes (raft 0x01, snapshot 0x05, gossip 0x06 in Consul's
 /// numbering, insecure TLS 0x07, gRPC 0x08) are not RPC and are refused.
@@ -59,12 +63,16 @@ package enum ConnectionPreambleByte {
     package static let consulMultiplex: UInt8 = 0x04
     /// Yamux, each stream with its own type byte (Nomad `RpcMultiplexV2`).
     package static let nomadMultiplex: UInt8 = 0x06
+    /// One streaming call on the whole connection, no yamux (Nomad
+    /// `RpcStreaming`; Consul's snapshot byte has the same value, and a
+    /// server without streaming methods refuses it).
+    package static let nomadStreaming: UInt8 = 0x05
 }
 
 /// The byte at the start of each yamux stream in Nomad's multiplexed mode.
 package enum NomadStreamType {
     /// A net/rpc msgpack stream.
     package static let rpc: UInt8 = 0x01
-    /// Nomad's streaming RPC (not served by MuxRPC).
+    /// A streaming call: header, ack, then values both ways (Nomad `RpcStreaming`).
     package static let streaming: UInt8 = 0x05
 }

@@ -11,8 +11,14 @@ package enum ConnectionPreambleClient {
     /// Call on the channel's event loop once it is active, before adding
     /// the mode's handlers.
     package static func configure(_ channel: any Channel, mode: ConnectionMode) throws {
+        try configure(channel, byte: mode.preambleByte)
+    }
+
+    /// Sends `byte` as the connection's first byte (Nomad's 0x05 for one
+    /// streaming call, which is no ``ConnectionMode``).
+    package static func configure(_ channel: any Channel, byte: UInt8) throws {
         channel.eventLoop.preconditionInEventLoop()
-        channel.writeAndFlush(ByteBuffer(integer: mode.preambleByte), promise: nil)
+        channel.writeAndFlush(ByteBuffer(integer: byte), promise: nil)
     }
 
     #if TLS
@@ -29,6 +35,16 @@ package enum ConnectionPreambleClient {
         tls: NIOSSLContext?,
         serverHostname: String? = nil
     ) throws {
+        try configure(channel, byte: mode.preambleByte, tls: tls, serverHostname: serverHostname)
+    }
+
+    /// Sends `byte` as the connection's first byte, inside TLS when `tls` is given.
+    package static func configure(
+        _ channel: any Channel,
+        byte: UInt8,
+        tls: NIOSSLContext?,
+        serverHostname: String? = nil
+    ) throws {
         channel.eventLoop.preconditionInEventLoop()
         if let tls {
             // The 0x03 reaches the socket in plaintext before the TLS handler
@@ -37,7 +53,7 @@ package enum ConnectionPreambleClient {
             let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverHostname)
             try channel.pipeline.syncOperations.addHandler(handler, position: .first)
         }
-        channel.writeAndFlush(ByteBuffer(integer: mode.preambleByte), promise: nil)
+        channel.writeAndFlush(ByteBuffer(integer: byte), promise: nil)
     }
     #endif
 }

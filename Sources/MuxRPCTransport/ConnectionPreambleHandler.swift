@@ -12,6 +12,9 @@ enum PreambleRefusal: Hashable, Sendable {
     case tlsNotOffered
     /// The server requires TLS and the client asked for a plaintext mode.
     case tlsRequired(ConnectionMode)
+    /// The server requires TLS and the client asked for a streaming call
+    /// (0x05) in plaintext.
+    case tlsRequiredForStreaming
     /// No preamble arrived within the handshake timeout.
     case handshakeTimeout(TimeAmount)
     /// The connection closed before its preamble arrived.
@@ -28,6 +31,8 @@ enum PreambleRefusal: Hashable, Sendable {
             (.preambleRefused, "connection refused: the client asked for TLS (0x03) but the server has no TLS configured")
         case .tlsRequired(let mode):
             (.preambleRefused, "connection refused: the server requires TLS and the client asked for \(mode) in plaintext")
+        case .tlsRequiredForStreaming:
+            (.preambleRefused, "connection refused: the server requires TLS and the client asked for a streaming call (0x05) in plaintext")
         case .handshakeTimeout(let timeout):
             (.handshakeTimeout, "connection closed: no preamble within the handshake timeout of \(timeout.nanoseconds / 1_000_000) ms")
         case .closedBeforePreamble:
@@ -102,9 +107,15 @@ package final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableC
     /// Appends the handlers for `mode` to `channel`'s pipeline. `isTLS` says
     /// whether the connection is inside TLS.
     package typealias ModeInstaller = (_ mode: ConnectionMode, _ isTLS: Bool, _ channel: any Channel) throws -> Void
+    /// Appends the handlers that serve one streaming call on the whole
+    /// connection (Nomad's 0x05 connection byte).
+    package typealias StreamingCallInstaller = (_ isTLS: Bool, _ channel: any Channel) throws -> Void
 
     private let configuration: ConnectionPreambleConfiguration
     private let installMode: ModeInstaller
+    /// Installs the server of one streaming call (Nomad's 0x05 connection
+    /// byte); nil refuses 0x05 as an unknown byte.
+    private let installStreamingCall: StreamingCallInstaller?
     private let onRefused: ((MuxRPCError) -> Void)?
     private let insideTLS: Bool
     private var timeout: Scheduled<Void>?
@@ -113,20 +124,26 @@ package final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableC
     package convenience init(
         configuration: ConnectionPreambleConfiguration,
         onRefused: ((MuxRPCError) -> Void)? = nil,
+        installStreamingCall: StreamingCallInstaller? = nil,
         installMode: @escaping ModeInstaller
     ) {
-        self.init(configuration: configuration, insideTLS: false, onRefused: onRefused, installMode: installMode)
+        self.init(
+            configuration: configuration, insideTLS: false, onRefused: onRefused,
+            installStreamingCall: installStreamingCall, installMode: installMode
+        )
     }
 
     private init(
         configuration: ConnectionPreambleConfiguration,
         insideTLS: Bool,
         onRefused: ((MuxRPCError) -> Void)?,
+        installStreamingCall: StreamingCallInstaller?,
         installMode: @escaping ModeInstaller
     ) {
         self.configuration = configuration
         self.insideTLS = insideTLS
         self.onRefused = onRefused
+        self.installStreamingCall = installStreamingCall
         self.installMode = installMode
     }
 
@@ -168,7 +185,8 @@ package final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableC
                 return
             }
             let inner = ConnectionPreambleHandler(
-                configuration: configuration, insideTLS: true, onRefused: onRefused, installMode: installMode
+                configuration: configuration, insideTLS: true, onRefused: onRefused,
+                installStreamingCall: installStreamingCall, installMode: installMode
             )
             handOver(context: context, remaining: bytes) {
                 try context.pipeline.syncOperations.addHandlers(
@@ -179,6 +197,18 @@ package final class ConnectionPreambleHandler: ChannelInboundHandler, RemovableC
             return
         }
 
+        if first == ConnectionPreambleByte.nomadStreaming, let installStreamingCall {
+            if configuration.requireTLS && !insideTLS {
+                refuse(.tlsRequiredForStreaming, context: context)
+                return
+            }
+            let channel = context.channel
+            let isTLS = insideTLS
+            handOver(context: context, remaining: bytes) {
+                try installStreamingCall(isTLS, channel)
+            }
+            return
+        }
         guard let mode = ConnectionMode(preambleByte: first) else {
             refuse(.unknownPreamble(first), context: context)
             return

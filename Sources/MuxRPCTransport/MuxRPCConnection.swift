@@ -47,6 +47,9 @@ public final class MuxRPCConnection: Sendable {
         /// How much the connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
+        /// Streaming calls: limits on the values received and how many wait
+        /// unread (see ``MuxRPCConnection/withStreamingCall(_:sending:receiving:_:)``).
+        public var streaming: RPCStreamingConfiguration = .init()
 
         /// A configuration with every default but those given; no TLS.
         public init(
@@ -70,7 +73,7 @@ public final class MuxRPCConnection: Sendable {
     public let address: SocketAddress
     /// The settings the connection was made with.
     public let configuration: Configuration
-    private let group: any EventLoopGroup
+    let group: any EventLoopGroup
     /// The yamux session, in the multiplexed modes; nil in plain mode.
     public let session: YamuxSession?
 
@@ -113,7 +116,7 @@ public final class MuxRPCConnection: Sendable {
 
     /// A TCP connection to `address`; a failure is a ``MuxRPCError`` that
     /// says what happened in plain words.
-    private static func dial(
+    static func dial(
         _ address: SocketAddress,
         configuration: Configuration,
         group: any EventLoopGroup
@@ -179,10 +182,15 @@ extension MuxRPCConnection.Configuration {
     /// The connection's first bytes: the mode's preamble, inside TLS when
     /// TLS is configured.
     func sendPreamble(on channel: any Channel, mode: ConnectionMode) throws {
+        try sendPreamble(on: channel, byte: mode.preambleByte)
+    }
+
+    /// The connection's first bytes for `byte`, inside TLS when configured.
+    func sendPreamble(on channel: any Channel, byte: UInt8) throws {
         #if TLS
-        try ConnectionPreambleClient.configure(channel, mode: mode, tls: tls, serverHostname: serverHostname)
+        try ConnectionPreambleClient.configure(channel, byte: byte, tls: tls, serverHostname: serverHostname)
         #else
-        try ConnectionPreambleClient.configure(channel, mode: mode)
+        try ConnectionPreambleClient.configure(channel, byte: byte)
         #endif
     }
 }

@@ -47,6 +47,10 @@ public final class MuxRPCServer: Sendable {
         /// How much each connection reads at a time, at most. Default
         /// ``SocketReads/default`` (256 KiB).
         public var socketReads: SocketReads
+        /// How streaming calls are served: limits on the values they carry
+        /// and how many wait unread. Matters only with streaming methods
+        /// (``MuxRPCServer/init(services:streaming:configuration:group:)``).
+        public var streaming: RPCStreamingConfiguration = .init()
 
         /// A configuration with every default but those given: loopback
         /// only, on a free port, no TLS.
@@ -76,6 +80,8 @@ public final class MuxRPCServer: Sendable {
     /// The settings the server was made with.
     public let configuration: Configuration
     private let rpcServer: RPCServer
+    /// The streaming methods; nil when there are none (0x05 is refused).
+    private let streamingServer: StreamingServer?
     private let group: any EventLoopGroup
     private let state = Mutex(State())
     /// The yamux sessions and streams of every connection, counted while alive.
@@ -117,13 +123,31 @@ public final class MuxRPCServer: Sendable {
 
     /// A server for `services`. `group` defaults to NIO's shared
     /// `MultiThreadedEventLoopGroup.singleton`.
+    public convenience init(
+        services: RPCServiceRegistry,
+        configuration: Configuration = .init(),
+        group: (any EventLoopGroup)? = nil
+    ) {
+        self.init(services: services, streaming: RPCStreamingRegistry(), configuration: configuration, group: group)
+    }
+
+    /// A server for `services` and the streaming methods in `streaming`.
+    ///
+    /// Streaming calls are served as Nomad serves them: in Nomad's
+    /// multiplexed mode (0x06) on each yamux stream that starts with 0x05,
+    /// and on a connection whose first byte is 0x05 (one call on the whole
+    /// connection). With no streaming methods, both are refused: the stream
+    /// or the connection is closed. Consul's mode (0x04), where every stream
+    /// is net/rpc, carries no streaming calls.
     public init(
         services: RPCServiceRegistry,
+        streaming: RPCStreamingRegistry,
         configuration: Configuration = .init(),
         group: (any EventLoopGroup)? = nil
     ) {
         self.configuration = configuration
         self.rpcServer = RPCServer(registry: services, configuration: configuration.rpc)
+        self.streamingServer = streaming.isEmpty ? nil : StreamingServer(registry: streaming, configuration: configuration.streaming)
         self.group = group ?? MultiThreadedEventLoopGroup.singleton
     }
 
@@ -156,6 +180,11 @@ public final class MuxRPCServer: Sendable {
         try configuration.yamux.validate()
         try configuration.busyPolling?.validate()
         try configuration.socketReads.validate()
+        do {
+            try configuration.streaming.validate()
+        } catch {
+            throw MuxRPCError.invalidConfiguration("server", error.message)
+        }
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -202,7 +231,18 @@ public final class MuxRPCServer: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             _ = state.withLock { $0.connections.removeValue(forKey: key) }
         }
-        let handler = ConnectionPreambleHandler(configuration: configuration.preamble) { [self] mode, _, channel in
+        let streamingServer = self.streamingServer
+        let installStreamingCall: ConnectionPreambleHandler.StreamingCallInstaller? = streamingServer.map { streaming in
+            { _, channel in
+                // The call's values end when the client shuts down its
+                // side, while the server may go on writing.
+                try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                try streaming.install(on: channel, abort: StreamingServer.closeConnection)
+            }
+        }
+        let handler = ConnectionPreambleHandler(
+            configuration: configuration.preamble, installStreamingCall: installStreamingCall
+        ) { [self] mode, _, channel in
             try install(mode: mode, on: channel)
         }
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -234,12 +274,13 @@ public final class MuxRPCServer: Sendable {
     /// pipeline on the session's event loop.
     private func serveStreams(of session: YamuxSession, nomad: Bool) async {
         let rpcServer = self.rpcServer
+        let streamingServer = self.streamingServer
         do {
             for try await stream in session.inboundStreams {
                 state.withLock { $0.statistics.streamsAccepted += 1 }
                 try? await stream.configurePipeline { channel in
                     if nomad {
-                        try channel.pipeline.syncOperations.addHandler(NomadStreamTypeHandler(rpcServer: rpcServer))
+                        try channel.pipeline.syncOperations.addHandler(NomadStreamTypeHandler(rpcServer: rpcServer, streaming: streamingServer))
                     } else {
                         try channel.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
                     }

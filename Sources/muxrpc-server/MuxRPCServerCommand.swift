@@ -15,7 +15,8 @@ import NIOSSL
 import Yamux
 
 /// `muxrpc-server`: serves the demo services (Status.Ping, Echo.Echo,
-/// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and shuts
+/// Arith.Add, Test.Fail, Test.Sleep) in every mode on one port, and the
+/// demo streaming methods (Stream.Count, Stream.Echo) in Nomad's, and shuts
 /// down gracefully on Ctrl-C or SIGTERM.
 ///
 /// Unlike MuxRPC's library, the program keeps glibc's freed memory for
@@ -130,7 +131,9 @@ struct MuxRPCServerCommand: AsyncParsableCommand {
                 DemoServices.EchoReply(msg: arguments.msg)
             }
         }
-        let server = MuxRPCServer(services: services, configuration: configuration)
+        // Stream.Count and Stream.Echo, for Nomad-mode clients (0x06 and a
+        // stream that starts with 0x05, or a connection that starts with 0x05).
+        let server = MuxRPCServer(services: services, streaming: DemoStreamingServices.registry, configuration: configuration)
         let address = try await server.start()
         // Written straight to the file descriptor so a script reading our
         // output sees it at once, whatever stdout's buffering.

@@ -1,0 +1,151 @@
+import MessagePack
+public import NIOCore
+
+/// The values a streaming call receives, decoded as `Value`, in order.
+///
+/// Iterate it once (it is the stream's one reader). It ends (`nil`) when the
+/// peer closes its side, and throws ``RPCError`` when the call fails: a value
+/// that does not decode as `Value` (`.decodingFailed`), one over the limits
+/// (`.limitExceeded`), bytes that are not msgpack or a stream that ends inside
+/// a value (`.protocolViolation`), a reset or a dead connection
+/// (`.transportFailure`, `.connectionClosed`).
+///
+/// Values are read as they are asked for: while none is asked for, at most
+/// ``RPCStreamingConfiguration/maxBufferedInboundValues`` wait here, and then
+/// the stream stops reading, so the sender is held back by flow control (a
+/// yamux stream's window) and memory stays bounded.
+public struct RPCStreamingInbound<Value: Decodable & Sendable>: AsyncSequence, Sendable {
+    /// Each element is one value the peer wrote.
+    public typealias Element = Value
+    let values: NIOAsyncChannelInboundStream<ByteBuffer>
+    let decoder: MessagePackDecoder
+
+    init(values: NIOAsyncChannelInboundStream<ByteBuffer>, decoder: MessagePackDecoder) {
+        self.values = values
+        self.decoder = decoder
+    }
+
+    /// Reads and decodes the values one by one.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+        let decoder: MessagePackDecoder
+
+        /// The next value; nil once the peer has closed its side.
+        public mutating func next() async throws -> Value? {
+            let buffer: ByteBuffer?
+            do {
+                buffer = try await base.next()
+            } catch {
+                throw RPCStreamingFailure.inbound(error)
+            }
+            guard let buffer else { return nil }
+            do {
+                return try decoder.decode(Value.self, fromScanned: buffer)
+            } catch {
+                throw RPCError(
+                    code: .decodingFailed, message: "a streamed value does not decode as \(Value.self): \(error)",
+                    isStreamUsable: false, cause: error
+                )
+            }
+        }
+    }
+
+    /// The one iterator of this sequence.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: values.makeAsyncIterator(), decoder: decoder)
+    }
+}
+
+/// Writes a streaming call's values, encoded from `Value`, with backpressure.
+///
+/// ``write(_:)`` suspends while the stream cannot take more: a yamux
+/// stream's window is spent (the peer has not read what it was sent) or the
+/// stream's write buffer is over its watermark. A slow reader so holds back
+/// only its own stream, and what is buffered for it stays within the
+/// stream's window and watermark.
+public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    let encoder: MessagePackEncoder
+    let allocator: ByteBufferAllocator
+    /// An `EventLoopTaskExecutor` of the stream's loop (stored untyped: the
+    /// type needs a newer OS on Apple platforms).
+    let executor: (any AnyObject & Sendable)?
+
+    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, encoder: MessagePackEncoder, allocator: ByteBufferAllocator, eventLoop: any EventLoop) {
+        self.outbound = outbound
+        self.encoder = encoder
+        self.allocator = allocator
+        if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *) {
+            self.executor = EventLoopTaskExecutor(eventLoop: eventLoop)
+        } else {
+            self.executor = nil
+        }
+    }
+
+    /// Encodes and sends `value`; waits while the stream cannot take more.
+    ///
+    /// - Throws: ``RPCError`` `.encodingFailed` (nothing was sent),
+    ///   `.connectionClosed` once the stream is closed or reset, or
+    ///   `CancellationError` when the task is cancelled while waiting.
+    public func write(_ value: Value) async throws {
+        let buffer: ByteBuffer
+        do {
+            buffer = try encoder.encode(value, allocator: allocator)
+        } catch {
+            throw RPCError(code: .encodingFailed, message: "a value to stream does not encode: \(error)", isStreamUsable: true, requestWasSent: false, cause: error)
+        }
+        do {
+            // Written from the stream's event loop: the channel then takes
+            // the value at once and, when that leaves it unwritable, the
+            // writer knows before its next write. Written from another
+            // thread, each value would reach the loop later, and a fast
+            // writer could queue many before the loop told it to wait.
+            if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *), let executor = executor as? EventLoopTaskExecutor {
+                try await withTaskExecutorPreference(executor) {
+                    try await outbound.write(buffer)
+                }
+            } else {
+                try await outbound.write(buffer)
+            }
+        } catch {
+            throw RPCStreamingFailure.outbound(error)
+        }
+    }
+
+    /// Closes this side of the stream (a yamux FIN): the peer's values end,
+    /// while its values to us keep coming until it closes its side. Writes
+    /// after this fail.
+    public func finish() {
+        outbound.finish()
+    }
+}
+
+/// What a streaming handler knows about the call it serves.
+public struct RPCStreamingContext: Sendable {
+    /// "Service.Method" as the caller's header named it.
+    public var method: String
+    /// The peer's address, when the stream has one.
+    public var remoteAddress: SocketAddress?
+    /// The stream's event loop.
+    public var eventLoop: any EventLoop
+
+    /// A context with every value given; make one to test a handler.
+    public init(method: String, remoteAddress: SocketAddress? = nil, eventLoop: any EventLoop) {
+        self.method = method
+        self.remoteAddress = remoteAddress
+        self.eventLoop = eventLoop
+    }
+}
+
+/// Errors of a streaming call's channel, as ``RPCError``s.
+enum RPCStreamingFailure {
+    static func inbound(_ error: any Error) -> any Error {
+        if error is RPCError || error is CancellationError { return error }
+        return RPCError(code: .transportFailure, message: "the streaming call's stream failed: \(error)", isStreamUsable: false, cause: error)
+    }
+
+    static func outbound(_ error: any Error) -> any Error {
+        if error is RPCError || error is CancellationError { return error }
+        return RPCError(code: .connectionClosed, message: "the streaming call's stream is closed: \(error)", isStreamUsable: false, cause: error)
+    }
+}
