@@ -357,7 +357,7 @@ public final class MuxRPCClient: Sendable {
         firstEndpoints.succeed()
     }
 
-    private func waitForEndpoints(until deadline: RPCDeadline?) async throws {
+    func waitForEndpoints(until deadline: RPCDeadline?) async throws {
         if hasEndpointList.load(ordering: .acquiring) { return }
         let limit = deadline?.timeRemaining ?? .seconds(365 * 24 * 3600)
         if await firstEndpoints.futureResult.result(before: .now() + TimeAmount(limit)) == nil {

@@ -542,7 +542,7 @@ public final class ConnectionPool: Sendable {
     /// Asks for a stream; ``settle(_:address:deadline:movingPick:)`` waits
     /// for it if need be. With `movingPick` the attempt's pick moves to the
     /// pool in the same step, and back if no stream comes.
-    private func decide(_ address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool) throws -> StateMachine.AcquireDecision {
+    func decide(_ address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool) throws -> StateMachine.AcquireDecision {
         if let deadline, deadline.hasPassed {
             throw MuxRPCError(code: .deadlineExceeded, message: "the deadline passed before the call began", address: address)
         }
@@ -556,7 +556,7 @@ public final class ConnectionPool: Sendable {
     }
 
     /// The grant an acquire decision leads to, waiting for it if need be.
-    private func settle(
+    func settle(
         _ decision: StateMachine.AcquireDecision, address: SocketAddress, deadline: RPCDeadline?, movingPick: Bool
     ) async throws -> Grant {
         switch decision {
@@ -673,9 +673,15 @@ public final class ConnectionPool: Sendable {
 
     // MARK: Carrying out the state machine's actions
 
+    /// Puts an idle stream a caller was granted back, keeping its lease (see
+    /// `ConnectionPoolStateMachine.returnIdleKeepingLease`).
+    func returnIdleKeepingLease(_ stream: RPCClient, _ lease: StateMachine.Lease) -> MuxRPCConnection? {
+        state.withLock { $0.machine.returnIdleKeepingLease(stream, lease) }
+    }
+
     /// Applies one event to the state machine under the lock, then carries
     /// out what it asks for outside it.
-    private func update(_ event: (inout StateMachine) -> StateMachine.Actions) {
+    func update(_ event: (inout StateMachine) -> StateMachine.Actions) {
         updateState { state in event(&state.machine) }
     }
 
@@ -709,7 +715,7 @@ public final class ConnectionPool: Sendable {
     /// fails and it ends the stream), where a FIN would let the server
     /// finish the work and answer a caller who is gone. In plain mode the
     /// stream is a TCP connection, which the close ends either way.
-    private static func discard(_ stream: RPCClient) {
+    static func discard(_ stream: RPCClient) {
         if !stream.isUsable {
             stream.channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil)
         }

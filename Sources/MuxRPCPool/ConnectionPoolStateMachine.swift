@@ -307,6 +307,31 @@ struct ConnectionPoolStateMachine<Address: Hashable, Connection, Stream> {
         return actions
     }
 
+    /// A caller granted an idle stream wants a stream of its own instead (a
+    /// streaming call, which never goes back to the free list): the idle
+    /// stream goes back, the lease stays, and the caller opens its stream on
+    /// the session's connection, which this returns. Nil when the session
+    /// has left the pool since; the lease then ends as with any release.
+    mutating func returnIdleKeepingLease(_ stream: Stream, _ lease: Lease) -> Connection? {
+        var connection: Connection?
+        modify(lease.address) { machine, state in
+            guard let index = state.index(of: lease.session), state.sessions[index].isReady else { return }
+            state.sessions[index].idle.append(stream)
+            // The stream the caller opens instead is counted as opened.
+            machine.counters.streamsReused -= 1
+            machine.counters.streamsOpened += 1
+            connection = state.sessions[index].connection
+        }
+        return connection
+    }
+
+    /// A streaming call is over: its lease ends, and the stream it opened
+    /// itself (closed by the call, never pooled) is counted as closed.
+    mutating func releaseStreamingCall(_ lease: Lease, now: NIODeadline) -> Actions {
+        counters.streamsClosed += 1
+        return release(lease, stream: nil, reusable: false, now: now)
+    }
+
     /// Opening a stream on the granted session failed: the lease ends and the
     /// session, which can open no more, leaves the pool.
     mutating func streamOpenFailed(_ lease: Lease, now: NIODeadline) -> Actions {
