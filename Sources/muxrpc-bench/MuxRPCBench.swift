@@ -11,7 +11,7 @@ struct MuxRPCBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxrpc-bench",
         abstract: "Loopback benchmarks of MuxRPC: raw TCP on NIO (the ceilings: bulk and round trips), yamux streams, RPC calls.",
-        subcommands: [TCPBenchmark.self, PingPongBenchmark.self, StreamsBenchmark.self, StreamOpenBenchmark.self, StreamMemoryBenchmark.self, HeadOfLineBenchmark.self, RPCBenchmark.self, PacedBenchmark.self]
+        subcommands: [TCPBenchmark.self, PingPongBenchmark.self, StreamsBenchmark.self, StreamOpenBenchmark.self, StreamMemoryBenchmark.self, HeadOfLineBenchmark.self, RPCBenchmark.self, PacedBenchmark.self, StreamingCallBenchmark.self]
     )
 }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import MessagePack
 public import NIOCore
 
@@ -70,6 +71,20 @@ public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
     /// An `EventLoopTaskExecutor` of the stream's loop (stored untyped: the
     /// type needs a newer OS on Apple platforms).
     let executor: (any AnyObject & Sendable)?
+    /// Bytes written from the caller's executor since a write last went
+    /// through the stream's loop.
+    let unchecked = UncheckedBytes()
+
+    /// How many bytes a writer may hand over from its own executor before
+    /// one write goes through the stream's event loop.
+    ///
+    /// A write from another thread reaches the channel a little later, so a
+    /// fast writer could queue values before the loop tells it the stream is
+    /// full; a write made on the loop learns that at once. Going through the
+    /// loop for every value costs two thread hops per value; going through
+    /// it once per this many bytes bounds what a writer can queue past the
+    /// stream's watermark to this much, at a hop per this many bytes.
+    static var bytesBetweenLoopWrites: Int { 16 * 1024 }
 
     init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, encoder: MessagePackEncoder, allocator: ByteBufferAllocator, eventLoop: any EventLoop) {
         self.outbound = outbound
@@ -95,12 +110,13 @@ public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
             throw RPCError(code: .encodingFailed, message: "a value to stream does not encode: \(error)", isStreamUsable: true, requestWasSent: false, cause: error)
         }
         do {
-            // Written from the stream's event loop: the channel then takes
-            // the value at once and, when that leaves it unwritable, the
-            // writer knows before its next write. Written from another
-            // thread, each value would reach the loop later, and a fast
-            // writer could queue many before the loop told it to wait.
-            if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *), let executor = executor as? EventLoopTaskExecutor {
+            let unchecked = self.unchecked.add(buffer.readableBytes)
+            if unchecked >= Self.bytesBetweenLoopWrites,
+               #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *),
+               let executor = executor as? EventLoopTaskExecutor {
+                // Through the stream's loop: the channel takes the value at
+                // once, and if that leaves it unwritable this write waits.
+                self.unchecked.reset()
                 try await withTaskExecutorPreference(executor) {
                     try await outbound.write(buffer)
                 }
@@ -147,5 +163,20 @@ enum RPCStreamingFailure {
     static func outbound(_ error: any Error) -> any Error {
         if error is RPCError || error is CancellationError { return error }
         return RPCError(code: .connectionClosed, message: "the streaming call's stream is closed: \(error)", isStreamUsable: false, cause: error)
+    }
+}
+
+/// A count shared by the copies of one writer (the writer is a value that
+/// may be copied into child tasks).
+final class UncheckedBytes: Sendable {
+    private let bytes = Atomic<Int>(0)
+
+    /// Adds `count` and returns the new total.
+    func add(_ count: Int) -> Int {
+        bytes.wrappingAdd(count, ordering: .relaxed).newValue
+    }
+
+    func reset() {
+        bytes.store(0, ordering: .relaxed)
     }
 }
