@@ -24,7 +24,7 @@ from bench_common import parse_variants, result_fields
 def main():
     rounds, binaries, arguments = parse_variants(sys.argv)
     # The rate each benchmark reports, and (rpc only) its median latency.
-    rate_keys = ("calls_per_s", "round_trips_per_s", "MBps")
+    rate_keys = ("calls_per_s", "round_trips_per_s", "MBps", "values_per_s")
     rates = {label: [] for label, _, _ in binaries}
     latencies = {label: [] for label, _, _ in binaries}
     rate_key = None

@@ -8,6 +8,7 @@
 //	go-bench pingpong --round-trips N --payload P      raw loopback TCP round trips, one in flight
 //	go-bench rpc-server [--listen HOST:PORT]           serves Echo.Echo to other processes (Consul mode)
 //	go-bench rpc --addr HOST:PORT ...                  calls a server in another process (Consul mode)
+//	go-bench streaming-call --values N                 one Nomad streaming call reading N frames of Stream.Count
 //
 // Across processes both sides speak Consul's mode (0x04, then yamux), so a
 // Go client can call muxrpc-server and muxrpc-bench can call a Go server.
@@ -47,6 +48,7 @@ func main() {
 	addr := flags.String("addr", "", "rpc: call the server at HOST:PORT instead of one in this process")
 	listen := flags.String("listen", "127.0.0.1:0", "rpc-server: where to listen")
 	roundTrips := flags.Int("round-trips", 100000, "pingpong: round trips in total")
+	values := flags.Int64("values", 1000000, "streaming-call: frames the server writes")
 	flags.Parse(os.Args[2:])
 
 	switch os.Args[1] {
@@ -64,6 +66,9 @@ func main() {
 	case "rpc":
 		rate, p50, p99 := rpcBench(*calls, *concurrency, *payload, *addr)
 		fmt.Printf("calls=%d conc=%d payload=%d calls_per_s=%.0f p50_us=%.1f p99_us=%.1f\n", *calls, *concurrency, *payload, rate, p50, p99)
+	case "streaming-call":
+		rate := streamingCallBench(*values)
+		fmt.Printf("values=%d values_per_s=%.1f mean_ns=%.1f\n", *values, rate, 1e9/rate)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown benchmark", os.Args[1])
 		os.Exit(2)

@@ -57,6 +57,19 @@ final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamIdentity, @unch
     /// session's count of buffered bytes.
     private var pendingReads = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     private var pendingReadBytes = 0
+    /// The last pending read is a buffer of this channel's own, which small
+    /// payloads are copied into (see `appendPendingRead`).
+    private var lastPendingReadIsOwned = false
+    /// The last flushed write is a buffer of this channel's own, which small
+    /// writes are copied into while writes wait (see `moveUnflushed`).
+    private var lastFlushedIsOwned = false
+
+    /// Payloads up to this size are copied behind the last waiting read (or
+    /// write) rather than kept as buffers of their own, while reads (or
+    /// writes) wait.
+    static let coalescedPayloadLimit = 1024
+    /// The capacity of the buffers small payloads are copied into.
+    static let coalescingBufferCapacity = 16 * 1024
     private var eofDelivered = false
     /// The peer closed its side (FIN): end of input follows the buffered data.
     private var inputEnded = false
@@ -469,7 +482,39 @@ final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamIdentity, @unch
     }
 
     private func moveUnflushed() {
-        while let write = self.unflushed.popFirst() { self.flushed.append(write) }
+        while let write = self.unflushed.popFirst() {
+            guard case .data(let buffer, let promise) = write, buffer.readableBytes <= Self.coalescedPayloadLimit,
+                !self.flushed.isEmpty
+            else {
+                self.flushed.append(write)
+                self.lastFlushedIsOwned = false
+                continue
+            }
+            // Writes are waiting (the peer's window or the connection is
+            // full). Small ones are copied behind the last waiting write: a
+            // writer of many small values then holds about the bytes its
+            // watermark allows, not a buffer and an entry for each value.
+            let last = self.flushed.index(before: self.flushed.endIndex)
+            if self.lastFlushedIsOwned, case .data(var owned, let ownedPromise) = self.flushed[last],
+                owned.writableBytes >= buffer.readableBytes {
+                self.flushed[last] = .fin(nil)
+                owned.writeImmutableBuffer(buffer)
+                self.flushed[last] = .data(owned, Self.merge(ownedPromise, promise))
+            } else {
+                var owned = self.allocator.buffer(capacity: max(Self.coalescingBufferCapacity, buffer.readableBytes))
+                owned.writeImmutableBuffer(buffer)
+                self.flushed.append(.data(owned, promise))
+                self.lastFlushedIsOwned = true
+            }
+        }
+    }
+
+    /// One promise for two writes copied into one buffer: both complete
+    /// when the buffer is written.
+    private static func merge(_ first: EventLoopPromise<Void>?, _ second: EventLoopPromise<Void>?) -> EventLoopPromise<Void>? {
+        guard let first else { return second }
+        if let second { first.futureResult.cascade(to: second) }
+        return first
     }
 
     private func failPendingWrites(error: any Error) {
@@ -491,14 +536,46 @@ final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamIdentity, @unch
         self.session.streamBufferedBytesChanged(by: delta)
     }
 
+    /// How many buffers wait to be read (for tests of the coalescing below).
+    var pendingReadBufferCount: Int { self.pendingReads.count }
+
+    /// How many writes wait for the peer's window or the connection (for
+    /// tests of the coalescing in `moveUnflushed`).
+    var waitingWriteCount: Int { self.flushed.count }
+
     private func appendPendingRead(_ buffer: ByteBuffer) {
-        self.pendingReads.append(buffer)
-        self.pendingReadBytes += buffer.readableBytes
-        self.session.streamUnreadBytesChanged(by: buffer.readableBytes)
+        let count = buffer.readableBytes
+        if count <= Self.coalescedPayloadLimit, !self.pendingReads.isEmpty {
+            // Reads are waiting (a slow or stalled reader). A small payload
+            // kept as it came is a slice that keeps the whole buffer of the
+            // connection's read alive, and an entry of its own: a reader that
+            // never reads would hold many times its window. Copied behind the
+            // last waiting read, it costs its own bytes.
+            let last = self.pendingReads.index(before: self.pendingReads.endIndex)
+            if self.lastPendingReadIsOwned, self.pendingReads[last].writableBytes >= count {
+                // Taken out while written to, so that its storage has one
+                // owner and is not copied.
+                var owned = self.pendingReads[last]
+                self.pendingReads[last] = ByteBuffer()
+                owned.writeImmutableBuffer(buffer)
+                self.pendingReads[last] = owned
+            } else {
+                var owned = self.allocator.buffer(capacity: max(Self.coalescingBufferCapacity, count))
+                owned.writeImmutableBuffer(buffer)
+                self.pendingReads.append(owned)
+                self.lastPendingReadIsOwned = true
+            }
+        } else {
+            self.pendingReads.append(buffer)
+            self.lastPendingReadIsOwned = false
+        }
+        self.pendingReadBytes += count
+        self.session.streamUnreadBytesChanged(by: count)
     }
 
     private func popPendingRead() -> ByteBuffer? {
         guard let buffer = self.pendingReads.popFirst() else { return nil }
+        if self.pendingReads.isEmpty { self.lastPendingReadIsOwned = false }
         self.pendingReadBytes -= buffer.readableBytes
         self.session.streamUnreadBytesChanged(by: -buffer.readableBytes)
         return buffer
@@ -508,6 +585,7 @@ final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamIdentity, @unch
         guard self.pendingReadBytes > 0 || !self.pendingReads.isEmpty else { return }
         self.session.streamUnreadBytesChanged(by: -self.pendingReadBytes)
         self.pendingReads.removeAll()
+        self.lastPendingReadIsOwned = false
         self.pendingReadBytes = 0
     }
 

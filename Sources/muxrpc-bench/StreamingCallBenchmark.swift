@@ -19,6 +19,9 @@ struct StreamingCallBenchmark: AsyncParsableCommand {
     @Option(help: "Frames the server writes.")
     var values = 1_000_000
 
+    @Option(help: "Instead of reading: open this many calls that never read their frames, and report the memory they hold once the server can send them nothing more.")
+    var stalled: Int?
+
     @Option(help: "Call the server at HOST:PORT instead of one started in this process.")
     var addr: String?
 
@@ -28,6 +31,9 @@ struct StreamingCallBenchmark: AsyncParsableCommand {
 
     func validate() throws {
         guard values > 0 else { throw ValidationError("--values must be positive") }
+        if let stalled {
+            guard stalled > 0, addr == nil else { throw ValidationError("--stalled needs a positive count and this process's own server") }
+        }
     }
 
     func run() async throws {
@@ -46,6 +52,13 @@ struct StreamingCallBenchmark: AsyncParsableCommand {
         var connectionConfiguration = MuxRPCConnection.Configuration(mode: .nomadMultiplex)
         connectionConfiguration.busyPolling = busyPolling
         let connection = try await MuxRPCConnection.connect(to: address, configuration: connectionConfiguration)
+
+        if let stalled {
+            try await measureStalled(stalled, on: connection, server: server)
+            await connection.close()
+            await server?.shutdown()
+            return
+        }
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -67,6 +80,51 @@ struct StreamingCallBenchmark: AsyncParsableCommand {
         report.add("values", values)
         report.add("values_per_s", Double(values) / elapsed.seconds)
         report.add("mean_ns", elapsed.seconds / Double(values) * 1e9)
+        report.print(json: output.json)
+    }
+
+    /// Opens `count` calls of `Stream.Count` that never read, waits until the
+    /// server can send them nothing more (each caller's window is full), and
+    /// reports what that costs: this process's resident memory (both ends),
+    /// the caller's unread bytes and the server's most buffered bytes.
+    private func measureStalled(_ count: Int, on connection: MuxRPCConnection, server: MuxRPCServer?) async throws {
+        guard let session = connection.session, let server else { throw ValidationError("--stalled needs a session") }
+        let before = residentBytes()
+        let release = AsyncStream<Void>.makeStream()
+        let calls = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<count {
+                    group.addTask {
+                        try await connection.withStreamingCall(
+                            "Stream.Count", sending: DemoStreamingServices.CountArgs.self, receiving: DemoStreamingServices.CountFrame.self
+                        ) { _, writer in
+                            try await writer.write(DemoStreamingServices.CountArgs(count: Int64.max))
+                            for await _ in release.stream { break }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        // Full when the unread bytes stop growing: every window is spent.
+        var last = -1
+        var steady = 0
+        while steady < 20 {
+            try await Task.sleep(for: .milliseconds(10))
+            let unread = await session.statistics.unreadBytes
+            steady = unread == last && unread > 0 ? steady + 1 : 0
+            last = unread
+        }
+        let after = residentBytes()
+        release.continuation.finish()
+        calls.cancel()
+        _ = try? await calls.value
+
+        var report = BenchmarkReport()
+        report.add("stalled_calls", count)
+        report.add("unread_kib_per_call", Double(last) / Double(count) / 1024)
+        report.add("server_max_buffered_kib", Double(server.statistics.maxSessionBufferedBytes) / 1024)
+        report.add("rss_kib_per_call", Double(after - before) / Double(count) / 1024)
         report.print(json: output.json)
     }
 }

@@ -71,8 +71,8 @@ public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
     /// An `EventLoopTaskExecutor` of the stream's loop (stored untyped: the
     /// type needs a newer OS on Apple platforms).
     let executor: (any AnyObject & Sendable)?
-    /// Bytes written from the caller's executor since a write last went
-    /// through the stream's loop.
+    /// What was written from the caller's executor since a write last went
+    /// through the stream's loop, in bytes plus ``perValueCost`` a value.
     let unchecked = UncheckedBytes()
 
     /// How many bytes a writer may hand over from its own executor before
@@ -85,6 +85,10 @@ public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
     /// it once per this many bytes bounds what a writer can queue past the
     /// stream's watermark to this much, at a hop per this many bytes.
     static var bytesBetweenLoopWrites: Int { 16 * 1024 }
+    /// What each value counts for beyond its bytes: a buffer of its own, its
+    /// allocation and its place in the writer's queue. Small values so go
+    /// through the loop every few dozen, which bounds them by count too.
+    static var perValueCost: Int { 256 }
 
     init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, encoder: MessagePackEncoder, allocator: ByteBufferAllocator, eventLoop: any EventLoop) {
         self.outbound = outbound
@@ -110,7 +114,7 @@ public struct RPCStreamingWriter<Value: Encodable & Sendable>: Sendable {
             throw RPCError(code: .encodingFailed, message: "a value to stream does not encode: \(error)", isStreamUsable: true, requestWasSent: false, cause: error)
         }
         do {
-            let unchecked = self.unchecked.add(buffer.readableBytes)
+            let unchecked = self.unchecked.add(buffer.readableBytes + Self.perValueCost)
             if unchecked >= Self.bytesBetweenLoopWrites,
                #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *),
                let executor = executor as? EventLoopTaskExecutor {
