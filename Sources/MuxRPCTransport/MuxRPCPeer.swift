@@ -22,8 +22,9 @@ public import Yamux
 /// session's peer to the application as it starts. The node answers only
 /// when its connection was made with services to serve
 /// (``MuxRPCConnection/Configuration/services``); otherwise it resets each
-/// stream, and the call fails at once with `RPCError` `.transportFailure`
-/// (or `.connectionClosed`).
+/// stream, and the call fails at once with an `RPCError` whose code says
+/// when the reset landed: `.transportFailure` during the call,
+/// `.streamUnusable` or `.connectionClosed` before it was written.
 ///
 /// Each call takes a stream of its own and closes it when done, so calls may
 /// run concurrently, within the session's yamux limits.
@@ -55,9 +56,10 @@ public final class MuxRPCPeer: Sendable {
     /// starts with 0x01 and waits for the reply; the stream is closed after.
     ///
     /// - Throws: `RPCError` as `RPCClient.call` throws it: `.serverError`
-    ///   with the peer's text, `.transportFailure` or `.connectionClosed`
-    ///   when the peer refused the stream (a node with no services resets
-    ///   it) or the session ended; a
+    ///   with the peer's text, `.transportFailure`, `.streamUnusable` or
+    ///   `.connectionClosed` when the peer refused the stream (a node with no services resets
+    ///   it, also when its session limits refuse the stream) or the session
+    ///   ended; a
     ///   `YamuxError` when no stream could be opened.
     public func call<Arguments: Encodable, Reply: Decodable>(
         _ method: String,
@@ -65,7 +67,9 @@ public final class MuxRPCPeer: Sendable {
         returning: Reply.Type = Reply.self,
         options: RPCCallOptions = .defaults
     ) async throws -> Reply {
-        let client = try await NomadSessionStreams.openRPC(on: session, configuration: rpc)
+        let client = try await refusedAsRPCError(method) {
+            try await NomadSessionStreams.openRPC(on: session, configuration: rpc)
+        }
         do {
             let reply = try await client.call(method, arguments, returning: Reply.self, options: options)
             try? await client.close()
@@ -93,8 +97,27 @@ public final class MuxRPCPeer: Sendable {
         receiving: Receiving.Type = Receiving.self,
         _ body: (RPCStreamingInbound<Receiving>, RPCStreamingWriter<Sending>) async throws -> Result
     ) async throws -> Result {
-        let (opened, abort) = try await NomadSessionStreams.openStreamingCall(on: session, method: method, configuration: streaming)
+        let (opened, abort) = try await refusedAsRPCError(method) {
+            try await NomadSessionStreams.openStreamingCall(on: session, method: method, configuration: streaming)
+        }
         return try await RPCStreamingClient.run(opened, sending: Sending.self, receiving: Receiving.self, abort: abort, body)
+    }
+
+    /// Runs `open`; a stream the peer reset before it could be set up (a
+    /// node at its stream limit refuses the SYN at once) fails with NIO's
+    /// error for a closed channel, which becomes the call's typed refusal.
+    private func refusedAsRPCError<Opened>(_ method: String, _ open: () async throws -> Opened) async throws -> Opened {
+        do {
+            return try await open()
+        } catch let error as ChannelError {
+            throw RPCError(
+                code: .connectionClosed,
+                message: "the peer closed the stream for \(method) before the call started",
+                isStreamUsable: false,
+                requestWasSent: false,
+                cause: error
+            )
+        }
     }
 
     /// A server-streaming call to the peer: writes `arguments` as the first

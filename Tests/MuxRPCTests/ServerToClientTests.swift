@@ -38,10 +38,11 @@ private func nodeConfiguration(services: Bool = true, streaming: Bool = true) ->
     return configuration
 }
 
-/// What a reset stream fails a call with: the reset seen as the stream
-/// failing (`.transportFailure`) or, when the call's write or read finds it
-/// already gone, as closed.
-private let refusalCodes: Set<RPCError.Code> = [.transportFailure, .connectionClosed]
+/// What a reset stream fails a call with, by when the reset lands: during
+/// the call, the stream failing (`.transportFailure`); before the call is
+/// written, the stream already failed (`.streamUnusable`) or closed
+/// (`.connectionClosed`).
+private let refusalCodes: Set<RPCError.Code> = [.transportFailure, .streamUnusable, .connectionClosed]
 
 private func firstPeer(_ peers: AsyncStream<MuxRPCPeer>) async throws -> MuxRPCPeer {
     var iterator = peers.makeAsyncIterator()
@@ -111,7 +112,7 @@ struct ServerToClientTests {
         let callError = await #expect(throws: RPCError.self) {
             try await peer.call("Arith.Add", AddArgs(a: 1, b: 2), returning: AddReply.self)
         }
-        #expect(callError.map { refusalCodes.contains($0.code) } == true)
+        #expect(callError.map { refusalCodes.contains($0.code) } == true, "\(String(describing: callError))")
         let streamError = await #expect(throws: RPCError.self) {
             for try await _ in peer.stream("Stream.Count", CountArgs(count: 3), of: CountFrame.self) {}
         }
@@ -149,6 +150,32 @@ struct ServerToClientTests {
         #expect(try await peer.call("Arith.Add", AddArgs(a: 5, b: 6), returning: AddReply.self).sum == 11)
         let reply = try await connection.openStream().call("Arith.Add", AddArgs(a: 1, b: 2), returning: AddReply.self)
         #expect(reply.sum == 3)
+        await connection.close()
+        await server.shutdown()
+    }
+
+    @Test("the node's session limits bound what its server opens: a stream beyond maxConcurrentStreams is refused, the next one after it is served")
+    func sessionLimitsApply() async throws {
+        let (server, address, peers) = try await startServer()
+        var configuration = nodeConfiguration()
+        configuration.yamux.maxConcurrentStreams = 1
+        let connection = try await MuxRPCConnection.connect(to: address, configuration: configuration)
+        let peer = try await firstPeer(peers)
+        // One streaming call holds the node's only stream while a second call is made.
+        try await peer.withStreamingCall("Stream.Echo", sending: CountFrame.self, receiving: CountFrame.self) { inbound, writer in
+            var values = inbound.makeAsyncIterator()
+            try await writer.write(CountFrame(n: 1))
+            #expect(try await values.next()?.n == 1)
+            let error = await #expect(throws: RPCError.self) {
+                try await peer.call("Arith.Add", AddArgs(a: 1, b: 2), returning: AddReply.self)
+            }
+            #expect(error.map { refusalCodes.contains($0.code) } == true, "\(String(describing: error))")
+            // Both sides close: the node's FIN comes after it has let the stream go.
+            writer.finish()
+            while try await values.next() != nil {}
+        }
+        let sum = try await peer.call("Arith.Add", AddArgs(a: 1, b: 2), returning: AddReply.self).sum
+        #expect(sum == 3)
         await connection.close()
         await server.shutdown()
     }
