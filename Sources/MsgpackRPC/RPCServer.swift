@@ -70,12 +70,18 @@ extension ChannelPipeline.SynchronousOperations {
     /// stream: the framing decoder and the per-stream server handler. Call on
     /// the channel's event loop, e.g. in a bootstrap's child channel initializer.
     public func addMsgpackRPCServer(_ server: RPCServer) throws {
+        try addMsgpackRPCServer(server, connectionContext: nil)
+    }
+
+    /// As ``addMsgpackRPCServer(_:)``, giving every handler on this channel
+    /// `connectionContext` in its ``RPCServerContext``.
+    package func addMsgpackRPCServer(_ server: RPCServer, connectionContext: (any Sendable)?) throws {
         try addHandler(
             RPCMessageFramer(
                 limits: server.configuration.limits,
                 partialMessageTimeout: server.configuration.partialRequestTimeout.map(TimeAmount.init)
             )
         )
-        try addHandler(RPCServerHandler(server: server))
+        try addHandler(RPCServerHandler(server: server, connectionContext: connectionContext))
     }
 }

@@ -16,6 +16,11 @@ public struct RPCServerContext: Sendable {
     public var remoteAddress: SocketAddress?
     /// The stream's event loop.
     public var eventLoop: any EventLoop
+    /// A value the transport attaches to every call of one connection, nil
+    /// when it attaches none. MuxRPC's transport puts there what lets a
+    /// handler call back the client behind the connection (read it through
+    /// `MuxRPCTransport`'s `peer` property); MsgpackRPC never looks inside.
+    public var connectionContext: (any Sendable)?
 
     /// A context with every value given. The server makes one for each
     /// request; make your own to test a handler or an interceptor.
@@ -25,8 +30,10 @@ public struct RPCServerContext: Sendable {
         deadline: RPCDeadline? = nil,
         traceContext: RPCTraceContext? = nil,
         remoteAddress: SocketAddress? = nil,
-        eventLoop: any EventLoop
+        eventLoop: any EventLoop,
+        connectionContext: (any Sendable)? = nil
     ) {
+        self.connectionContext = connectionContext
         self.serviceMethod = serviceMethod
         self.seq = seq
         self.deadline = deadline

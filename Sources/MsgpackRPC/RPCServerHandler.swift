@@ -69,8 +69,12 @@ final class RPCServerHandler: ChannelDuplexHandler {
     private var dispatches = 0
     private static let maxSpareResponseCapacity = 4096
 
-    init(server: RPCServer) {
+    /// What the transport attached to this stream's connection, passed to every handler.
+    private let connectionContext: (any Sendable)?
+
+    init(server: RPCServer, connectionContext: (any Sendable)? = nil) {
         self.server = server
+        self.connectionContext = connectionContext
         self.coders = RPCServerCoders(
             encoder: server.configuration.encoder,
             decoder: server.configuration.decoder,
@@ -194,7 +198,8 @@ final class RPCServerHandler: ChannelDuplexHandler {
             deadline: header.deadline,
             traceContext: header.traceContext,
             remoteAddress: peerAddress(context),
-            eventLoop: context.eventLoop
+            eventLoop: context.eventLoop,
+            connectionContext: connectionContext
         )
         let method: RPCMethod
         switch server.registry.lookup(header.serviceMethod) {

@@ -70,13 +70,7 @@ extension MuxRPCConnection {
         switch configuration.mode {
         case .nomadMultiplex:
             guard let session else { preconditionFailure("a multiplexed connection has a session") }
-            let stream = try await session.openStream()
-            let channel = stream.channel
-            let opened = try await stream.configurePipeline { channel in
-                channel.writeAndFlush(ByteBuffer(integer: NomadStreamType.streaming), promise: nil)
-                return try RPCStreamingClient.configure(channel, method: method, configuration: configuration.streaming)
-            }
-            return (opened, { channel.triggerUserOutboundEvent(YamuxStreamResetEvent(), promise: nil) })
+            return try await NomadSessionStreams.openStreamingCall(on: session, method: method, configuration: configuration.streaming)
         case .plain:
             let channel = try await Self.dial(address, configuration: configuration, group: group)
             let opened = try await channel.eventLoop.submit {

@@ -50,6 +50,22 @@ public final class MuxRPCConnection: Sendable {
         /// Streaming calls: limits on the values received and how many wait
         /// unread (see ``MuxRPCConnection/withStreamingCall(_:sending:receiving:_:)``).
         public var streaming: RPCStreamingConfiguration = .init()
+        /// The net/rpc methods the server may call on this client over the
+        /// session the client dialled, as Nomad's servers call their nodes
+        /// (each such stream starts with 0x01). Nomad's mode only. Default
+        /// nil: the client serves nothing. In Nomad's mode a connection then
+        /// resets each stream the server opens, so the server's call fails
+        /// at once rather than waiting for an answer that will not come.
+        /// The session's limits (accept backlog, concurrent streams, windows)
+        /// bound what the server may open.
+        public var services: RPCServiceRegistry?
+        /// The streaming methods the server may call on this client (streams
+        /// starting with 0x05), as ``services``; nil refuses them.
+        public var streamingServices: RPCStreamingRegistry?
+        /// How the server's calls to this client are served (limits, codec,
+        /// where handlers run), with ``services``; the values of its
+        /// streaming calls are bounded by ``streaming``.
+        public var serving: RPCServer.Configuration = .init()
 
         /// A configuration with every default but those given; no TLS.
         public init(
@@ -111,7 +127,23 @@ public final class MuxRPCConnection: Sendable {
             try configuration.sendPreamble(on: channel, mode: configuration.mode)
             return try YamuxSession.configure(on: channel, role: .client, configuration: configuration.yamux)
         }.get()
+        if configuration.mode == .nomadMultiplex {
+            serveInbound(of: session, configuration: configuration)
+        }
         return MuxRPCConnection(address: address, configuration: configuration, group: group, session: session)
+    }
+
+    /// Serves the server's calls to this client on a Nomad-mode session
+    /// (or resets them when the client serves nothing) until it ends.
+    private static func serveInbound(of session: YamuxSession, configuration: Configuration) {
+        let rpcServer = configuration.services.map { RPCServer(registry: $0, configuration: configuration.serving) }
+        let streaming = configuration.streamingServices.map { StreamingServer(registry: $0, configuration: configuration.streaming) }
+        let peer = MuxRPCPeer(session: session, rpc: configuration.rpc, streaming: configuration.streaming)
+        Task {
+            await NomadSessionStreams.serveInbound(
+                of: session, rpcServer: rpcServer, streaming: streaming, peer: peer, resetsUnknownStreams: true
+            )
+        }
     }
 
     /// A TCP connection to `address`; a failure is a ``MuxRPCError`` that
@@ -152,13 +184,12 @@ public final class MuxRPCConnection: Sendable {
                 return try channel.pipeline.syncOperations.addMsgpackRPCClient(configuration: configuration.rpc)
             }.get()
         }
+        if configuration.mode == .nomadMultiplex {
+            return try await NomadSessionStreams.openRPC(on: session, configuration: configuration.rpc)
+        }
         let stream = try await session.openStream()
-        let nomad = configuration.mode == .nomadMultiplex
         return try await stream.configurePipeline { channel in
-            if nomad {
-                channel.writeAndFlush(ByteBuffer(integer: NomadStreamType.rpc), promise: nil)
-            }
-            return try channel.pipeline.syncOperations.addMsgpackRPCClient(configuration: configuration.rpc)
+            try channel.pipeline.syncOperations.addMsgpackRPCClient(configuration: configuration.rpc)
         }
     }
 

@@ -51,6 +51,15 @@ public final class MuxRPCServer: Sendable {
         /// and how many wait unread. Matters only with streaming methods
         /// (``MuxRPCServer/init(services:streaming:configuration:group:)``).
         public var streaming: RPCStreamingConfiguration = .init()
+        /// How the server's own calls to its clients are made, over the
+        /// Nomad-mode sessions they dialled (see ``MuxRPCPeer``).
+        public var peerCalls: RPCClient.Configuration = .init()
+        /// Hears of each Nomad-mode session as it starts, with the
+        /// ``MuxRPCPeer`` that calls the client behind it; the peer's calls
+        /// fail once the session has ended (``MuxRPCPeer/isClosed``). Runs on
+        /// the connection's event loop: do not block in it. Default nil.
+        /// A handler reaches its own session's peer as `context.peer`.
+        public var onPeerConnected: (@Sendable (MuxRPCPeer) -> Void)?
 
         /// A configuration with every default but those given: loopback
         /// only, on a free port, no TLS.
@@ -263,27 +272,34 @@ public final class MuxRPCServer: Sendable {
                 configuration: configuration.yamux,
                 liveObjects: liveObjects
             )
-            let nomad = mode == .nomadMultiplex
+            guard mode == .nomadMultiplex else {
+                Task { [self] in
+                    await serveStreams(of: session)
+                }
+                return
+            }
+            let peer = MuxRPCPeer(session: session, rpc: configuration.peerCalls, streaming: configuration.streaming)
+            configuration.onPeerConnected?(peer)
+            let (rpcServer, streamingServer) = (self.rpcServer, self.streamingServer)
             Task { [self] in
-                await serveStreams(of: session, nomad: nomad)
+                await NomadSessionStreams.serveInbound(
+                    of: session, rpcServer: rpcServer, streaming: streamingServer, peer: peer, resetsUnknownStreams: false
+                ) { [self] in
+                    state.withLock { $0.statistics.streamsAccepted += 1 }
+                }
             }
         }
     }
 
-    /// Accepts a session's streams until it ends, each served by its own
-    /// pipeline on the session's event loop.
-    private func serveStreams(of session: YamuxSession, nomad: Bool) async {
+    /// Accepts a Consul-mode session's streams until it ends, each served
+    /// by its own pipeline on the session's event loop.
+    private func serveStreams(of session: YamuxSession) async {
         let rpcServer = self.rpcServer
-        let streamingServer = self.streamingServer
         do {
             for try await stream in session.inboundStreams {
                 state.withLock { $0.statistics.streamsAccepted += 1 }
                 try? await stream.configurePipeline { channel in
-                    if nomad {
-                        try channel.pipeline.syncOperations.addHandler(NomadStreamTypeHandler(rpcServer: rpcServer, streaming: streamingServer))
-                    } else {
-                        try channel.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
-                    }
+                    try channel.pipeline.syncOperations.addMsgpackRPCServer(rpcServer)
                 }
             }
         } catch {

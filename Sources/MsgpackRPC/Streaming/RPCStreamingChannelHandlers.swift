@@ -65,10 +65,17 @@ final class RPCStreamingServerHandler: ChannelInboundHandler {
     private let registry: RPCStreamingRegistry
     private let configuration: RPCStreamingConfiguration
     private let abort: @Sendable (any Channel) -> Void
+    private let connectionContext: (any Sendable)?
     private var handshake: RPCStreamingServerHandshake
     private var task: Task<Void, Never>?
 
-    init(registry: RPCStreamingRegistry, configuration: RPCStreamingConfiguration, abort: @escaping @Sendable (any Channel) -> Void) {
+    init(
+        registry: RPCStreamingRegistry,
+        configuration: RPCStreamingConfiguration,
+        connectionContext: (any Sendable)? = nil,
+        abort: @escaping @Sendable (any Channel) -> Void
+    ) {
+        self.connectionContext = connectionContext
         self.registry = registry
         self.configuration = configuration
         self.abort = abort
@@ -124,7 +131,9 @@ final class RPCStreamingServerHandler: ChannelInboundHandler {
         }
         // The new handlers learn the current writability.
         channel.pipeline.syncOperations.fireChannelWritabilityChanged()
-        let callContext = RPCStreamingContext(method: method, remoteAddress: channel.remoteAddress, eventLoop: channel.eventLoop)
+        let callContext = RPCStreamingContext(
+            method: method, remoteAddress: channel.remoteAddress, eventLoop: channel.eventLoop, connectionContext: connectionContext
+        )
         let configuration = self.configuration
         let abort = self.abort
         let allocator = channel.allocator
@@ -254,13 +263,19 @@ extension ChannelPipeline.SynchronousOperations {
     /// which starts with the caller's header. `abort` resets the stream (on
     /// a yamux stream an RST; on a connection of its own, a close): it is
     /// called when a handler throws or the stream's values fail.
+    /// `connectionContext` reaches each handler in its context.
     package func addMsgpackRPCStreamingServer(
         _ registry: RPCStreamingRegistry,
         configuration: RPCStreamingConfiguration,
+        connectionContext: (any Sendable)? = nil,
         abort: @escaping @Sendable (any Channel) -> Void
     ) throws {
         try addHandler(RPCStreamFramer(configuration: configuration))
-        try addHandler(RPCStreamingServerHandler(registry: registry, configuration: configuration, abort: abort))
+        try addHandler(
+            RPCStreamingServerHandler(
+                registry: registry, configuration: configuration, connectionContext: connectionContext, abort: abort
+            )
+        )
     }
 }
 

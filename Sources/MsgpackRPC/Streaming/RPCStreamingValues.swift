@@ -148,9 +148,13 @@ public struct RPCStreamingContext: Sendable {
     public var remoteAddress: SocketAddress?
     /// The stream's event loop.
     public var eventLoop: any EventLoop
+    /// A value the transport attaches to every call of one connection, nil
+    /// when it attaches none (see ``RPCServerContext/connectionContext``).
+    public var connectionContext: (any Sendable)?
 
     /// A context with every value given; make one to test a handler.
-    public init(method: String, remoteAddress: SocketAddress? = nil, eventLoop: any EventLoop) {
+    public init(method: String, remoteAddress: SocketAddress? = nil, eventLoop: any EventLoop, connectionContext: (any Sendable)? = nil) {
+        self.connectionContext = connectionContext
         self.method = method
         self.remoteAddress = remoteAddress
         self.eventLoop = eventLoop

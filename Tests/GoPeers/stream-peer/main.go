@@ -19,6 +19,16 @@
 //	        call a Swift server's Stream.Count and Stream.Echo over one 0x06
 //	        session (-calls of each at once), check every value; prints
 //	        "checks=C failures=F" and exits 1 on any failure.
+//	stream-peer callback [-count N]
+//	        play a Nomad server that calls a node back: serve on 127.0.0.1:0
+//	        (prints "listening on 127.0.0.1:PORT"), take one connection that
+//	        starts with 0x06 and run a yamux *server* session on it; then,
+//	        over that session, open a 0x01 stream and call Status.Ping,
+//	        Echo.Echo and Arith.Add with net-rpc-msgpackrpc, open a 0x05
+//	        stream and read Stream.Count's N frames to EOF, and open a stream
+//	        with an unknown type byte (0x07), which the node must reset.
+//	        Prints "callback echo=E sum=S frames=F unknown=reset|..." and
+//	        "checks=C failures=F"; exits 1 on any failure.
 package main
 
 import (
@@ -34,6 +44,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-msgpack/codec"
+	msgpackrpc "github.com/hashicorp/net-rpc-msgpackrpc"
 	"github.com/hashicorp/yamux"
 )
 
@@ -98,6 +109,8 @@ func main() {
 		server(os.Args[2:])
 	case "client":
 		client(os.Args[2:])
+	case "callback":
+		callback(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
 		os.Exit(2)
@@ -344,4 +357,111 @@ func unknownCall(session *yamux.Session, check checker) {
 	var next interface{}
 	err = decoder.Decode(&next)
 	check(err == io.EOF, "unknown method: after the ack want EOF, got %v", err)
+}
+
+// MARK: callback
+
+type Empty struct{}
+type EchoArgs struct{ Msg []byte }
+type EchoReply struct{ Msg []byte }
+type AddArgs struct{ A, B int64 }
+type AddReply struct{ Sum int64 }
+
+func callback(args []string) {
+	flags := flag.NewFlagSet("callback", flag.ExitOnError)
+	count := flags.Int64("count", 100, "frames to ask the node's Stream.Count for")
+	flags.Parse(args)
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("listening on %s\n", listener.Addr())
+	conn, err := listener.Accept()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(conn, first); err != nil || first[0] != rpcMultiplexV2 {
+		fmt.Fprintf(os.Stderr, "first byte: %v %v\n", first, err)
+		os.Exit(1)
+	}
+	config := yamux.DefaultConfig()
+	config.LogOutput = os.Stderr
+	session, err := yamux.Server(conn, config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var checks, failures int64
+	check := func(ok bool, format string, args ...interface{}) {
+		checks++
+		if !ok {
+			failures++
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		}
+	}
+
+	// net/rpc on a 0x01 stream, as Nomad's server calls a node's RPCs.
+	var echo, sum string
+	if stream, err := session.Open(); err != nil {
+		check(false, "open 0x01 stream: %v", err)
+	} else {
+		stream.Write([]byte{0x01})
+		rpc := msgpackrpc.NewClientCodec(stream)
+		var empty Empty
+		err = msgpackrpc.CallWithCodec(rpc, "Status.Ping", Empty{}, &empty)
+		check(err == nil, "Status.Ping: %v", err)
+		var echoReply EchoReply
+		err = msgpackrpc.CallWithCodec(rpc, "Echo.Echo", EchoArgs{Msg: []byte("from the go server")}, &echoReply)
+		check(err == nil && string(echoReply.Msg) == "from the go server", "Echo.Echo: %v %q", err, echoReply.Msg)
+		echo = string(echoReply.Msg)
+		var addReply AddReply
+		err = msgpackrpc.CallWithCodec(rpc, "Arith.Add", AddArgs{A: 40, B: 2}, &addReply)
+		check(err == nil && addReply.Sum == 42, "Arith.Add: %v %d", err, addReply.Sum)
+		sum = fmt.Sprint(addReply.Sum)
+		rpc.Close()
+	}
+
+	// A streaming call on a 0x05 stream.
+	frames := int64(0)
+	if stream, decoder, encoder, ack, err := open(session, "Stream.Count"); err != nil || ack.Error != "" {
+		check(false, "Stream.Count: open: %v, ack %q", err, ack.Error)
+	} else {
+		check(encoder.Encode(CountArgs{Count: *count}) == nil, "Stream.Count: write args")
+		for ; frames < *count; frames++ {
+			var frame CountFrame
+			if err := decoder.Decode(&frame); err != nil || frame.N != frames {
+				check(false, "Stream.Count: frame %d: %v N=%d", frames, err, frame.N)
+				break
+			}
+		}
+		var extra CountFrame
+		err = decoder.Decode(&extra)
+		check(err == io.EOF, "Stream.Count: after %d frames want EOF, got %v", frames, err)
+		stream.Close()
+	}
+
+	// An unknown stream type: the node resets that stream, and only it.
+	unknown := "open failed"
+	if stream, err := session.Open(); err == nil {
+		stream.Write([]byte{0x07, 0x00})
+		_, err = stream.Read(make([]byte, 1))
+		if errors.Is(err, yamux.ErrConnectionReset) {
+			unknown = "reset"
+		} else {
+			unknown = fmt.Sprint(err)
+		}
+		check(unknown == "reset", "unknown stream type: want a reset, read %v", err)
+		stream.Close()
+	}
+	check(!session.IsClosed(), "the session closed after the unknown stream")
+
+	fmt.Printf("callback echo=%s sum=%s frames=%d unknown=%s\n", echo, sum, frames, unknown)
+	fmt.Printf("checks=%d failures=%d\n", checks, failures)
+	session.Close()
+	if failures > 0 {
+		os.Exit(1)
+	}
 }
