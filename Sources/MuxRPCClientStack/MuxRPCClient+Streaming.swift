@@ -59,11 +59,8 @@ extension MuxRPCClient {
         of frame: Frame.Type,
         deadline: RPCDeadline? = nil
     ) -> RPCServerStream<Frame> {
-        RPCServerStream { consume in
-            try await self.withStreamingCall(method, sending: Arguments.self, receiving: Frame.self, deadline: deadline) { inbound, writer in
-                try await writer.write(arguments)
-                try await consume(inbound)
-            }
+        RPCServerStream(writing: arguments) { body in
+            try await self.withStreamingCall(method, sending: Arguments.self, receiving: Frame.self, deadline: deadline, body)
         }
     }
 }

@@ -128,11 +128,8 @@ public final class MuxRPCPeer: Sendable {
         _ arguments: Arguments,
         of frame: Frame.Type
     ) -> RPCServerStream<Frame> {
-        RPCServerStream { consume in
-            try await self.withStreamingCall(method, sending: Arguments.self, receiving: Frame.self) { inbound, writer in
-                try await writer.write(arguments)
-                try await consume(inbound)
-            }
+        RPCServerStream(writing: arguments) { body in
+            try await self.withStreamingCall(method, sending: Arguments.self, receiving: Frame.self, body)
         }
     }
 }

@@ -26,6 +26,23 @@ public struct RPCServerStream<Element: Decodable & Sendable>: AsyncSequence, Sen
         self.start = start
     }
 
+    /// The server-streaming shape of a streaming call that `call` makes (on
+    /// a connection, a pool, a client or a peer): writes `arguments` as the
+    /// call's first value, then yields the values the server writes.
+    public init<Arguments: Encodable & Sendable>(
+        writing arguments: Arguments,
+        through call: @escaping @Sendable (
+            _ body: (RPCStreamingInbound<Element>, RPCStreamingWriter<Arguments>) async throws -> Void
+        ) async throws -> Void
+    ) {
+        self.init { consume in
+            try await call { inbound, writer in
+                try await writer.write(arguments)
+                try await consume(inbound)
+            }
+        }
+    }
+
     /// Starts the call at its first `next()`.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(bridge: Bridge(start: start))
