@@ -294,11 +294,11 @@ func open(session *yamux.Session, method string) (net.Conn, *codec.Decoder, *cod
 	return stream, decoder, encoder, ack, err
 }
 
-func countCall(session *yamux.Session, count int64, check checker) {
+func countCall(session *yamux.Session, count int64, check checker) int64 {
 	stream, decoder, encoder, ack, err := open(session, "Stream.Count")
 	check(err == nil && ack.Error == "", "Stream.Count: open: %v, ack %q", err, ack.Error)
 	if err != nil || ack.Error != "" {
-		return
+		return 0
 	}
 	defer stream.Close()
 	check(encoder.Encode(CountArgs{Count: count}) == nil, "Stream.Count: write args")
@@ -306,17 +306,18 @@ func countCall(session *yamux.Session, count int64, check checker) {
 		var frame CountFrame
 		if err := decoder.Decode(&frame); err != nil {
 			check(false, "Stream.Count: frame %d: %v", i, err)
-			return
+			return i
 		}
 		if frame.N != i {
 			check(false, "Stream.Count: frame %d is N=%d", i, frame.N)
-			return
+			return i
 		}
 	}
 	check(true, "")
 	var extra CountFrame
 	err = decoder.Decode(&extra)
 	check(err == io.EOF, "Stream.Count: after %d frames want EOF, got %v (%+v)", count, err, extra)
+	return count
 }
 
 func echoCall(session *yamux.Session, echoes int, check checker) {
@@ -425,23 +426,7 @@ func callback(args []string) {
 	}
 
 	// A streaming call on a 0x05 stream.
-	frames := int64(0)
-	if stream, decoder, encoder, ack, err := open(session, "Stream.Count"); err != nil || ack.Error != "" {
-		check(false, "Stream.Count: open: %v, ack %q", err, ack.Error)
-	} else {
-		check(encoder.Encode(CountArgs{Count: *count}) == nil, "Stream.Count: write args")
-		for ; frames < *count; frames++ {
-			var frame CountFrame
-			if err := decoder.Decode(&frame); err != nil || frame.N != frames {
-				check(false, "Stream.Count: frame %d: %v N=%d", frames, err, frame.N)
-				break
-			}
-		}
-		var extra CountFrame
-		err = decoder.Decode(&extra)
-		check(err == io.EOF, "Stream.Count: after %d frames want EOF, got %v", frames, err)
-		stream.Close()
-	}
+	frames := countCall(session, *count, check)
 
 	// An unknown stream type: the node resets that stream, and only it.
 	unknown := "open failed"
